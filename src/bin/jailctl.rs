@@ -1,0 +1,5 @@
+//! `jailctl`: see `jaildaemon::cli::jailctl`.
+fn main() -> std::process::ExitCode {
+    jaildaemon::cli::init_logging();
+    jaildaemon::cli::jailctl::main()
+}

@@ -1,0 +1,70 @@
+//! Jails on FreeBSD: the kernel's, through libjail. Kept thin: parameter values go to
+//! libjail in their exported string form, and libjail converts them with the kernel's
+//! own `security.jail.param` types.
+
+use std::collections::BTreeMap;
+
+use super::params::{self, JailParam};
+use super::{Flags, JailError, JailInfo, Key};
+use crate::sys::freebsd as sys;
+
+fn kernel_err(what: String, msg: String) -> JailError {
+    JailError::Os { what, source: std::io::Error::other(msg) }
+}
+
+pub fn getid(key: Key<'_>) -> Result<i32, JailError> {
+    let s = key.to_string();
+    sys::getid(&s).map_err(|_| JailError::NotFound { jail: s })
+}
+
+pub fn getname(jid: i32) -> Result<String, JailError> {
+    sys::getname(jid).map_err(|_| JailError::NotFound { jail: jid.to_string() })
+}
+
+pub fn set(ps: &[JailParam], flags: Flags) -> Result<i32, JailError> {
+    let values: Vec<(String, String)> = ps.iter().map(|p| (p.name().to_string(), p.export())).collect();
+    let label = ps.iter().find(|p| p.name() == "name" || p.name() == "jid").map(JailParam::export).unwrap_or_default();
+    sys::set(&values, flags.0 as i32).map_err(|m| kernel_err(format!("jail \"{label}\""), m))
+}
+
+fn all_names() -> Vec<&'static str> {
+    params::PARAMS.iter().map(|p| p.name).collect()
+}
+
+fn info(jid: i32, values: Vec<(String, String)>) -> JailInfo {
+    let params: BTreeMap<String, String> = values.into_iter().collect();
+    JailInfo {
+        jid,
+        name: params.get("name").cloned().unwrap_or_else(|| jid.to_string()),
+        dying: params.get("dying").map(|d| d == "true").unwrap_or(false),
+        params,
+    }
+}
+
+pub fn lookup(key: Key<'_>, dying: bool) -> Result<JailInfo, JailError> {
+    let (k, v) = match key {
+        Key::Jid(j) => ("jid", j.to_string()),
+        Key::Name(n) => ("name", n.to_string()),
+    };
+    let flags = if dying { Flags::DYING.0 as i32 } else { 0 };
+    let (jid, values) = sys::get((k, &v), &all_names(), flags).map_err(|_| JailError::NotFound { jail: key.to_string() })?;
+    Ok(info(jid, values))
+}
+
+pub fn list() -> Result<Vec<JailInfo>, JailError> {
+    let mut out = Vec::new();
+    let mut last = 0;
+    while let Ok((jid, values)) = sys::get(("lastjid", &last.to_string()), &all_names(), 0) {
+        out.push(info(jid, values));
+        last = jid;
+    }
+    Ok(out)
+}
+
+pub fn remove(jid: i32) -> Result<(), JailError> {
+    sys::remove(jid).map_err(|e| JailError::os(format!("jail {jid}: remove"), e))
+}
+
+pub fn attach(jid: i32) -> Result<(), JailError> {
+    sys::attach(jid).map_err(|e| JailError::os(format!("jail {jid}: attach"), e))
+}

@@ -1,0 +1,447 @@
+//! Jails on Linux.
+//!
+//! A jail is a set of namespaces (mount, pid, uts, ipc, cgroup, and net when `vnet` is
+//! set) around a root directory `path`, held by a small init: pid 1 of the jail's pid
+//! namespace. The init reaps orphans, exits when the jail is removed (SIGTERM), and,
+//! without `persist`, when no other process is left in the jail. Every mount it makes
+//! (its root, `/proc`, a small `/dev`) lives only in the jail's own mount namespace, so
+//! nothing leaks to the host and nothing needs unmounting when the jail goes.
+//!
+//! Jails are recorded in a registry directory, one JSON file per jail named
+//! `JID.json`, written atomically (temporary file, fsync, rename) under an exclusive
+//! `flock` on `.lock`. The directory is `/run/jaildaemon/jails`, or
+//! `$JAILDAEMON_REGISTRY` when set (tests use their own). An entry records the init's
+//! host pid and start time; an entry whose init is gone (or whose pid was reused) is
+//! stale: it is removed by the next call, never trusted.
+//!
+//! Attaching ([`attach`]) enters all the jail's namespaces and its root. As joining a
+//! pid namespace applies to children only, a process attached this way is in the jail
+//! for everything but its own pid; the processes it forks are members in full (visible
+//! to `ps` and `pkill` inside the jail). The caller must be single-threaded.
+//!
+//! Parameters that FreeBSD enforces and Linux cannot (`allow.*`, `sysv*`,
+//! `devfs_ruleset`, `linux.*`) are refused with an error. `ip4.addr`, `ip6.addr`,
+//! `enforce_statfs`, `securelevel`, `children.max`, `host.hostuuid`, `host.hostid`,
+//! `osrelease`, `osreldate` are recorded and read back but not enforced.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::params::{self, JailParam, LinuxSupport, Value};
+use super::{decide, Existing, Flags, JailError, JailInfo, Key, SetAction};
+use crate::sys::linux as sys;
+
+/// Environment variable that overrides the registry directory.
+pub const REGISTRY_ENV: &str = "JAILDAEMON_REGISTRY";
+/// Default registry directory.
+pub const REGISTRY_DEFAULT: &str = "/run/jaildaemon/jails";
+
+/// How long `remove` waits for the init to go before leaving the jail dying.
+const REMOVE_WAIT: Duration = Duration::from_secs(10);
+
+pub fn registry_dir() -> PathBuf {
+    std::env::var_os(REGISTRY_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(REGISTRY_DEFAULT))
+}
+
+/// One registry file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub jid: i32,
+    pub name: String,
+    /// Settable parameters in exported string form (jid, name and dying excluded).
+    pub params: BTreeMap<String, String>,
+    pub init_pid: i32,
+    pub init_start: u64,
+    pub dying: bool,
+}
+
+impl Entry {
+    fn info(&self) -> JailInfo {
+        let mut p = self.params.clone();
+        p.insert("jid".into(), self.jid.to_string());
+        p.insert("name".into(), self.name.clone());
+        p.insert("dying".into(), self.dying.to_string());
+        p.insert("parent".into(), "0".into());
+        p.insert("children.cur".into(), "0".into());
+        p.entry("persist".into()).or_insert_with(|| "false".into());
+        JailInfo { jid: self.jid, name: self.name.clone(), dying: self.dying, params: p }
+    }
+
+    fn alive(&self) -> bool {
+        matches!(sys::proc_start_time(self.init_pid), Some((t, false)) if t == self.init_start)
+    }
+}
+
+/// The locked registry.
+struct Registry {
+    dir: PathBuf,
+    lock: File,
+}
+
+fn reg_err(path: &Path, source: std::io::Error) -> JailError {
+    JailError::Registry { path: path.display().to_string(), source }
+}
+
+impl Registry {
+    fn open() -> Result<Registry, JailError> {
+        let dir = registry_dir();
+        fs::create_dir_all(&dir).map_err(|e| reg_err(&dir, e))?;
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        let lp = dir.join(".lock");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).custom_flags(libc::O_CLOEXEC).open(&lp).map_err(|e| reg_err(&lp, e))?;
+        sys::flock(lock.as_raw_fd(), true).map_err(|e| reg_err(&lp, e))?;
+        Ok(Registry { dir, lock })
+    }
+
+    fn path_of(&self, jid: i32) -> PathBuf {
+        self.dir.join(format!("{jid}.json"))
+    }
+
+    /// All valid entries; stale ones are removed, corrupt ones logged and skipped.
+    fn entries(&self) -> Result<Vec<Entry>, JailError> {
+        let mut out = Vec::new();
+        let rd = fs::read_dir(&self.dir).map_err(|e| reg_err(&self.dir, e))?;
+        for de in rd.flatten() {
+            let path = de.path();
+            let fname = de.file_name().to_string_lossy().into_owned();
+            if fname.starts_with(".tmp-") {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            if !fname.ends_with(".json") {
+                continue;
+            }
+            let parsed = fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(e) if e.alive() => out.push(e),
+                Ok(e) => {
+                    tracing::info!(jid = e.jid, name = %e.name, "removing stale jail registry entry (its init is gone)");
+                    let _ = fs::remove_file(&path);
+                }
+                Err(why) => tracing::warn!(path = %path.display(), %why, "ignoring corrupt jail registry entry"),
+            }
+        }
+        out.sort_by_key(|e| e.jid);
+        Ok(out)
+    }
+
+    fn write(&self, e: &Entry) -> Result<(), JailError> {
+        let path = self.path_of(e.jid);
+        let tmp = self.dir.join(format!(".tmp-{}-{}", e.jid, std::process::id()));
+        let data = serde_json::to_vec_pretty(e).expect("entry serializes");
+        let res = (|| {
+            let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if let Err(err) = res {
+            let _ = fs::remove_file(&tmp);
+            return Err(reg_err(&path, err));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, jid: i32) {
+        let _ = fs::remove_file(self.path_of(jid));
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = sys::flock(self.lock.as_raw_fd(), false);
+    }
+}
+
+fn find<'a>(entries: &'a [Entry], key: Key<'_>, dying: bool) -> Option<&'a Entry> {
+    let matches = |e: &&Entry| match key {
+        Key::Jid(j) => e.jid == j,
+        Key::Name(n) => e.name == n,
+    };
+    entries.iter().filter(matches).find(|e| !e.dying).or_else(|| if dying { entries.iter().find(|e| matches(e)) } else { None })
+}
+
+pub fn lookup(key: Key<'_>, dying: bool) -> Result<JailInfo, JailError> {
+    let reg = Registry::open()?;
+    let entries = reg.entries()?;
+    find(&entries, key, dying).map(Entry::info).ok_or_else(|| JailError::NotFound { jail: key.to_string() })
+}
+
+pub fn getid(key: Key<'_>) -> Result<i32, JailError> {
+    lookup(key, false).map(|i| i.jid)
+}
+
+pub fn getname(jid: i32) -> Result<String, JailError> {
+    lookup(Key::Jid(jid), false).map(|i| i.name)
+}
+
+pub fn list() -> Result<Vec<JailInfo>, JailError> {
+    Ok(Registry::open()?.entries()?.iter().map(Entry::info).collect())
+}
+
+/// The entry's init pid and start time, for attaching and signalling (used by the probe).
+pub fn init_of(jid: i32) -> Result<(i32, u64), JailError> {
+    let reg = Registry::open()?;
+    let entries = reg.entries()?;
+    find(&entries, Key::Jid(jid), false).map(|e| (e.init_pid, e.init_start)).ok_or(JailError::NotFound { jail: jid.to_string() })
+}
+
+fn check_settable(p: &JailParam) -> Result<(), JailError> {
+    match p.spec.linux {
+        LinuxSupport::Enforced | LinuxSupport::Recorded => Ok(()),
+        LinuxSupport::ReadOnly => Err(JailError::ReadOnly { name: p.name().into() }),
+        LinuxSupport::Unsupported => Err(JailError::Unsupported {
+            name: p.name().into(),
+            why: "not supported by jails on Linux (FreeBSD only)".into(),
+        }),
+    }
+}
+
+fn str_of(params: &[JailParam], name: &str) -> Option<String> {
+    params.iter().rev().find(|p| p.name() == name).map(JailParam::export)
+}
+
+fn valid_name(name: &str, jid: i32) -> Result<(), JailError> {
+    if name.is_empty() {
+        return Err(JailError::Invalid("name: must not be empty".into()));
+    }
+    if name.contains('.') || name.contains('/') {
+        return Err(JailError::Invalid(format!("name \"{name}\": '.' and '/' are not allowed in a jail name")));
+    }
+    if let Ok(n) = name.parse::<i64>() {
+        if n != jid as i64 {
+            return Err(JailError::Invalid(format!("name \"{name}\": a numeric name must equal the jid ({jid})")));
+        }
+    }
+    Ok(())
+}
+
+pub fn set(params: &[JailParam], flags: Flags) -> Result<i32, JailError> {
+    let reg = Registry::open()?;
+    let entries = reg.entries()?;
+    let jid_param = params.iter().rev().find(|p| p.name() == "jid").and_then(|p| match p.value {
+        Some(Value::Int(j)) => Some(j),
+        _ => None,
+    });
+    if let Some(j) = jid_param {
+        if j <= 0 {
+            return Err(JailError::Invalid(format!("jid: {j} is not a valid jail id (must be > 0)")));
+        }
+    }
+    let name_param = str_of(params, "name");
+    let dying_flag = flags.contains(Flags::DYING);
+    let existing = match (jid_param, &name_param) {
+        (Some(j), _) => entries.iter().find(|e| e.jid == j),
+        (None, Some(n)) => find(&entries, Key::Name(n), true),
+        (None, None) => None,
+    };
+    let label = jid_param.map(|j| j.to_string()).or(name_param.clone()).unwrap_or_else(|| "(new)".into());
+    let state = existing.map(|e| if e.dying { Existing::Dying } else { Existing::Alive });
+    // A dying jail keeps its jid until it is gone: never hand it out again.
+    if state == Some(Existing::Dying) && !dying_flag && jid_param.is_some() && flags.contains(Flags::CREATE) {
+        return Err(JailError::Dying { jail: label });
+    }
+    match decide(&label, state, flags)? {
+        SetAction::Create => create(&reg, &entries, params, flags, jid_param, name_param),
+        SetAction::Update => update(&reg, &entries, existing.expect("update has a jail").clone(), params, flags),
+    }
+}
+
+fn create(
+    reg: &Registry,
+    entries: &[Entry],
+    params: &[JailParam],
+    flags: Flags,
+    jid: Option<i32>,
+    name: Option<String>,
+) -> Result<i32, JailError> {
+    for p in params {
+        if p.name() != "jid" {
+            check_settable(p)?;
+        }
+    }
+    let jid = jid.unwrap_or_else(|| (1..).find(|j| !entries.iter().any(|e| e.jid == *j)).expect("a free jid"));
+    let name = name.unwrap_or_else(|| jid.to_string());
+    valid_name(&name, jid)?;
+    if let Some(other) = entries.iter().find(|e| e.name == name && !e.dying) {
+        return Err(JailError::NameInUse { name, jid: other.jid });
+    }
+    let path = str_of(params, "path").unwrap_or_else(|| "/".into());
+    let pp = Path::new(&path);
+    if !pp.is_absolute() {
+        return Err(JailError::BadPath { path, why: "must be an absolute path".into() });
+    }
+    match fs::metadata(pp) {
+        Err(e) => return Err(JailError::BadPath { path, why: e.to_string() }),
+        Ok(m) if !m.is_dir() => return Err(JailError::BadPath { path, why: "not a directory".into() }),
+        Ok(_) => {}
+    }
+    let path = fs::canonicalize(pp).map_err(|e| JailError::BadPath { path: path.clone(), why: e.to_string() })?.display().to_string();
+
+    let mut stored: BTreeMap<String, String> = BTreeMap::new();
+    for p in params {
+        if !matches!(p.name(), "jid" | "name") {
+            stored.insert(p.name().into(), p.export());
+        }
+    }
+    stored.insert("path".into(), path.clone());
+    let hostname = stored.get("host.hostname").cloned();
+    stored.entry("host.hostname".into()).or_insert_with(sys::hostname);
+    for (k, v) in [("vnet", "inherit"), ("host", "new"), ("children.max", "0"), ("enforce_statfs", "2"), ("securelevel", "-1"), ("persist", "false"), ("host.domainname", "")] {
+        stored.entry(k.into()).or_insert_with(|| v.into());
+    }
+    let vnet = stored.get("vnet").map(|v| v == "new").unwrap_or(false);
+    let persist = stored.get("persist").map(|v| v == "true").unwrap_or(false);
+    let cstr = |s: &str, what: &str| CString::new(s).map_err(|_| JailError::Invalid(format!("{what}: contains a NUL byte")));
+    let cfg = sys::InitConfig {
+        path: cstr(&path, "path")?,
+        hostname: hostname.as_deref().map(|h| cstr(h, "host.hostname")).transpose()?,
+        domainname: str_of(params, "host.domainname").as_deref().map(|d| cstr(d, "host.domainname")).transpose()?,
+        vnet,
+        persist,
+    };
+    let handle = sys::spawn_jail_init(&cfg).map_err(|(stage, e)| JailError::os(format!("jail \"{name}\": {stage}"), e))?;
+    let init_start = sys::proc_start_time(handle.pid).map(|t| t.0).ok_or_else(|| {
+        JailError::os(format!("jail \"{name}\": jail init vanished"), std::io::Error::from_raw_os_error(libc::ESRCH))
+    })?;
+    let entry = Entry { jid, name: name.clone(), params: stored, init_pid: handle.pid, init_start, dying: false };
+    // On any error from here on, dropping `handle` uncommitted makes the init exit.
+    reg.write(&entry)?;
+    if flags.contains(Flags::ATTACH) {
+        if let Err(e) = sys::attach(handle.pid, init_start) {
+            reg.delete(jid);
+            return Err(JailError::os(format!("jail \"{name}\": attach"), e));
+        }
+    }
+    if let Err(e) = handle.commit() {
+        reg.delete(jid);
+        return Err(JailError::os(format!("jail \"{name}\": starting the jail init"), e));
+    }
+    tracing::debug!(jid, %name, %path, "created jail");
+    Ok(jid)
+}
+
+fn update(reg: &Registry, entries: &[Entry], mut e: Entry, params: &[JailParam], flags: Flags) -> Result<i32, JailError> {
+    let label = e.name.clone();
+    let mut new_host = None;
+    let mut new_domain = None;
+    let mut persist_change = None;
+    for p in params {
+        let v = p.export();
+        match p.name() {
+            "jid" => continue,
+            "name" => {
+                if v != e.name {
+                    valid_name(&v, e.jid)?;
+                    if let Some(o) = entries.iter().find(|o| o.name == v && !o.dying && o.jid != e.jid) {
+                        return Err(JailError::NameInUse { name: v, jid: o.jid });
+                    }
+                }
+                continue;
+            }
+            _ => check_settable(p)?,
+        }
+        let current = e.params.get(p.name()).cloned().unwrap_or_default();
+        if p.spec.create_only {
+            let same = if p.name() == "path" {
+                fs::canonicalize(&v).map(|c| c.display().to_string() == current).unwrap_or(false)
+            } else {
+                v == current
+            };
+            if !same {
+                return Err(JailError::CreateOnly { jail: label, name: p.name().into() });
+            }
+            continue;
+        }
+        match p.name() {
+            "host.hostname" if v != current => new_host = Some(v.clone()),
+            "host.domainname" if v != current => new_domain = Some(v.clone()),
+            "persist" if v != current => persist_change = Some(v == "true"),
+            _ => {}
+        }
+    }
+    if new_host.is_some() || new_domain.is_some() {
+        let h = new_host.as_deref().map(CString::new).transpose().map_err(|_| JailError::Invalid("host.hostname: contains a NUL byte".into()))?;
+        let d = new_domain.as_deref().map(CString::new).transpose().map_err(|_| JailError::Invalid("host.domainname: contains a NUL byte".into()))?;
+        sys::set_names_in(e.init_pid, h.as_deref(), d.as_deref()).map_err(|err| JailError::os(format!("jail \"{label}\": set names"), err))?;
+    }
+    for p in params {
+        match p.name() {
+            "jid" => {}
+            "name" => e.name = p.export(),
+            n => {
+                e.params.insert(n.into(), p.export());
+            }
+        }
+    }
+    reg.write(&e)?;
+    if let Some(on) = persist_change {
+        let _ = sys::signal(e.init_pid, if on { libc::SIGUSR1 } else { libc::SIGUSR2 });
+    }
+    if flags.contains(Flags::ATTACH) {
+        sys::attach(e.init_pid, e.init_start).map_err(|err| JailError::os(format!("jail \"{label}\": attach"), err))?;
+    }
+    Ok(e.jid)
+}
+
+/// Remove a jail: every process in it is killed, then the init exits. If the init has
+/// not gone after a while the jail stays dying (and is cleaned when it goes).
+pub fn remove(jid: i32) -> Result<(), JailError> {
+    let e = {
+        let reg = Registry::open()?;
+        let entries = reg.entries()?;
+        let mut e = entries.into_iter().find(|e| e.jid == jid && !e.dying).ok_or(JailError::NotFound { jail: jid.to_string() })?;
+        e.dying = true;
+        reg.write(&e)?;
+        e
+    };
+    kill_members(&e);
+    sys::signal(e.init_pid, libc::SIGTERM).map_err(|err| JailError::os(format!("jail \"{}\": signal init", e.name), err))?;
+    let deadline = Instant::now() + REMOVE_WAIT;
+    while e.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let reg = Registry::open()?;
+    if !e.alive() {
+        reg.delete(jid);
+    } else {
+        tracing::warn!(jid, name = %e.name, "jail init still running after removal; the jail stays dying");
+    }
+    Ok(())
+}
+
+/// Kill the processes attached with setns that are not in the jail's pid namespace.
+fn kill_members(e: &Entry) {
+    let Some(ns) = sys::mnt_ns_id(e.init_pid) else { return };
+    let me = std::process::id() as i32;
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for d in rd.flatten() {
+            if let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                if pid != e.init_pid && pid != me && sys::mnt_ns_id(pid) == Some(ns) {
+                    let _ = sys::signal(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+pub fn attach(jid: i32) -> Result<(), JailError> {
+    let (pid, start) = init_of(jid)?;
+    sys::attach(pid, start).map_err(|e| JailError::os(format!("jail {jid}: attach"), e))
+}
+
+/// All parameters with a value, for `jailparam_export`-style listing.
+pub fn exported(info: &JailInfo) -> Vec<(String, String)> {
+    params::PARAMS.iter().filter_map(|p| info.params.get(p.name).map(|v| (p.name.to_string(), v.clone()))).collect()
+}

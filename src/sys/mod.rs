@@ -1,0 +1,12 @@
+//! Operating-system calls. All `unsafe` code of the project lives in these files, one
+//! per OS, each block with its `// SAFETY:` justification.
+
+#[cfg(target_os = "linux")]
+pub mod linux;
+#[cfg(target_os = "linux")]
+pub use linux as os;
+
+#[cfg(target_os = "freebsd")]
+pub mod freebsd;
+#[cfg(target_os = "freebsd")]
+pub use freebsd as os;
