@@ -30,6 +30,9 @@ pub enum JailCmd {
     /// a jail needs a command: `command=PROG [ARGS...]` (the rest of the line) runs in
     /// the new jail, and the jail goes away when nothing runs in it any more.
     Create {
+        /// Modify the jail if it exists (jail(8) `-cm`: CREATE|UPDATE).
+        #[arg(short = 'm')]
+        modify: bool,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PARAM=VALUE")]
         params: Vec<String>,
     },
@@ -100,7 +103,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, JailError> {
 fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        JailCmd::Create { params: args } => {
+        JailCmd::Create { modify, params: args } => {
+            let create = if modify { Flags::CREATE | Flags::UPDATE } else { Flags::CREATE };
             let (assignments, command) = split_command(&args);
             let ps = jail::parse_assignments(assignments)?;
             let persist = ps.iter().rev().find(|p| p.name() == "persist").map(|p| p.value == Some(jail::Value::Bool(true))).unwrap_or(false);
@@ -109,12 +113,12 @@ fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
                     "a jail without persist has no process and would vanish at once: add `persist` or `command=PROG [ARGS...]`".into(),
                 )),
                 None => {
-                    let jid = jail::set(&ps, Flags::CREATE)?;
+                    let jid = jail::set(&ps, create)?;
                     let _ = writeln!(out, "{jid}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(cmdline) => {
-                    jail::set(&ps, Flags::CREATE | Flags::ATTACH)?;
+                    jail::set(&ps, create | Flags::ATTACH)?;
                     run_attached(&cmdline, None)
                 }
             }
