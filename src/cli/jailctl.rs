@@ -235,7 +235,7 @@ fn run_attached(command: &[String], user: Option<super::users::User>) -> Result<
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]).current_dir("/");
     if let Some(u) = &user {
-        crate::sys::os::command_as(&mut cmd, u.uid, u.gid, u.groups.clone());
+        crate::sys::unix::command_as(&mut cmd, u.uid, u.gid, u.groups.clone());
         cmd.env("USER", &u.name).env("HOME", &u.home);
     }
     let status = match cmd.status() {

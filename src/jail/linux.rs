@@ -97,7 +97,7 @@ impl Registry {
         let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
         let lp = dir.join(".lock");
         let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).custom_flags(libc::O_CLOEXEC).open(&lp).map_err(|e| reg_err(&lp, e))?;
-        sys::flock(lock.as_raw_fd(), true).map_err(|e| reg_err(&lp, e))?;
+        crate::sys::unix::flock(lock.as_raw_fd(), true).map_err(|e| reg_err(&lp, e))?;
         Ok(Registry { dir, lock })
     }
 
@@ -160,7 +160,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = sys::flock(self.lock.as_raw_fd(), false);
+        let _ = crate::sys::unix::flock(self.lock.as_raw_fd(), false);
     }
 }
 
@@ -387,7 +387,7 @@ fn update(reg: &Registry, entries: &[Entry], mut e: Entry, params: &[JailParam],
     }
     reg.write(&e)?;
     if let Some(on) = persist_change {
-        let _ = sys::signal(e.init_pid, if on { libc::SIGUSR1 } else { libc::SIGUSR2 });
+        let _ = crate::sys::unix::signal(e.init_pid, if on { libc::SIGUSR1 } else { libc::SIGUSR2 });
     }
     if flags.contains(Flags::ATTACH) {
         sys::attach(e.init_pid, e.init_start).map_err(|err| JailError::os(format!("jail \"{label}\": attach"), err))?;
@@ -407,7 +407,7 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
         e
     };
     kill_members(&e);
-    sys::signal(e.init_pid, libc::SIGTERM).map_err(|err| JailError::os(format!("jail \"{}\": signal init", e.name), err))?;
+    crate::sys::unix::signal(e.init_pid, libc::SIGTERM).map_err(|err| JailError::os(format!("jail \"{}\": signal init", e.name), err))?;
     let deadline = Instant::now() + REMOVE_WAIT;
     while e.alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -429,7 +429,7 @@ fn kill_members(e: &Entry) {
         for d in rd.flatten() {
             if let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
                 if pid != e.init_pid && pid != me && sys::mnt_ns_id(pid) == Some(ns) {
-                    let _ = sys::signal(pid, libc::SIGKILL);
+                    let _ = crate::sys::unix::signal(pid, libc::SIGKILL);
                 }
             }
         }

@@ -187,39 +187,5 @@ pub fn attach(jid: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Send a signal; a process that is gone is not an error.
-pub fn signal(pid: i32, sig: c_int) -> io::Result<()> {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, sig) } != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ESRCH) {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
 
-/// Replace supplementary groups, then gid, then uid, in that order.
-pub fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
-    // SAFETY: setgroups reads `groups.len()` gids from a valid slice; the others are
-    // plain credential system calls.
-    unsafe {
-        if libc::setgroups(groups.len() as c_int, groups.as_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
 
-/// Install a `pre_exec` hook that drops to uid/gid/groups in the child.
-pub fn command_as(cmd: &mut std::process::Command, uid: u32, gid: u32, groups: Vec<u32>) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the hook runs between fork and exec and makes only credential system
-    // calls on an already-allocated Vec.
-    unsafe {
-        cmd.pre_exec(move || drop_privileges(uid, gid, &groups));
-    }
-}

@@ -6,7 +6,9 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::unix::pipe;
 use std::path::Path;
 
 /// What the jail init needs, prepared before the fork.
@@ -487,16 +489,6 @@ unsafe fn loopback_up() {
     }
 }
 
-/// A pipe with both ends close-on-exec.
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
 
 /// Start time (clock ticks since boot) of a process, and whether it is a zombie.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
@@ -514,17 +506,6 @@ pub fn mnt_ns_id(pid: i32) -> Option<(u64, u64)> {
     Some((m.dev(), m.ino()))
 }
 
-/// Send a signal; a process that is gone is not an error.
-pub fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, sig) } != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ESRCH) {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
 
 const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "uts", "net", "pid", "mnt"];
 
@@ -605,45 +586,5 @@ pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
 }
 
-/// Replace supplementary groups, then gid, then uid, in that order.
-pub fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
-    // SAFETY: setgroups reads `groups.len()` gids from a valid slice.
-    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: plain credential system calls.
-    unsafe {
-        if libc::setgid(gid) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::setuid(uid) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
 
-/// Install a `pre_exec` hook that drops to uid/gid/groups in the child.
-pub fn command_as(cmd: &mut std::process::Command, uid: u32, gid: u32, groups: Vec<u32>) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the hook runs between fork and exec and makes only the credential system
-    // calls of drop_privileges on an already-allocated Vec.
-    unsafe {
-        cmd.pre_exec(move || drop_privileges(uid, gid, &groups));
-    }
-}
 
-/// Take (`exclusive`) or release an flock(2) lock on a descriptor, waiting for it.
-pub fn flock(fd: RawFd, exclusive: bool) -> io::Result<()> {
-    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_UN };
-    loop {
-        // SAFETY: flock(2) on a descriptor the caller holds open.
-        if unsafe { libc::flock(fd, op) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}

@@ -1,5 +1,5 @@
 //! Operating-system calls. All `unsafe` code of the project lives in these files, one
-//! per OS, each block with its `// SAFETY:` justification.
+//! per OS (plus `unix.rs` for the POSIX calls both share), each block with its `// SAFETY:` justification.
 
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -10,3 +10,5 @@ pub use linux as os;
 pub mod freebsd;
 #[cfg(target_os = "freebsd")]
 pub use freebsd as os;
+
+pub mod unix;

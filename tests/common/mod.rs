@@ -18,32 +18,12 @@ pub struct Sandbox {
     pub registry: PathBuf,
 }
 
-pub fn busybox() -> PathBuf {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("busybox is missing: apt-get install -y busybox-static");
-}
-
-/// Build a busybox root: bin/busybox with its applet links, etc/passwd and group,
-/// empty proc/, dev/, tmp/, root/.
+/// Build a busybox root with `examples/busybox-root.sh` (the same script the demo
+/// uses): busybox and its applets, procps' pkill/pgrep, /etc/passwd and group.
 pub fn make_root(root: &Path) {
-    let bb = busybox();
-    for d in ["bin", "proc", "dev", "tmp", "etc", "root", "home/user"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy(&bb, root.join("bin/busybox")).unwrap();
-    let list = Command::new(&bb).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1001:1001:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
-    std::fs::write(root.join("etc/group"), "wheel:x:0:root\nuser:x:1001:\nstaff:x:50:user\nnogroup:x:65534:\n").unwrap();
-    std::fs::write(root.join("etc/jail-marker"), "inside-the-jail\n").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/busybox-root.sh");
+    let o = Command::new("sh").arg(&script).arg(root).output().unwrap();
+    assert!(o.status.success(), "building a busybox root failed: {}", String::from_utf8_lossy(&o.stderr));
 }
 
 impl Sandbox {

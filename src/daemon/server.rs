@@ -1,0 +1,116 @@
+//! The socket side of the daemon: one request frame in, one response frame out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jaildaemon_proto::{self as proto, FrameError, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Semaphore};
+
+use super::probes::Manager;
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections handled at once; more wait in the listen queue.
+const MAX_CONNECTIONS: usize = 64;
+
+pub async fn serve(listener: UnixListener, mgr: Arc<Manager>, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = stop.changed() => return,
+        };
+        tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok((stream, _)) => {
+                    let mgr = mgr.clone();
+                    tokio::spawn(async move {
+                        handle(stream, mgr).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
+    let mut prefix = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match stream.read(&mut prefix[got..]).await? {
+            0 if got == 0 => return Err(FrameError::Closed),
+            0 => return Err(FrameError::Truncated),
+            n => got += n,
+        }
+    }
+    let n = proto::frame_len(prefix)?;
+    let mut body = vec![0u8; n];
+    stream.read_exact(&mut body).await.map_err(|e| if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Truncated } else { e.into() })?;
+    proto::decode(&body)
+}
+
+async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
+    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+    let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
+        Err(_) => {
+            tracing::debug!("client sent no request in time; dropped");
+            return;
+        }
+        Ok(Err(FrameError::Closed | FrameError::Truncated)) => {
+            tracing::debug!("client closed before a whole request; dropped");
+            return;
+        }
+        Ok(Err(FrameError::Io(e))) => {
+            tracing::debug!(error = %e, "client read failed");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, ?uid, "bad request refused");
+            reply(&mut stream, &Response::Error { message: format!("bad request: {e}") }).await;
+            return;
+        }
+        Ok(Ok(r)) => r,
+    };
+    let resp = match (&req, uid) {
+        (Request::Ping, _) => Response::Pong { pid: std::process::id(), version: proto::PROTOCOL_VERSION },
+        (_, Some(0)) => match req {
+            Request::Register(spec) => mgr.register(spec).await,
+            Request::List => Response::Probes(mgr.list()),
+            Request::Remove { id } => mgr.remove(id).await,
+            Request::Ping => unreachable!(),
+        },
+        (_, uid) => {
+            tracing::warn!(?uid, "refused a request from a non-root peer");
+            Response::Error {
+                message: format!(
+                    "permission denied: only root may register, list or remove probes (peer uid {})",
+                    uid.map(|u| u.to_string()).unwrap_or_else(|| "unknown".into())
+                ),
+            }
+        }
+    };
+    reply(&mut stream, &resp).await;
+}
+
+async fn reply(stream: &mut UnixStream, resp: &Response) {
+    let frame = match proto::encode(resp) {
+        Ok(f) => f,
+        Err(e) => match proto::encode(&Response::Error { message: format!("response too large: {e}") }) {
+            Ok(f) => f,
+            Err(_) => return,
+        },
+    };
+    let _ = tokio::time::timeout(READ_TIMEOUT, async {
+        let _ = stream.write_all(&frame).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
