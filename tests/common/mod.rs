@@ -148,3 +148,105 @@ impl Drop for Sandbox {
         }
     }
 }
+
+pub const JAILDAEMON: &str = env!("CARGO_BIN_EXE_jaildaemon");
+
+/// A foreground daemon (`jaildaemon -D -F`) on a socket inside a sandbox.
+pub struct Daemon {
+    pub sb: Sandbox,
+    pub socket: PathBuf,
+    pub pidfile: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<std::process::Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let sb = Sandbox::new();
+        let socket = sb.dir.path().join("jd.sock");
+        let pidfile = sb.dir.path().join("jd.pid");
+        let log = sb.dir.path().join("jd.log");
+        let mut d = Daemon { sb, socket, pidfile, log, child: None };
+        d.spawn();
+        d
+    }
+
+    /// Start (again) a daemon process on this sandbox's socket and pidfile.
+    pub fn spawn(&mut self) {
+        let child = self.daemon_cmd(&["-D", "-F"]).stderr(std::fs::File::create(&self.log).unwrap()).spawn().unwrap();
+        self.child = Some(child);
+        assert!(self.sb.wait_for(10, || self.ping()), "the daemon did not come up; log:\n{}", self.log_text());
+    }
+
+    pub fn daemon_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(JAILDAEMON);
+        c.args(args).arg("-p").arg(&self.pidfile).arg("-f").arg(&self.socket).env("JAILDAEMON_REGISTRY", &self.sb.registry).env("RUST_LOG", "debug");
+        c
+    }
+
+    pub fn ping(&self) -> bool {
+        jaildaemon::daemon::client::ping(&self.socket).is_some()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// The utility, talking to this daemon.
+    pub fn util(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(JAILDAEMON);
+        c.args(args).arg("-f").arg(&self.socket);
+        c.output().unwrap()
+    }
+
+    pub fn register(&self, args: &[&str]) {
+        let o = self.util(args);
+        assert!(o.status.success(), "jaildaemon {args:?} failed: {}\nlog:\n{}", String::from_utf8_lossy(&o.stderr), self.log_text());
+    }
+
+    pub fn probes(&self) -> Vec<serde_json::Value> {
+        let o = self.util(&["-l", "-J"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
+    }
+
+    /// Send SIGHUP from inside jail `jail` to every process whose command line
+    /// matches `title`, as a user of the jail would.
+    pub fn trigger(&self, jail: &str, title: &str) -> Output {
+        self.sb.run(&["jail", "exec", jail, "pkill", "-HUP", "-f", title])
+    }
+
+    /// Pids (inside the jail) of processes matching `title`, found with pgrep there.
+    pub fn pgrep(&self, jail: &str, title: &str) -> Vec<String> {
+        let o = self.sb.run(&["jail", "exec", jail, "pgrep", "-f", title]);
+        String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.sb.dir.path().join(name)
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    /// SIGTERM the daemon and wait for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("daemon running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+        c.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+}
