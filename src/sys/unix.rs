@@ -248,6 +248,14 @@ pub fn probe_signals() {
     }
 }
 
+#[cfg(target_os = "linux")]
+use libc::{SI_QUEUE, SI_USER};
+// <sys/signal.h> of FreeBSD; not exported by the libc crate for that target.
+#[cfg(target_os = "freebsd")]
+const SI_USER: c_int = 0x10001;
+#[cfg(target_os = "freebsd")]
+const SI_QUEUE: c_int = 0x10002;
+
 /// Wait for a SIGHUP sent by a process (kill(2), pkill): `si_code` SI_USER or
 /// SI_QUEUE. A SIGHUP from the kernel (a terminal hangup) is ignored. Returns the
 /// sender's pid.
@@ -262,7 +270,7 @@ pub fn wait_for_sighup_from_process() -> i32 {
             if libc::sigwaitinfo(&set, &mut info) != libc::SIGHUP {
                 continue;
             }
-            if info.si_code == libc::SI_USER || info.si_code == libc::SI_QUEUE {
+            if info.si_code == SI_USER || info.si_code == SI_QUEUE {
                 #[cfg(target_os = "linux")]
                 let pid = info.si_pid();
                 #[cfg(target_os = "freebsd")]
