@@ -80,6 +80,15 @@ impl Manager {
         }
     }
 
+    /// A probe removed on request (its process, if any, is already gone).
+    fn removed(&self, id: u64, ack: Option<oneshot::Sender<()>>) {
+        self.drop_probe(id);
+        tracing::info!(probe = id, "probe removed");
+        if let Some(a) = ack {
+            let _ = a.send(());
+        }
+    }
+
     fn drop_probe(&self, id: u64) {
         self.probes.lock().expect("probes lock").remove(&id);
     }
@@ -207,10 +216,7 @@ impl Manager {
                 st = &mut exit_rx => st.unwrap_or(ExitStatus::Signal(0)),
                 ack = cancel_rx.recv() => {
                     Self::kill_and_wait(pid, &mut exit_rx).await;
-                    self.drop_probe(id);
-                    tracing::info!(probe = id, "probe removed");
-                    if let Some(a) = ack { let _ = a.send(()); }
-                    return;
+                    return self.removed(id, ack);
                 }
                 _ = shutdown.changed() => {
                     Self::kill_and_wait(pid, &mut exit_rx).await;
@@ -241,12 +247,7 @@ impl Manager {
                 Respawn::AfterCommand => {
                     tokio::select! {
                         _ = done => {}
-                        ack = cancel_rx.recv() => {
-                            self.drop_probe(id);
-                            tracing::info!(probe = id, "probe removed");
-                            if let Some(a) = ack { let _ = a.send(()); }
-                            return;
-                        }
+                        ack = cancel_rx.recv() => return self.removed(id, ack),
                         _ = shutdown.changed() => { self.drop_probe(id); return; }
                     }
                 }
@@ -258,12 +259,7 @@ impl Manager {
             }
             let rearmed = tokio::select! {
                 r = self.rearm(id, &spec, &mut arm, backoff) => r,
-                ack = cancel_rx.recv() => {
-                    self.drop_probe(id);
-                    tracing::info!(probe = id, "probe removed");
-                    if let Some(a) = ack { let _ = a.send(()); }
-                    return;
-                }
+                ack = cancel_rx.recv() => return self.removed(id, ack),
                 _ = shutdown.changed() => { self.drop_probe(id); return; }
             };
             match rearmed {

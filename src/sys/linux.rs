@@ -393,6 +393,9 @@ unsafe fn hide_cmdline(host_proc: RawFd) {
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
     let mut v: u64 = 0;
     for &c in s {
         if !c.is_ascii_digit() {
@@ -404,17 +407,10 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 }
 
 fn parse_u32(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > 10 {
+    if s.len() > 10 {
         return None;
     }
-    let mut v: u32 = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u32)?;
-    }
-    Some(v)
+    parse_u64(s).and_then(|v| u32::try_from(v).ok())
 }
 
 /// Walk a procfs directory with getdents64 into a stack buffer, calling `f` with each
