@@ -42,3 +42,18 @@ other:x:1002:
 nogroup:x:65534:
 GR
 echo "inside-the-jail" > "$dir/etc/jail-marker"
+# rc(8)-style start and stop scripts (jailctl's default exec_start / exec_stop)
+cat > "$dir/etc/rc" <<'RC'
+#!/bin/sh
+# start: record it and run a small service
+date +%s > /var/run/rc.started
+hostname > /var/run/rc.hostname
+sleep 86400 </dev/null >/dev/null 2>&1 &
+exit 0
+RC
+cat > "$dir/etc/rc.shutdown" <<'RC'
+#!/bin/sh
+date +%s > /var/run/rc.stopped
+exit 0
+RC
+chmod 755 "$dir/etc/rc" "$dir/etc/rc.shutdown"

@@ -1,5 +1,5 @@
-//! `jailctl`: the jail manager's command line. This module holds the `jail` subcommand
-//! (the jail(8)/jls(8)/jexec(8) of the project).
+//! `jailctl`: the jail manager's command line: the `jail` subcommand (the
+//! jail(8)/jls(8)/jexec(8) of the project) and the iocage-style commands (`manage`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +13,12 @@ use crate::jail::{self, params, Flags, JailError, JailInfo};
 #[derive(Debug, Parser)]
 #[command(name = "jailctl", version, about = "Jail manager: jails, their parameters and their processes")]
 pub struct Cli {
+    /// Use the directory backend rooted at DIR (also JAILCTL_ROOT).
+    #[arg(long, value_name = "DIR", global = false)]
+    pub root: Option<std::path::PathBuf>,
+    /// Use the ZFS backend on POOL (also JAILCTL_POOL); default: the active pool.
+    #[arg(long, value_name = "POOL", global = false)]
+    pub pool: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -22,6 +28,8 @@ pub enum Cmd {
     /// Kernel-level jails: create, set, get, remove, list, exec (jail(8), jls(8), jexec(8)).
     #[command(subcommand)]
     Jail(JailCmd),
+    #[command(flatten)]
+    Manage(super::manage::ManageCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,9 +102,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub fn run(cli: Cli) -> Result<ExitCode, JailError> {
+pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.cmd {
-        Cmd::Jail(c) => run_jail(c),
+        Cmd::Jail(c) => Ok(run_jail(c)?),
+        Cmd::Manage(c) => {
+            let sel = crate::manager::Selection { root: cli.root, pool: cli.pool };
+            Ok(super::manage::run(&sel, c)?)
+        }
     }
 }
 

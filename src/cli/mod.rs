@@ -2,6 +2,7 @@
 
 pub mod jaildaemon;
 pub mod jailctl;
+pub mod manage;
 pub mod users;
 
 /// Log to stderr, filtered by `RUST_LOG` (default: warnings).

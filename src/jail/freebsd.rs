@@ -68,3 +68,9 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
 pub fn attach(jid: i32) -> Result<(), JailError> {
     sys::attach(jid).map_err(|e| JailError::os(format!("jail {jid}: attach"), e))
 }
+
+/// Pids of the processes in a jail, from pgrep(1) `-j`.
+pub fn processes(jid: i32) -> Result<Vec<i32>, JailError> {
+    let out = std::process::Command::new("pgrep").args(["-j", &jid.to_string(), "."]).output().map_err(|e| JailError::os("pgrep", e))?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
+}

@@ -445,3 +445,24 @@ pub fn attach(jid: i32) -> Result<(), JailError> {
 pub fn exported(info: &JailInfo) -> Vec<(String, String)> {
     params::PARAMS.iter().filter_map(|p| info.params.get(p.name).map(|v| (p.name.to_string(), v.clone()))).collect()
 }
+
+/// Host pids of the processes in the jail's pid namespace, and of processes attached
+/// to its mount namespace, its init excluded.
+pub fn processes(jid: i32) -> Result<Vec<i32>, JailError> {
+    let (init, _) = init_of(jid)?;
+    let pid_ns = fs::read_link(format!("/proc/{init}/ns/pid")).ok();
+    let mnt = sys::mnt_ns_id(init);
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for d in rd.flatten() {
+            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if pid == init || matches!(sys::proc_start_time(pid), Some((_, true)) | None) {
+                continue;
+            }
+            if fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == pid_ns || sys::mnt_ns_id(pid) == mnt {
+                out.push(pid);
+            }
+        }
+    }
+    Ok(out)
+}

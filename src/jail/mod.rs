@@ -192,6 +192,12 @@ pub fn attach(jail: &str) -> Result<(), JailError> {
     os::attach(jid)
 }
 
+/// Host pids of the processes in a jail (its init excluded on Linux).
+pub fn processes(jail: &str) -> Result<Vec<i32>, JailError> {
+    let jid = getid(jail)?;
+    os::processes(jid)
+}
+
 /// Every live jail, in jid order (stale Linux registry entries are cleaned on the way).
 pub fn list() -> Result<Vec<JailInfo>, JailError> {
     os::list()

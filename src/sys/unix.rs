@@ -310,3 +310,41 @@ pub fn openlog(ident: &'static std::ffi::CStr) {
     // SAFETY: `ident` is static, as openlog requires.
     unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_DAEMON) };
 }
+
+/// Broken-down local time (year, month, day, hour, minute, second) of a Unix time.
+pub fn local_time(secs: i64) -> (i32, u32, u32, u32, u32, u32) {
+    // SAFETY: localtime_r fills a zeroed local struct from a local time_t.
+    unsafe {
+        let t: libc::time_t = secs as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        (tm.tm_year + 1900, (tm.tm_mon + 1) as u32, tm.tm_mday as u32, tm.tm_hour as u32, tm.tm_min as u32, tm.tm_sec as u32)
+    }
+}
+
+/// Try to take an exclusive flock(2) without waiting; false when another process
+/// holds it.
+pub fn try_flock(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: flock(2) on a descriptor the caller holds open.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Whether descriptor 0 is a terminal.
+pub fn stdin_is_tty() -> bool {
+    // SAFETY: isatty only queries a descriptor.
+    unsafe { libc::isatty(0) == 1 }
+}
+
+/// Whether descriptor 2 is a terminal.
+pub fn stderr_is_tty() -> bool {
+    // SAFETY: isatty only queries a descriptor.
+    unsafe { libc::isatty(2) == 1 }
+}

@@ -1,0 +1,258 @@
+//! The plain-directory backend: `ROOT/{jails/UUID,releases/NAME/root,templates,
+//! download,images,log}` with each jail's properties in `jails/UUID/config.json`,
+//! written atomically (temporary file, fsync, rename). A jail being created lives in
+//! `jails/.UUID.partial` until its last step renames it into place. Thin jails are an
+//! overlay (Linux) over the read-only release: `upper/` and `work/` beside `root/`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{io_err, mounted_below, run, Backend, Base, MountRecord, Record, StorageError};
+
+pub struct DirBackend {
+    pub root: PathBuf,
+}
+
+const CONFIG: &str = "config.json";
+
+/// Write a file atomically: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+    let dir = path.parent().expect("file in a directory");
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let res = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map_err(io_err(path))
+}
+
+fn read_props(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&data).map_err(|e| format!("{}: corrupt: {e}", path.display()))
+}
+
+impl DirBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirBackend { root: root.into() }
+    }
+
+    fn jails(&self) -> PathBuf {
+        self.root.join("jails")
+    }
+
+    fn partial(&self, uuid: &str) -> PathBuf {
+        self.jails().join(format!(".{uuid}.partial"))
+    }
+
+    fn jail(&self, uuid: &str) -> PathBuf {
+        self.jails().join(uuid)
+    }
+
+    fn write_json(path: &Path, props: &BTreeMap<String, String>) -> Result<(), StorageError> {
+        write_atomic(path, &serde_json::to_vec_pretty(props).expect("json"))
+    }
+}
+
+impl Backend for DirBackend {
+    fn describe(&self) -> String {
+        format!("dir:{}", self.root.display())
+    }
+
+    fn ensure_layout(&self) -> Result<(), StorageError> {
+        for d in ["jails", "releases", "templates", "download", "images", "log"] {
+            let p = self.root.join(d);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        Ok(())
+    }
+
+    fn list_jails(&self) -> Result<Vec<Record>, StorageError> {
+        let mut out = Vec::new();
+        let dir = self.jails();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(uuid) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".partial")) {
+                out.push(Record { uuid: uuid.to_string(), props: BTreeMap::new(), problem: None, incomplete: true });
+                continue;
+            }
+            if name.starts_with('.') || !e.path().is_dir() {
+                continue;
+            }
+            match read_props(&e.path().join(CONFIG)) {
+                Ok(props) => out.push(Record { uuid: name, props, problem: None, incomplete: false }),
+                Err(why) => out.push(Record { uuid: name, props: BTreeMap::new(), problem: Some(why), incomplete: false }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError> {
+        let tmp = self.partial(uuid);
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        match base {
+            Base::Release(r) => {
+                let rel = self.release_root(r)?;
+                if !rel.is_dir() {
+                    return Err(StorageError::Invalid(format!("release {r} is not fetched")));
+                }
+                for d in ["root", "upper", "work"] {
+                    fs::create_dir_all(tmp.join(d)).map_err(io_err(&tmp))?;
+                }
+            }
+            Base::Thick(r) => copy_release(&self.release_root(r)?, &tmp.join("root"))?,
+            Base::Empty => fs::create_dir_all(tmp.join("root")).map_err(io_err(&tmp))?,
+        }
+        fs::File::create(tmp.join("fstab")).map_err(io_err(&tmp))?;
+        Self::write_json(&tmp.join(CONFIG), props)
+    }
+
+    fn finish_jail(&self, uuid: &str) -> Result<(), StorageError> {
+        let from = self.partial(uuid);
+        let to = self.jail(uuid);
+        fs::rename(&from, &to).map_err(io_err(&to))?;
+        fs::File::open(self.jails()).and_then(|d| d.sync_all()).map_err(io_err(&to))
+    }
+
+    fn write_props(&self, uuid: &str, _old: &BTreeMap<String, String>, props: &BTreeMap<String, String>) -> Result<(), StorageError> {
+        Self::write_json(&self.jail(uuid).join(CONFIG), props)
+    }
+
+    fn destroy_jail(&self, uuid: &str) -> Result<(), StorageError> {
+        for p in [self.jail(uuid), self.partial(uuid)] {
+            if !p.exists() {
+                continue;
+            }
+            let m = mounted_below(&p);
+            if !m.is_empty() {
+                return Err(StorageError::Invalid(format!("{} is still mounted: {m:?}", p.display())));
+            }
+            fs::remove_dir_all(&p).map_err(io_err(&p))?;
+        }
+        Ok(())
+    }
+
+    fn jail_dir(&self, uuid: &str) -> Result<PathBuf, StorageError> {
+        Ok(self.jail(uuid))
+    }
+
+    fn root_dir(&self, uuid: &str) -> Result<PathBuf, StorageError> {
+        Ok(self.jail(uuid).join("root"))
+    }
+
+    fn mount_root(&self, uuid: &str, props: &BTreeMap<String, String>) -> Result<Vec<MountRecord>, StorageError> {
+        if props.get("type").map(String::as_str) != Some("basejail") {
+            return Ok(vec![]);
+        }
+        let release = props.get("release").cloned().unwrap_or_default();
+        let lower = self.release_root(&release)?;
+        if !lower.is_dir() {
+            return Err(StorageError::Invalid(format!("release {release} of jail {uuid} is missing ({})", lower.display())));
+        }
+        let j = self.jail(uuid);
+        let target = j.join("root");
+        if cfg!(target_os = "linux") {
+            let opts = format!("lowerdir={},upperdir={},workdir={}", lower.display(), j.join("upper").display(), j.join("work").display());
+            run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(&target))?;
+        } else {
+            run(Command::new("mount").args(["-t", "nullfs", "-o", "ro"]).arg(&lower).arg(&target))?;
+        }
+        Ok(vec![MountRecord { target, what: format!("release {release}") }])
+    }
+
+    fn releases(&self) -> Result<Vec<String>, StorageError> {
+        let dir = self.root.join("releases");
+        let mut v: Vec<String> = match fs::read_dir(&dir) {
+            Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect(),
+            Err(_) => vec![],
+        };
+        v.sort();
+        Ok(v)
+    }
+
+    fn begin_release(&self, name: &str) -> Result<PathBuf, StorageError> {
+        let tmp = self.root.join("releases").join(format!(".{name}.partial"));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        }
+        let root = tmp.join("root");
+        fs::create_dir_all(&root).map_err(io_err(&root))?;
+        Ok(root)
+    }
+
+    fn commit_release(&self, name: &str) -> Result<(), StorageError> {
+        let tmp = self.root.join("releases").join(format!(".{name}.partial"));
+        let to = self.root.join("releases").join(name);
+        fs::rename(&tmp, &to).map_err(io_err(&to))
+    }
+
+    fn drop_release(&self, name: &str) -> Result<(), StorageError> {
+        for p in [self.root.join("releases").join(format!(".{name}.partial")), self.root.join("releases").join(name)] {
+            if p.exists() {
+                fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {
+        Ok(self.root.join("releases").join(name).join("root"))
+    }
+
+    fn defaults(&self) -> Result<BTreeMap<String, String>, StorageError> {
+        let p = self.root.join("defaults.json");
+        if !p.exists() {
+            return Ok(BTreeMap::new());
+        }
+        read_props(&p).map_err(StorageError::Invalid)
+    }
+
+    fn write_defaults(&self, _old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Result<(), StorageError> {
+        fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        Self::write_json(&self.root.join("defaults.json"), new)
+    }
+
+    fn clean(&self, what: &str) -> Result<(), StorageError> {
+        let targets: Vec<PathBuf> = match what {
+            "all" => vec![self.root.clone()],
+            other => vec![self.root.join(other)],
+        };
+        for t in targets {
+            let m = mounted_below(&t);
+            if !m.is_empty() {
+                return Err(StorageError::Invalid(format!("{} has mounts below it: {m:?}", t.display())));
+            }
+            if t.exists() {
+                fs::remove_dir_all(&t).map_err(io_err(&t))?;
+            }
+        }
+        if what != "all" {
+            self.ensure_layout()?;
+        }
+        Ok(())
+    }
+
+    fn base_dir(&self) -> Result<PathBuf, StorageError> {
+        Ok(self.root.clone())
+    }
+}
+
+fn copy_release(from: &Path, to: &Path) -> Result<(), StorageError> {
+    if !from.is_dir() {
+        return Err(StorageError::Invalid(format!("release root {} is missing", from.display())));
+    }
+    super::copy_tree(from, to)
+}

@@ -1,0 +1,304 @@
+//! The ZFS backend, iocage's layout: `POOL/iocage/{jails/UUID[/root],
+//! releases/NAME/root,templates,download,images,log}` and `POOL/iocage/.defaults`.
+//! A jail's properties are the ZFS user properties `org.freebsd.iocage:NAME` of
+//! `POOL/iocage/jails/UUID`, so `zfs send | zfs receive` moves a jail with its
+//! configuration. All jails are read with one recursive `zfs get`. New thin jails are
+//! clones of `releases/NAME/root@base`; clones do not inherit user properties, which
+//! live on the parent dataset and are written explicitly.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::{run, Backend, Base, MountRecord, Record, StorageError, INCOMPLETE, PROP_PREFIX};
+
+/// Pool property marking the pool jailctl uses.
+pub const ACTIVE_PROP: &str = "org.freebsd.ioc:active";
+/// Mountpoint of `POOL/iocage` when it is created, unless `JAILCTL_MOUNTPOINT` is set.
+pub const DEFAULT_MOUNTPOINT: &str = "/iocage";
+
+pub struct ZfsBackend {
+    pub pool: String,
+}
+
+pub fn zfs(args: &[&str]) -> Result<String, StorageError> {
+    run(Command::new("zfs").args(args))
+}
+
+/// `zfs destroy -r`, retried for a few seconds while the dataset is busy: the mount
+/// namespace of a jail that has just gone is torn down asynchronously.
+fn destroy_retry(ds: &str, extra: &[&str]) -> Result<(), StorageError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut args = vec!["destroy", "-r"];
+    args.extend_from_slice(extra);
+    args.push(ds);
+    loop {
+        match zfs(&args) {
+            Ok(_) => return Ok(()),
+            Err(StorageError::Command { msg, .. }) if msg.contains("busy") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Pools with `org.freebsd.ioc:active=yes` on their root dataset.
+pub fn active_pools() -> Result<Vec<String>, StorageError> {
+    let pools = match run(Command::new("zpool").args(["list", "-H", "-o", "name"])) {
+        Ok(p) => p,
+        Err(StorageError::Command { msg, .. }) if msg.contains("No such file") || msg.contains("not found") => return Ok(vec![]),
+        Err(e) => return Err(e),
+    };
+    let mut active = Vec::new();
+    for p in pools.lines().map(str::trim).filter(|p| !p.is_empty()) {
+        let v = zfs(&["get", "-H", "-o", "value", ACTIVE_PROP, p])?;
+        if v.trim() == "yes" {
+            active.push(p.to_string());
+        }
+    }
+    Ok(active)
+}
+
+impl ZfsBackend {
+    pub fn new(pool: impl Into<String>) -> Self {
+        ZfsBackend { pool: pool.into() }
+    }
+
+    fn ds(&self, rest: &str) -> String {
+        if rest.is_empty() {
+            format!("{}/iocage", self.pool)
+        } else {
+            format!("{}/iocage/{rest}", self.pool)
+        }
+    }
+
+    fn jail_ds(&self, uuid: &str) -> String {
+        self.ds(&format!("jails/{uuid}"))
+    }
+
+    fn exists(&self, ds: &str) -> bool {
+        zfs(&["list", "-H", "-o", "name", ds]).is_ok()
+    }
+
+    fn mountpoint(&self, ds: &str) -> Result<PathBuf, StorageError> {
+        Ok(PathBuf::from(zfs(&["get", "-H", "-o", "value", "mountpoint", ds])?.trim()))
+    }
+
+    /// Read every user property below `ds` with one recursive call.
+    fn user_props(&self, ds: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, StorageError> {
+        let out = zfs(&["get", "-H", "-p", "-r", "-s", "local", "-o", "name,property,value", "all", ds])?;
+        let mut map: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for line in out.lines() {
+            let mut f = line.splitn(3, '\t');
+            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else { continue };
+            let entry = map.entry(name.to_string()).or_default();
+            if let Some(p) = prop.strip_prefix(PROP_PREFIX) {
+                entry.insert(p.to_string(), value.to_string());
+            }
+        }
+        Ok(map)
+    }
+
+    fn set_props(&self, ds: &str, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Result<(), StorageError> {
+        for (k, v) in new {
+            if old.get(k) != Some(v) {
+                if v.is_empty() {
+                    zfs(&["inherit", &format!("{PROP_PREFIX}{k}"), ds])?;
+                } else {
+                    zfs(&["set", &format!("{PROP_PREFIX}{k}={v}"), ds])?;
+                }
+            }
+        }
+        for k in old.keys().filter(|k| !new.contains_key(*k)) {
+            zfs(&["inherit", &format!("{PROP_PREFIX}{k}"), ds])?;
+        }
+        Ok(())
+    }
+}
+
+impl Backend for ZfsBackend {
+    fn describe(&self) -> String {
+        format!("zfs:{}", self.pool)
+    }
+
+    fn ensure_layout(&self) -> Result<(), StorageError> {
+        let top = self.ds("");
+        if !self.exists(&top) {
+            let mp = std::env::var("JAILCTL_MOUNTPOINT").unwrap_or_else(|_| DEFAULT_MOUNTPOINT.to_string());
+            zfs(&["create", "-o", &format!("mountpoint={mp}"), &top])?;
+        }
+        for d in ["jails", "releases", "templates", "download", "images", "log", ".defaults"] {
+            let ds = self.ds(d);
+            if !self.exists(&ds) {
+                zfs(&["create", &ds])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn list_jails(&self) -> Result<Vec<Record>, StorageError> {
+        let jails = self.ds("jails");
+        let all = match self.user_props(&jails) {
+            Ok(a) => a,
+            Err(_) if !self.exists(&jails) => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        // Datasets without local properties are absent from `zfs get -s local`:
+        // list the jail datasets too (one more call, not one per jail).
+        let names = zfs(&["list", "-H", "-r", "-d", "1", "-o", "name", &jails])?;
+        let mut out = Vec::new();
+        for name in names.lines().map(str::trim).filter(|n| *n != jails && !n.is_empty()) {
+            let uuid = name.rsplit('/').next().unwrap_or(name).to_string();
+            let mut props = all.get(name).cloned().unwrap_or_default();
+            let incomplete = props.remove(INCOMPLETE).is_some();
+            let problem = if incomplete {
+                None
+            } else if props.is_empty() {
+                Some(format!("{name} has no {PROP_PREFIX}* properties"))
+            } else if props.get("uuid") != Some(&uuid) {
+                Some(format!("{name}: uuid property is {:?}, not the dataset's name", props.get("uuid")))
+            } else {
+                None
+            };
+            out.push(Record { uuid, props, problem, incomplete });
+        }
+        Ok(out)
+    }
+
+    fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError> {
+        let ds = self.jail_ds(uuid);
+        let mut args: Vec<String> = vec!["create".into(), "-o".into(), format!("{PROP_PREFIX}{INCOMPLETE}={}", std::process::id())];
+        for (k, v) in props.iter().filter(|(_, v)| !v.is_empty()) {
+            args.push("-o".into());
+            args.push(format!("{PROP_PREFIX}{k}={v}"));
+        }
+        for native in ["compression", "quota", "reservation", "dedup"] {
+            if let Some(v) = props.get(native) {
+                args.push("-o".into());
+                args.push(format!("{native}={v}"));
+            }
+        }
+        args.push(ds.clone());
+        zfs(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let root = format!("{ds}/root");
+        match base {
+            Base::Release(r) => {
+                let snap = format!("{}@base", self.ds(&format!("releases/{r}/root")));
+                zfs(&["clone", &snap, &root])?;
+            }
+            Base::Thick(r) => {
+                zfs(&["create", &root])?;
+                super::copy_tree(&self.release_root(r)?, &self.mountpoint(&root)?)?;
+            }
+            Base::Empty => {
+                zfs(&["create", &root])?;
+            }
+        }
+        let fstab = self.mountpoint(&ds)?.join("fstab");
+        std::fs::File::create(&fstab).map_err(super::io_err(&fstab))?;
+        Ok(())
+    }
+
+    fn finish_jail(&self, uuid: &str) -> Result<(), StorageError> {
+        zfs(&["inherit", &format!("{PROP_PREFIX}{INCOMPLETE}"), &self.jail_ds(uuid)]).map(|_| ())
+    }
+
+    fn write_props(&self, uuid: &str, old: &BTreeMap<String, String>, props: &BTreeMap<String, String>) -> Result<(), StorageError> {
+        let ds = self.jail_ds(uuid);
+        self.set_props(&ds, old, props)?;
+        for (k, native) in [("quota", "quota"), ("reservation", "reservation"), ("compression", "compression"), ("dedup", "dedup")] {
+            if let Some(v) = props.get(k).filter(|v| old.get(k) != Some(*v)) {
+                zfs(&["set", &format!("{native}={v}"), &ds])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn destroy_jail(&self, uuid: &str) -> Result<(), StorageError> {
+        let ds = self.jail_ds(uuid);
+        if self.exists(&ds) {
+            destroy_retry(&ds, &["-f"])?;
+        }
+        Ok(())
+    }
+
+    fn jail_dir(&self, uuid: &str) -> Result<PathBuf, StorageError> {
+        self.mountpoint(&self.jail_ds(uuid))
+    }
+
+    fn root_dir(&self, uuid: &str) -> Result<PathBuf, StorageError> {
+        self.mountpoint(&format!("{}/root", self.jail_ds(uuid)))
+    }
+
+    fn mount_root(&self, _uuid: &str, _props: &BTreeMap<String, String>) -> Result<Vec<MountRecord>, StorageError> {
+        Ok(vec![])
+    }
+
+    fn releases(&self) -> Result<Vec<String>, StorageError> {
+        let rel = self.ds("releases");
+        let out = match zfs(&["list", "-H", "-t", "snapshot", "-r", "-o", "name", &rel]) {
+            Ok(o) => o,
+            Err(_) => return Ok(vec![]),
+        };
+        let mut v: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(&format!("{rel}/")).and_then(|r| r.strip_suffix("/root@base")).map(String::from))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    fn begin_release(&self, name: &str) -> Result<PathBuf, StorageError> {
+        let ds = self.ds(&format!("releases/{name}"));
+        if self.exists(&ds) {
+            zfs(&["destroy", "-r", "-f", &ds])?;
+        }
+        zfs(&["create", "-p", &format!("{ds}/root")])?;
+        self.mountpoint(&format!("{ds}/root"))
+    }
+
+    fn commit_release(&self, name: &str) -> Result<(), StorageError> {
+        zfs(&["snapshot", &format!("{}@base", self.ds(&format!("releases/{name}/root")))]).map(|_| ())
+    }
+
+    fn drop_release(&self, name: &str) -> Result<(), StorageError> {
+        let ds = self.ds(&format!("releases/{name}"));
+        if self.exists(&ds) {
+            zfs(&["destroy", "-r", "-f", &ds])?;
+        }
+        Ok(())
+    }
+
+    fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {
+        self.mountpoint(&self.ds(&format!("releases/{name}/root")))
+    }
+
+    fn defaults(&self) -> Result<BTreeMap<String, String>, StorageError> {
+        let ds = self.ds(".defaults");
+        if !self.exists(&ds) {
+            return Ok(BTreeMap::new());
+        }
+        Ok(self.user_props(&ds)?.remove(&ds).unwrap_or_default())
+    }
+
+    fn write_defaults(&self, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Result<(), StorageError> {
+        self.ensure_layout()?;
+        self.set_props(&self.ds(".defaults"), old, new)
+    }
+
+    fn clean(&self, what: &str) -> Result<(), StorageError> {
+        let ds = if what == "all" { self.ds("") } else { self.ds(what) };
+        if self.exists(&ds) {
+            destroy_retry(&ds, &["-R", "-f"])?;
+        }
+        if what != "all" {
+            self.ensure_layout()?;
+        }
+        Ok(())
+    }
+
+    fn base_dir(&self) -> Result<PathBuf, StorageError> {
+        self.mountpoint(&self.ds(""))
+    }
+}

@@ -1,0 +1,631 @@
+//! `jailctl`, the jail manager, against both backends: a real ZFS pool (zfs-fuse) on a
+//! file this test creates, and the plain-directory backend. Effects are checked
+//! independently (`zfs get`, files on disk, the jail layer), not through jailctl's own
+//! output. Needs root.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{make_root, require_root, JAILCTL};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Dir,
+    Zfs,
+}
+
+struct Env {
+    kind: Kind,
+    dir: tempfile::TempDir,
+    pool: String,
+    image: PathBuf,
+    rel: PathBuf,
+}
+
+fn zfs_ready() {
+    let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok(Command::new("sh").args(["-c", "command -v zpool && command -v zfs-fuse"])), "ZFS is missing: apt-get install -y zfs-fuse");
+    if !ok(Command::new("zpool").arg("list")) {
+        let _ = Command::new("zfs-fuse").status();
+        for _ in 0..50 {
+            if ok(Command::new("zpool").arg("list")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the zfs-fuse daemon does not answer: start it with `zfs-fuse` (apt-get install -y zfs-fuse)");
+    }
+}
+
+/// A release archive set built from the busybox root: base.txz (xz), base.tgz (gzip),
+/// base.tzst (zstd), and a MANIFEST with their checksums.
+fn make_release(dir: &Path) -> PathBuf {
+    let root = dir.join("relroot");
+    make_root(&root);
+    let rel = dir.join("release");
+    std::fs::create_dir_all(&rel).unwrap();
+    for (name, flag) in [("base.txz", "-J"), ("base.tgz", "-z"), ("base.tzst", "--zstd")] {
+        let st = Command::new("tar").arg("-C").arg(&root).args(["-c", flag, "-f"]).arg(rel.join(name)).arg(".").status().unwrap();
+        assert!(st.success(), "tar {flag} failed (apt-get install -y xz-utils zstd)");
+    }
+    let mut manifest = String::new();
+    for name in ["base.txz", "base.tgz", "base.tzst"] {
+        let sum = String::from_utf8(Command::new("sha256sum").arg(rel.join(name)).output().unwrap().stdout).unwrap();
+        manifest.push_str(&format!("{name}\t{}\t1\tbase\t\"Base system\"\ton\n", sum.split_whitespace().next().unwrap()));
+    }
+    std::fs::write(rel.join("MANIFEST"), manifest).unwrap();
+    rel
+}
+
+impl Env {
+    fn new(kind: Kind) -> Env {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("jd-mgr-").tempdir_in("/tmp").unwrap();
+        let suffix: String = dir.path().file_name().unwrap().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
+        let pool = format!("jdt{}", &suffix[suffix.len() - 6..]);
+        let image = PathBuf::from(format!("/var/tmp/{pool}.img"));
+        if kind == Kind::Zfs {
+            zfs_ready();
+            let f = std::fs::File::create(&image).unwrap();
+            f.set_len(768 << 20).unwrap();
+            let o = Command::new("zpool").args(["create", "-m", "none", &pool]).arg(&image).output().unwrap();
+            assert!(o.status.success(), "zpool create: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let rel = make_release(dir.path());
+        Env { kind, dir, pool, image, rel }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(JAILCTL);
+        c.env("JAILDAEMON_REGISTRY", self.dir.path().join("registry"))
+            .env("JAILCTL_RUN", self.dir.path().join("run"))
+            .env("JAILCTL_MOUNTPOINT", self.dir.path().join("mp"))
+            .env_remove("JAILCTL_ROOT")
+            .env_remove("JAILCTL_POOL");
+        match self.kind {
+            Kind::Dir => c.env("JAILCTL_ROOT", self.dir.path().join("jailctl")),
+            Kind::Zfs => c.env("JAILCTL_POOL", &self.pool),
+        };
+        c
+    }
+
+    /// Another program with jailctl's environment.
+    fn with_env(&self, mut c: Command) -> Command {
+        for (k, v) in self.cmd().get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(o.status.success(), "[{:?}] jailctl {args:?}: {}{}", self.kind, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "[{:?}] jailctl {args:?} should fail: {}", self.kind, String::from_utf8_lossy(&o.stdout));
+        String::from_utf8(o.stderr).unwrap()
+    }
+
+    fn fetch(&self) {
+        let d = format!("ftplocaldir={}", self.rel.display());
+        self.ok(&["fetch", "release=bb-1", &d]);
+    }
+
+    fn create(&self, args: &[&str]) -> String {
+        let mut a = vec!["create"];
+        a.extend_from_slice(args);
+        let out = self.ok(&a);
+        out.lines().next().expect("a UUID").trim().to_string()
+    }
+
+    fn base(&self) -> PathBuf {
+        match self.kind {
+            Kind::Dir => self.dir.path().join("jailctl"),
+            Kind::Zfs => self.dir.path().join("mp"),
+        }
+    }
+
+    /// A property as stored, read without jailctl.
+    fn stored(&self, uuid: &str, prop: &str) -> Option<String> {
+        match self.kind {
+            Kind::Zfs => {
+                let o = Command::new("zfs").args(["get", "-H", "-o", "value", &format!("org.freebsd.iocage:{prop}"), &format!("{}/iocage/jails/{uuid}", self.pool)]).output().unwrap();
+                let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                (o.status.success() && v != "-").then_some(v)
+            }
+            Kind::Dir => {
+                let p = self.base().join("jails").join(uuid).join("config.json");
+                let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+                v[prop].as_str().map(String::from)
+            }
+        }
+    }
+
+    /// Does the jail's storage exist (dataset or directory)?
+    fn exists(&self, uuid: &str) -> bool {
+        match self.kind {
+            Kind::Zfs => Command::new("zfs").args(["list", &format!("{}/iocage/jails/{uuid}", self.pool)]).output().unwrap().status.success(),
+            Kind::Dir => self.base().join("jails").join(uuid).exists() || self.base().join("jails").join(format!(".{uuid}.partial")).exists(),
+        }
+    }
+
+    fn jail_count(&self) -> usize {
+        match self.kind {
+            Kind::Zfs => {
+                let o = Command::new("zfs").args(["list", "-H", "-d", "1", "-o", "name", &format!("{}/iocage/jails", self.pool)]).output().unwrap();
+                String::from_utf8_lossy(&o.stdout).lines().count().saturating_sub(1)
+            }
+            Kind::Dir => std::fs::read_dir(self.base().join("jails")).map(|r| r.count()).unwrap_or(0),
+        }
+    }
+
+    fn root(&self, uuid: &str) -> PathBuf {
+        self.base().join("jails").join(uuid).join("root")
+    }
+
+    /// Kernel jails (the jail layer), by name.
+    fn kernel_jails(&self) -> Vec<String> {
+        self.ok(&["jail", "list", "name"]).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let d = self.dir.path().join("jailctl").display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&d)).map(String::from).collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["stop", "ALL"]).output();
+        if self.kind == Kind::Zfs {
+            for _ in 0..20 {
+                if Command::new("zpool").args(["destroy", "-f", &self.pool]).output().map(|o| o.status.success()).unwrap_or(true) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let _ = std::fs::remove_file(&self.image);
+        }
+    }
+}
+
+fn both(f: impl Fn(&Env)) {
+    for k in [Kind::Dir, Kind::Zfs] {
+        let e = Env::new(k);
+        f(&e);
+    }
+}
+
+#[test]
+fn ordered_lifecycle_suite() {
+    both(|e| {
+        if e.kind == Kind::Zfs {
+            e.ok(&["activate", &e.pool]);
+            let v = Command::new("zfs").args(["get", "-H", "-o", "value", "org.freebsd.ioc:active", &e.pool]).output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "yes");
+            for d in ["jails", "releases", "templates", "download", "images", "log"] {
+                assert!(Command::new("zfs").args(["list", &format!("{}/iocage/{d}", e.pool)]).output().unwrap().status.success(), "{d} dataset");
+            }
+        }
+        // fetch
+        e.fetch();
+        assert!(e.base().join("releases/bb-1/root/bin/busybox").exists(), "release not extracted");
+        if e.kind == Kind::Zfs {
+            assert!(Command::new("zfs").args(["list", "-t", "snapshot", &format!("{}/iocage/releases/bb-1/root@base", e.pool)]).status().unwrap().success());
+        }
+        assert_eq!(e.ok(&["list", "-r", "-H"]).trim(), "bb-1");
+        // create with properties
+        let uuid = e.create(&["tag=web01", "boot=on", "priority=20", "notes=front end", "ip4_addr=em0|198.18.0.5/24"]);
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(e.stored(&uuid, "tag").as_deref(), Some("web01"));
+        assert_eq!(e.stored(&uuid, "uuid").as_deref(), Some(uuid.as_str()));
+        assert_eq!(e.stored(&uuid, "notes").as_deref(), Some("front end"));
+        assert_eq!(e.stored(&uuid, "release").as_deref(), Some("bb-1"));
+        assert_eq!(e.stored(&uuid, "type").as_deref(), Some("basejail"));
+        if e.kind == Kind::Zfs {
+            let o = Command::new("zfs").args(["get", "-H", "-o", "value", "origin", &format!("{}/iocage/jails/{uuid}/root", e.pool)]).output().unwrap();
+            assert!(String::from_utf8_lossy(&o.stdout).contains("releases/bb-1/root@base"), "not a clone of the release");
+        }
+        // list / get
+        let l = e.ok(&["list", "-H"]);
+        let row: Vec<&str> = l.lines().find(|r| r.contains(&uuid)).unwrap().split('\t').collect();
+        assert_eq!(row, vec!["-", uuid.as_str(), "on", "down", "web01", "basejail", "em0|198.18.0.5/24", "bb-1"]);
+        assert!(e.ok(&["list"]).starts_with("JID"));
+        let j: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
+        assert_eq!(j[0]["tag"], "web01");
+        assert_eq!(e.ok(&["get", "priority", "web01"]).trim(), "20");
+        assert_eq!(e.ok(&["get", "priority", &uuid[..8]]).trim(), "20");
+        assert!(e.ok(&["get", "all", "web01"]).lines().any(|l| l == "boot:on"));
+        // set, defaults, reset
+        e.ok(&["set", "priority=5", "notes=changed", "web01"]);
+        assert_eq!(e.stored(&uuid, "priority").as_deref(), Some("5"));
+        e.ok(&["set", "exec_timeout=45", "default"]);
+        assert!(e.ok(&["defaults"]).lines().any(|l| l == "exec_timeout:45"));
+        let uuid2 = e.create(&["tag=web02"]);
+        assert_eq!(e.stored(&uuid2, "exec_timeout").as_deref(), Some("45"), "new jails take the host defaults");
+        e.ok(&["reset", "web01"]);
+        assert_eq!(e.stored(&uuid, "priority").as_deref(), Some("99"));
+        assert_eq!(e.stored(&uuid, "tag").as_deref(), Some("web01"), "reset keeps the tag");
+        assert_eq!(e.stored(&uuid, "uuid").as_deref(), Some(uuid.as_str()));
+        // start: the kernel jail, exec_start inside, resolver
+        e.ok(&["set", "resolver=nameserver 198.18.0.53;search example.org", "web01"]);
+        e.ok(&["start", "web01"]);
+        assert!(e.kernel_jails().contains(&format!("ioc-{uuid}")), "{:?}", e.kernel_jails());
+        assert!(e.root(&uuid).join("var/run/rc.started").exists(), "exec_start did not run");
+        assert_eq!(std::fs::read_to_string(e.root(&uuid).join("var/run/rc.hostname")).unwrap().trim(), uuid, "hostname defaults to the UUID");
+        assert_eq!(std::fs::read_to_string(e.root(&uuid).join("etc/resolv.conf")).unwrap(), "nameserver 198.18.0.53\nsearch example.org\n");
+        assert!(e.ok(&["list", "-H"]).lines().any(|r| r.contains(&uuid) && r.contains("\tup\t")));
+        assert_ne!(e.stored(&uuid, "last_started").as_deref(), Some("none"));
+        // exec: inside, exit status through
+        assert_eq!(e.ok(&["exec", "web01", "cat", "/etc/jail-marker"]).trim(), "inside-the-jail");
+        assert_eq!(e.run(&["exec", "web01", "sh", "-c", "exit 9"]).status.code(), Some(9));
+        assert_eq!(e.ok(&["exec", "-u", "user", "web01", "id", "-u"]).trim(), "1001");
+        let rt = e.ok(&["runtime", "web01"]);
+        assert!(rt.contains(&format!("name=ioc-{uuid}")) && rt.contains("persist=true"), "{rt}");
+        // console: login(1) -f root on a terminal (script(1) provides the pty)
+        let cmdline = format!("{JAILCTL} console web01");
+        let mut c = e.with_env(Command::new("script")).args(["-qec", &cmdline, "/dev/null"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut so = c.stdout.take().unwrap();
+        let s2 = seen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut b = [0u8; 4096];
+            while let Ok(n) = so.read(&mut b) {
+                if n == 0 {
+                    break;
+                }
+                s2.lock().unwrap().extend_from_slice(&b[..n]);
+            }
+        });
+        let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        let t0 = std::time::Instant::now();
+        while !text().contains("# ") && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut stdin = c.stdin.take().unwrap();
+        stdin.write_all(b"echo CONSOLE-$((6*7))\nexit\n").unwrap();
+        drop(stdin);
+        c.wait().unwrap();
+        reader.join().unwrap();
+        assert!(text().contains("CONSOLE-42"), "{}", text());
+        // a second start is refused; stop runs exec_stop, removes the jail and its mounts
+        assert!(e.fails(&["start", "web01"]).contains("already running"));
+        let service = e.ok(&["exec", "web01", "pgrep", "-f", "sleep 86400"]);
+        assert!(!service.trim().is_empty());
+        e.ok(&["stop", "web01"]);
+        assert!(!e.kernel_jails().contains(&format!("ioc-{uuid}")));
+        assert!(e.mounts().is_empty(), "mounts left: {:?}", e.mounts());
+        if e.kind == Kind::Dir {
+            assert!(e.base().join("jails").join(&uuid).join("upper/var/run/rc.stopped").exists(), "exec_stop did not run");
+        } else {
+            assert!(e.root(&uuid).join("var/run/rc.stopped").exists(), "exec_stop did not run");
+        }
+        assert!(e.ok(&["stop", "web01"]).contains("already stopped"), "stop is idempotent");
+        // restart
+        e.ok(&["start", "web01"]);
+        e.ok(&["restart", "web01"]);
+        assert!(e.kernel_jails().contains(&format!("ioc-{uuid}")));
+        e.ok(&["restart", "-s", "web01"]);
+        assert!(e.fails(&["destroy", "-f", "web01"]).contains("running"));
+        e.ok(&["stop", "web01"]);
+        // destroy
+        assert!(e.fails(&["destroy", "web01"]).contains("-f"), "destroy needs confirmation");
+        e.ok(&["destroy", "-f", "web01"]);
+        assert!(!e.exists(&uuid));
+        e.ok(&["destroy", "-f", "web02"]);
+        assert_eq!(e.jail_count(), 0);
+        if e.kind == Kind::Zfs {
+            e.ok(&["deactivate", &e.pool]);
+        }
+    });
+}
+
+#[test]
+fn create_variants() {
+    both(|e| {
+        e.fetch();
+        // count
+        let out = e.ok(&["create", "tag=pool", "count=3", "host_hostname=node"]);
+        let uuids: Vec<&str> = out.lines().collect();
+        assert_eq!(uuids.len(), 3);
+        for (i, u) in uuids.iter().enumerate() {
+            assert_eq!(e.stored(u, "tag").unwrap(), format!("pool_{}", i + 1));
+            assert_eq!(e.stored(u, "host_hostname").unwrap(), format!("node_{}", i + 1));
+        }
+        // default tag: creation time
+        let u = e.create(&[]);
+        let tag = e.stored(&u, "tag").unwrap();
+        assert!(tag.len() == 19 && tag.as_bytes()[10] == b'@', "{tag}");
+        // empty jail
+        let u = e.create(&["-e", "tag=empty1"]);
+        assert_eq!(e.stored(&u, "type").as_deref(), Some("emptyjail"));
+        assert_eq!(std::fs::read_dir(e.root(&u)).unwrap().count(), 0);
+        // thick jail: a full copy, not a clone
+        let u = e.create(&["-T", "tag=thick1"]);
+        assert_eq!(e.stored(&u, "type").as_deref(), Some("thickjail"));
+        assert!(e.root(&u).join("bin/busybox").exists());
+        if e.kind == Kind::Zfs {
+            let o = Command::new("zfs").args(["get", "-H", "-o", "value", "origin", &format!("{}/iocage/jails/{u}/root", e.pool)]).output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "-");
+        }
+        e.ok(&["start", "thick1"]);
+        assert_eq!(e.ok(&["exec", "thick1", "cat", "/etc/jail-marker"]).trim(), "inside-the-jail");
+        e.ok(&["stop", "thick1"]);
+        // duplicate tags: no stealing, nothing created
+        let before = e.jail_count();
+        assert!(e.fails(&["create", "tag=thick1"]).contains("already used"));
+        assert!(e.fails(&["create", "tag=pool_2", ]).contains("already used"));
+        assert!(e.fails(&["create", "tag=pool", "count=2"]).contains("pool_1"));
+        assert!(e.fails(&["set", "tag=thick1", "empty1"]).contains("already used"));
+        // pkglist is FreeBSD-only: refused before anything is created
+        let pl = e.dir.path().join("pkgs");
+        std::fs::write(&pl, "nginx\n").unwrap();
+        assert!(e.fails(&["create", "tag=pk", &format!("pkglist={}", pl.display())]).contains("FreeBSD"));
+        assert_eq!(e.jail_count(), before);
+    });
+}
+
+#[test]
+fn bad_input_is_refused_and_writes_nothing() {
+    both(|e| {
+        e.fetch();
+        let u = e.create(&["tag=b1", "priority=50"]);
+        let before = e.ok(&["get", "all", "b1"]);
+        for (args, needle) in [
+            (vec!["set", "priority=100", "b1"], "0 to 99"),
+            (vec!["set", "boot=yes", "b1"], "on or off"),
+            (vec!["set", "ip4_addr=198.18.0.300", "b1"], "ip4_addr"),
+            (vec!["set", "ip6_addr=em0|2001:db8::zz/64", "b1"], "ip6_addr"),
+            (vec!["set", "memoryuse=8G:explode", "b1"], "memoryuse"),
+            (vec!["set", "nosuchprop=1", "b1"], "nosuchprop"),
+            (vec!["set", "release=other", "b1"], "read-only"),
+            (vec!["set", "priority=5", "boot=maybe", "b1"], "boot"),
+            (vec!["set", "priority=5", "ghost"], "ghost"),
+            (vec!["set", "priority=5"], "jail"),
+            (vec!["get", "nosuchprop", "b1"], "nosuchprop"),
+            (vec!["create", "tag=b2", "quota=lots"], "quota"),
+            (vec!["create", "tag=b2", "release=nosuch"], "nosuch"),
+            (vec!["create", "tag=b2", "count=0"], "count"),
+            (vec!["create", "tag=b 2"], "tag"),
+            (vec!["start", "ghost"], "ghost"),
+            (vec!["stop", "ghost"], "ghost"),
+            (vec!["exec", "b1", "true"], "not running"),
+            (vec!["list", "-s", "nosuchcolumn"], "nosuchcolumn"),
+            (vec!["clean", "-j"], "-f"),
+        ] {
+            let err = e.fails(&args);
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        assert_eq!(e.ok(&["get", "all", "b1"]), before, "a refused command changed properties");
+        assert_eq!(e.stored(&u, "priority").as_deref(), Some("50"));
+        assert_eq!(e.jail_count(), 1);
+        // ambiguous prefix lists the matches
+        let u2 = loop {
+            let x = e.create(&["tag=pfx"]);
+            if x.as_bytes()[0] == u.as_bytes()[0] {
+                break x;
+            }
+            e.ok(&["destroy", "-f", &x]);
+        };
+        let err = e.fails(&["get", "tag", &u[..1]]);
+        assert!(err.contains(&u) && err.contains(&u2), "{err}");
+        // fetch: a bad checksum or a missing file leaves no release
+        let bad = e.dir.path().join("badrel");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::copy(e.rel.join("base.txz"), bad.join("base.txz")).unwrap();
+        std::fs::write(bad.join("MANIFEST"), format!("base.txz\t{}\t1\tbase\n", "0".repeat(64))).unwrap();
+        assert!(e.fails(&["fetch", "release=bad-1", &format!("ftplocaldir={}", bad.display())]).contains("checksum mismatch"));
+        assert!(e.fails(&["fetch", "release=bad-2", &format!("ftplocaldir={}", e.dir.path().join("nowhere").display())]).contains("does not exist"));
+        assert!(e.fails(&["fetch", "release=bad-3", "ftphost=https://example.org/x"]).contains("only http"));
+        assert_eq!(e.ok(&["list", "-r", "-H"]).trim(), "bb-1");
+    });
+}
+
+#[test]
+fn fetch_over_http_with_all_compressions() {
+    both(|e| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = e.rel.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                let dir = dir.clone();
+                std::thread::spawn(move || serve(s, &dir));
+            }
+        });
+        let url = format!("ftphost=http://127.0.0.1:{port}/pub/rel");
+        e.ok(&["fetch", "release=http-1", &url, "ftpfiles=base.txz"]);
+        e.ok(&["fetch", "release=http-2", &url, "ftpfiles=base.tgz"]);
+        e.ok(&["fetch", "release=http-3", &url, "ftpfiles=base.tzst"]);
+        for r in ["http-1", "http-2", "http-3"] {
+            assert!(e.base().join("releases").join(r).join("root/etc/jail-marker").exists(), "{r}");
+        }
+        assert!(e.fails(&["fetch", "release=http-4", &url, "ftpfiles=missing.txz"]).contains("does not exist"));
+        assert_eq!(e.ok(&["list", "-r", "-H"]).lines().count(), 3);
+        let u = e.create(&["release=http-3", "tag=fromhttp"]);
+        e.ok(&["start", &u]);
+        assert_eq!(e.ok(&["exec", "fromhttp", "cat", "/etc/jail-marker"]).trim(), "inside-the-jail");
+        e.ok(&["stop", &u]);
+    });
+}
+
+/// A minimal HTTP/1.0 file server for /pub/rel/FILE.
+fn serve(mut s: std::net::TcpStream, dir: &Path) {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_string();
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let file = path.strip_prefix("/pub/rel/").map(|f| dir.join(f));
+    match file.and_then(|f| std::fs::read(f).ok()) {
+        Some(body) => {
+            let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = s.write_all(&body);
+        }
+        None => {
+            let _ = s.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        }
+    }
+}
+
+#[test]
+fn rcboot_follows_priority_and_rcshutdown_reverses_it() {
+    both(|e| {
+        e.fetch();
+        let order = e.dir.path().join("order");
+        for (tag, prio, boot) in [("c", "30", "on"), ("a", "10", "on"), ("b", "20", "on"), ("x", "1", "off")] {
+            e.create(&[
+                &format!("tag={tag}"),
+                &format!("priority={prio}"),
+                &format!("boot={boot}"),
+                &format!("exec_poststart=echo start {tag} >> {}", order.display()),
+                &format!("exec_poststop=echo stop {tag} >> {}", order.display()),
+            ]);
+        }
+        e.ok(&["rcboot"]);
+        e.ok(&["rcshutdown"]);
+        assert_eq!(std::fs::read_to_string(&order).unwrap(), "start a\nstart b\nstart c\nstop c\nstop b\nstop a\n");
+        assert!(e.kernel_jails().is_empty());
+    });
+}
+
+#[test]
+fn failed_start_undoes_every_step() {
+    both(|e| {
+        e.fetch();
+        let u = e.create(&["tag=f1", "exec_start=/bin/false"]);
+        let err = e.fails(&["start", "f1"]);
+        assert!(err.contains("exec_start"), "{err}");
+        assert!(e.kernel_jails().is_empty(), "a jail was left: {:?}", e.kernel_jails());
+        assert!(e.mounts().is_empty(), "mounts left: {:?}", e.mounts());
+        assert!(!e.dir.path().join("run/state").join(format!("{u}.json")).exists());
+        e.ok(&["set", "exec_start=/bin/sh /etc/rc", "exec_prestart=exit 3", "f1"]);
+        assert!(e.fails(&["start", "f1"]).contains("exec_prestart"));
+        assert!(e.kernel_jails().is_empty());
+        assert!(e.mounts().is_empty());
+        e.ok(&["set", "exec_prestart=/usr/bin/true", "exec_start=sleep 30", "exec_timeout=1", "f1"]);
+        assert!(e.fails(&["start", "f1"]).contains("exec_timeout"));
+        assert!(e.kernel_jails().is_empty());
+        e.ok(&["set", "exec_start=/bin/sh /etc/rc", "f1"]);
+        e.ok(&["start", "f1"]);
+        e.ok(&["stop", "f1"]);
+    });
+}
+
+#[test]
+fn interrupted_create_is_cleaned_by_the_next_command() {
+    both(|e| {
+        e.fetch();
+        let mut c = e.cmd().args(["create", "tag=killed"]).env("JAILCTL_CREATE_DELAY_MS", "20000").spawn().unwrap();
+        let start = std::time::Instant::now();
+        while e.jail_count() == 0 && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(e.jail_count(), 1, "the create never started");
+        c.kill().unwrap();
+        c.wait().unwrap();
+        assert_eq!(e.jail_count(), 1, "the partial jail is on disk until the next command");
+        let out = e.run(&["list", "-H"]);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(e.jail_count(), 0, "the partial jail was not cleaned");
+        // the tag is free again
+        e.create(&["tag=killed"]);
+    });
+}
+
+#[test]
+fn concurrent_creates_of_one_tag_let_exactly_one_win() {
+    both(|e| {
+        e.fetch();
+        let children: Vec<_> = (0..4).map(|_| e.cmd().args(["create", "tag=race"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()).collect();
+        let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        assert_eq!(outs.iter().filter(|o| o.status.success()).count(), 1, "{outs:?}");
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("already used"));
+        }
+        assert_eq!(e.jail_count(), 1);
+    });
+}
+
+#[test]
+fn a_corrupt_jail_does_not_break_the_others() {
+    both(|e| {
+        e.fetch();
+        let bad = e.create(&["tag=bad"]);
+        e.create(&["tag=good"]);
+        match e.kind {
+            Kind::Dir => std::fs::write(e.base().join("jails").join(&bad).join("config.json"), "{ not json").unwrap(),
+            Kind::Zfs => {
+                let st = Command::new("zfs").args(["set", "org.freebsd.iocage:priority=high", &format!("{}/iocage/jails/{bad}", e.pool)]).status().unwrap();
+                assert!(st.success());
+            }
+        }
+        let out = e.run(&["list", "-H"]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.lines().any(|l| l.contains(&bad) && l.contains("CORRUPT")), "{text}");
+        assert!(text.lines().any(|l| l.contains("good") && l.contains("down")), "{text}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&bad));
+        e.ok(&["start", "good"]);
+        e.ok(&["stop", "good"]);
+        assert!(e.fails(&["start", &bad]).contains("corrupt"));
+    });
+}
+
+#[test]
+fn clean_removes_what_it_is_asked_to() {
+    both(|e| {
+        e.fetch();
+        e.create(&["tag=c1"]);
+        assert!(e.fails(&["clean", "-f", "-r"]).contains("basejails"));
+        e.ok(&["start", "c1"]);
+        assert!(e.fails(&["clean", "-f", "-j"]).contains("running"));
+        e.ok(&["stop", "c1"]);
+        e.ok(&["clean", "-f", "-j"]);
+        assert_eq!(e.jail_count(), 0);
+        e.ok(&["clean", "-f", "-r"]);
+        assert!(e.ok(&["list", "-r", "-H"]).trim().is_empty());
+        e.ok(&["clean", "-f", "-a"]);
+        match e.kind {
+            Kind::Zfs => assert!(!Command::new("zfs").args(["list", &format!("{}/iocage", e.pool)]).output().unwrap().status.success()),
+            Kind::Dir => assert!(!e.base().exists()),
+        }
+    });
+}
+
+#[test]
+fn zfs_native_properties_and_send_receive_carry_the_configuration() {
+    let e = Env::new(Kind::Zfs);
+    e.fetch();
+    let u = e.create(&["tag=moved", "quota=200M", "notes=travels along"]);
+    let q = Command::new("zfs").args(["get", "-H", "-p", "-o", "value", "quota", &format!("{}/iocage/jails/{u}", e.pool)]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), (200u64 << 20).to_string());
+    // zfs send | zfs receive of the jail's dataset keeps its properties
+    let ds = format!("{}/iocage/jails/{u}", e.pool);
+    assert!(Command::new("zfs").args(["snapshot", &format!("{ds}@move")]).status().unwrap().success());
+    let copy = format!("{}/copy", e.pool);
+    let st = Command::new("sh").arg("-c").arg(format!("zfs send -R {ds}@move | zfs receive -u {copy}")).status().unwrap();
+    assert!(st.success());
+    let notes = Command::new("zfs").args(["get", "-H", "-o", "value", "org.freebsd.iocage:notes", &copy]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&notes.stdout).trim(), "travels along");
+}
