@@ -1,4 +1,5 @@
-//! jaildaemon benchmark (run as root): `cargo run --release --example bench [-- N...]`.
+//! jaildaemon benchmark (run as root):
+//! `cargo build --release --bins && cargo run --release --example bench [-- N...]`.
 //!
 //! For N probes (default 1, 100 and 1000), side by side in one run:
 //! * spawn: registering N probes (daemon execs the helper, attach, fork, drop, report)

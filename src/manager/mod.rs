@@ -268,8 +268,15 @@ impl Manager {
         }
     }
 
-    /// UUID, unique UUID prefix, or TAG.
+    /// UUID, unique UUID prefix, or TAG. A full UUID reads that jail alone.
     pub fn resolve(&self, key: &str) -> Result<Jail> {
+        if is_uuid(key) {
+            if let Some(r) = self.backend.read_jail(key)? {
+                if !r.incomplete {
+                    return Ok(self.to_jail(r, &self.defaults()?));
+                }
+            }
+        }
         let all = self.jails()?;
         resolve_in(all, key)
     }
@@ -743,7 +750,7 @@ impl Manager {
                 }
                 let deadline = Instant::now() + Duration::from_secs(j.get("stop_timeout").parse().unwrap_or(30));
                 while Instant::now() < deadline && jail::processes(&kname).map(|p| !p.is_empty()).unwrap_or(false) {
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(Duration::from_millis(10));
                 }
             }
             jail::remove(&kname)?;
@@ -819,6 +826,10 @@ impl Manager {
         }
         Ok(jail::get(&j.kname(), &[], Flags::NONE)?.into_iter().map(|p| (p.name().to_string(), p.export())).collect())
     }
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && s.chars().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
 fn check_tag(t: &str) -> Result<()> {

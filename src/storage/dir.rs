@@ -100,6 +100,17 @@ impl Backend for DirBackend {
         Ok(out)
     }
 
+    fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
+        let d = self.jail(uuid);
+        if !d.is_dir() || uuid.starts_with('.') || uuid.contains('/') {
+            return Ok(None);
+        }
+        Ok(Some(match read_props(&d.join(CONFIG)) {
+            Ok(props) => Record { uuid: uuid.to_string(), props, problem: None, incomplete: false },
+            Err(why) => Record { uuid: uuid.to_string(), props: BTreeMap::new(), problem: Some(why), incomplete: false },
+        }))
+    }
+
     fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError> {
         let tmp = self.partial(uuid);
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;

@@ -75,6 +75,10 @@ pub trait Backend {
     fn ensure_layout(&self) -> Result<(), StorageError>;
     /// Every jail with all its properties, in one read.
     fn list_jails(&self) -> Result<Vec<Record>, StorageError>;
+    /// One jail by its exact UUID, without reading the others.
+    fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
+        Ok(self.list_jails()?.into_iter().find(|r| r.uuid == uuid))
+    }
     /// Create a jail's storage with its properties; the jail is marked incomplete
     /// until [`Backend::finish_jail`].
     fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError>;

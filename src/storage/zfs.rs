@@ -36,7 +36,7 @@ fn destroy_retry(ds: &str, extra: &[&str]) -> Result<(), StorageError> {
         match zfs(&args) {
             Ok(_) => return Ok(()),
             Err(StorageError::Command { msg, .. }) if msg.contains("busy") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(e) => return Err(e),
         }
@@ -164,6 +164,22 @@ impl Backend for ZfsBackend {
             out.push(Record { uuid, props, problem, incomplete });
         }
         Ok(out)
+    }
+
+    fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
+        let ds = self.jail_ds(uuid);
+        if uuid.contains('/') || !self.exists(&ds) {
+            return Ok(None);
+        }
+        let out = zfs(&["get", "-H", "-p", "-s", "local", "-o", "property,value", "all", &ds])?;
+        let mut props: BTreeMap<String, String> = out
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter_map(|(p, v)| p.strip_prefix(PROP_PREFIX).map(|p| (p.to_string(), v.to_string())))
+            .collect();
+        let incomplete = props.remove(INCOMPLETE).is_some();
+        let problem = (!incomplete && props.get("uuid").map(String::as_str) != Some(uuid)).then(|| format!("{ds}: uuid property is {:?}, not the dataset's name", props.get("uuid")));
+        Ok(Some(Record { uuid: uuid.to_string(), props, problem, incomplete }))
     }
 
     fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError> {
