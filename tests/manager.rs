@@ -406,6 +406,18 @@ fn bad_input_is_refused_and_writes_nothing() {
             (vec!["exec", "b1", "true"], "not running"),
             (vec!["list", "-s", "nosuchcolumn"], "nosuchcolumn"),
             (vec!["clean", "-j"], "-f"),
+            (vec!["clean", "-f"], "exactly one"),
+            (vec!["fetch", "ftplocaldir=/tmp"], "release=NAME"),
+            (vec!["fetch", "release=x"], "ftplocaldir"),
+            (vec!["fetch", "release=x", "ftplocaldir=/tmp", "color=blue"], "color"),
+            (vec!["activate", "no-such-pool-here"], "no-such-pool-here"),
+            (vec!["destroy", "-f", "ghost"], "ghost"),
+            (vec!["reset", "ghost"], "ghost"),
+            (vec!["console", "b1"], "not running"),
+            (vec!["runtime", "b1"], "not running"),
+            (vec!["restart", "-s", "b1"], "not running"),
+            (vec!["create", "-e", "-T"], "empty"),
+            (vec!["create", "notanassignment"], "property=value"),
         ] {
             let err = e.fails(&args);
             assert!(err.contains(needle), "{args:?}: {err}");
@@ -628,4 +640,22 @@ fn zfs_native_properties_and_send_receive_carry_the_configuration() {
     assert!(st.success());
     let notes = Command::new("zfs").args(["get", "-H", "-o", "value", "org.freebsd.iocage:notes", &copy]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&notes.stdout).trim(), "travels along");
+}
+
+#[test]
+fn more_than_one_active_pool_is_an_error_naming_them() {
+    let a = Env::new(Kind::Zfs);
+    let b = Env::new(Kind::Zfs);
+    a.ok(&["activate", &a.pool]);
+    // activating a second pool is refused while the first is active
+    assert!(a.fails(&["activate", &b.pool]).contains(&a.pool));
+    // both marked behind jailctl's back: commands that must pick one refuse, naming both
+    assert!(Command::new("zfs").args(["set", "org.freebsd.ioc:active=yes", &b.pool]).status().unwrap().success());
+    let mut c = a.cmd();
+    c.env_remove("JAILCTL_POOL").args(["list"]);
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(&a.pool) && err.contains(&b.pool), "{err}");
+    a.ok(&["deactivate", &a.pool]);
+    b.ok(&["deactivate", &b.pool]);
 }

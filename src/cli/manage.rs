@@ -246,7 +246,7 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
                     eprintln!("jailctl: jail {} is corrupt: {p}", j.uuid);
                 }
                 if property == "all" {
-                    for (k, v) in &j.props {
+                    for (k, v) in &j.props() {
                         let _ = if recursive { writeln!(out, "{}\t{k}:{v}", j.tag()) } else { writeln!(out, "{k}:{v}") };
                     }
                 } else if recursive {

@@ -16,6 +16,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -74,24 +75,31 @@ pub struct Selection {
 }
 
 /// A jail as the manager sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Jail {
     pub uuid: String,
-    /// Effective properties: schema defaults, host defaults, then the jail's own.
-    pub props: BTreeMap<String, String>,
     /// What is stored on the jail itself.
-    #[serde(skip)]
     pub stored: BTreeMap<String, String>,
+    /// Schema defaults overlaid with the host defaults, shared by all jails.
+    pub defaults: Arc<BTreeMap<String, String>>,
     pub problem: Option<String>,
 }
 
 impl Jail {
     pub fn tag(&self) -> &str {
-        self.props.get("tag").map(String::as_str).unwrap_or("")
+        self.get("tag")
     }
 
+    /// An effective property: the jail's own value, else the default.
     pub fn get(&self, k: &str) -> &str {
-        self.props.get(k).map(String::as_str).unwrap_or("")
+        self.stored.get(k).or_else(|| self.defaults.get(k)).map(String::as_str).unwrap_or("")
+    }
+
+    /// Every effective property.
+    pub fn props(&self) -> BTreeMap<String, String> {
+        let mut p = (*self.defaults).clone();
+        p.extend(self.stored.clone());
+        p
     }
 
     /// Kernel jail name.
@@ -230,7 +238,7 @@ impl Manager {
     /// Every jail, one read of the backend. Leftovers of interrupted creates whose
     /// creator is gone are removed on the way.
     pub fn jails(&self) -> Result<Vec<Jail>> {
-        let defaults = self.defaults()?;
+        let defaults = Arc::new(self.defaults()?);
         let mut out = Vec::new();
         for r in self.backend.list_jails()? {
             if r.incomplete {
@@ -243,9 +251,7 @@ impl Manager {
         Ok(out)
     }
 
-    fn to_jail(&self, r: Record, defaults: &BTreeMap<String, String>) -> Jail {
-        let mut props = defaults.clone();
-        props.extend(r.props.clone());
+    fn to_jail(&self, r: Record, defaults: &Arc<BTreeMap<String, String>>) -> Jail {
         let mut problem = r.problem;
         if problem.is_none() {
             for (k, v) in &r.props {
@@ -255,7 +261,7 @@ impl Manager {
                 }
             }
         }
-        Jail { uuid: r.uuid, props, stored: r.props, problem }
+        Jail { uuid: r.uuid, stored: r.props, defaults: defaults.clone(), problem }
     }
 
     fn clean_incomplete(&self, r: &Record) {
@@ -273,7 +279,7 @@ impl Manager {
         if is_uuid(key) {
             if let Some(r) = self.backend.read_jail(key)? {
                 if !r.incomplete {
-                    return Ok(self.to_jail(r, &self.defaults()?));
+                    return Ok(self.to_jail(r, &Arc::new(self.defaults()?)));
                 }
             }
         }
@@ -678,7 +684,7 @@ impl Manager {
     fn start_steps(&self, j: &Jail) -> Result<i32> {
         let mut st = RunState::default();
         self.write_state(&j.uuid, &st)?;
-        for m in self.backend.mount_root(&j.uuid, &j.props)? {
+        for m in self.backend.mount_root(&j.uuid, &j.props())? {
             st.mounts.push(m);
             self.write_state(&j.uuid, &st)?;
         }
@@ -706,6 +712,19 @@ impl Manager {
                 storage::run(c.arg(f[0]).arg(&target)).map_err(|e| ManagerError::Step { jail: j.label(), step: format!("fstab line {n}"), msg: e.to_string() })?;
                 st.mounts.push(MountRecord { target, what: format!("fstab line {n}") });
                 self.write_state(&j.uuid, &st)?;
+            }
+        }
+        // FreeBSD's devfs, fdescfs and procfs (a Linux jail has its own /proc and /dev)
+        if cfg!(target_os = "freebsd") {
+            let ruleset = format!("ruleset={}", j.get("devfs_ruleset"));
+            for (prop, fstype, dir, opts) in [("mount_devfs", "devfs", "dev", ruleset.as_str()), ("mount_fdescfs", "fdescfs", "dev/fd", "rw"), ("mount_procfs", "procfs", "proc", "rw")] {
+                if j.get(prop) == "1" {
+                    let target = root.join(dir);
+                    storage::run(Command::new("mount").args(["-t", fstype, "-o", opts, fstype]).arg(&target))
+                        .map_err(|e| ManagerError::Step { jail: j.label(), step: prop.to_string(), msg: e.to_string() })?;
+                    st.mounts.push(MountRecord { target, what: prop.to_string() });
+                    self.write_state(&j.uuid, &st)?;
+                }
             }
         }
         // resolver
@@ -873,7 +892,7 @@ mod tests {
     fn j(uuid: &str, tag: &str) -> Jail {
         let mut props = BTreeMap::new();
         props.insert("tag".to_string(), tag.to_string());
-        Jail { uuid: uuid.into(), props: props.clone(), stored: props, problem: None }
+        Jail { uuid: uuid.into(), stored: props, defaults: Arc::new(BTreeMap::new()), problem: None }
     }
 
     #[test]

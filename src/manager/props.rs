@@ -208,7 +208,8 @@ pub enum PropError {
 }
 
 pub fn lookup(name: &str) -> Result<&'static Prop, PropError> {
-    PROPS.iter().find(|p| p.name == name).ok_or_else(|| PropError::Unknown(name.to_string()))
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static Prop>> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| PROPS.iter().map(|p| (p.name, p)).collect()).get(name).copied().ok_or_else(|| PropError::Unknown(name.to_string()))
 }
 
 fn expected(k: Kind) -> String {

@@ -139,18 +139,28 @@ impl Backend for ZfsBackend {
 
     fn list_jails(&self) -> Result<Vec<Record>, StorageError> {
         let jails = self.ds("jails");
-        let all = match self.user_props(&jails) {
-            Ok(a) => a,
+        // One call for every jail: depth 1 skips the root datasets; the "none" source
+        // adds read-only rows (such as `type`) so a jail without properties still shows.
+        let out = match zfs(&["get", "-H", "-p", "-r", "-d", "1", "-s", "local,none", "-o", "name,property,value", "all", &jails]) {
+            Ok(o) => o,
             Err(_) if !self.exists(&jails) => return Ok(vec![]),
             Err(e) => return Err(e),
         };
-        // Datasets without local properties are absent from `zfs get -s local`:
-        // list the jail datasets too (one more call, not one per jail).
-        let names = zfs(&["list", "-H", "-r", "-d", "1", "-o", "name", &jails])?;
+        let mut all: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for line in out.lines() {
+            let mut f = line.splitn(3, '\t');
+            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else { continue };
+            if name == jails {
+                continue;
+            }
+            let entry = all.entry(name.to_string()).or_default();
+            if let Some(p) = prop.strip_prefix(PROP_PREFIX) {
+                entry.insert(p.to_string(), value.to_string());
+            }
+        }
         let mut out = Vec::new();
-        for name in names.lines().map(str::trim).filter(|n| *n != jails && !n.is_empty()) {
-            let uuid = name.rsplit('/').next().unwrap_or(name).to_string();
-            let mut props = all.get(name).cloned().unwrap_or_default();
+        for (name, mut props) in all {
+            let uuid = name.rsplit('/').next().unwrap_or(&name).to_string();
             let incomplete = props.remove(INCOMPLETE).is_some();
             let problem = if incomplete {
                 None
