@@ -75,19 +75,24 @@ pub enum JailCmd {
         params: Vec<String>,
     },
     /// Run a command in a jail (jexec(8)); its exit status is jailctl's.
-    Exec {
-        /// Run as this user of the jail's own passwd database.
-        #[arg(short = 'u', conflicts_with = "host_user")]
-        user: Option<String>,
-        /// Run as this user of the host's passwd database.
-        #[arg(short = 'U')]
-        host_user: Option<String>,
-        jail: String,
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Exec(ExecArgs),
     /// List every known jail parameter with its type and what this OS does with it.
     Params,
+}
+
+/// `exec [-u user | -U user] JAIL command [args ...]`, shared by `jail exec` and the
+/// manager's `exec`.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Run as this user of the jail's own passwd database.
+    #[arg(short = 'u', conflicts_with = "host_user")]
+    pub user: Option<String>,
+    /// Run as this user of the host's passwd database.
+    #[arg(short = 'U')]
+    pub host_user: Option<String>,
+    pub jail: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 /// Entry point used by the binary.
@@ -189,7 +194,7 @@ fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        JailCmd::Exec { user, host_user, jail: j, command } => {
+        JailCmd::Exec(ExecArgs { user, host_user, jail: j, command }) => {
             let jid = jail::getid(&j)?;
             let host = match &host_user {
                 Some(u) => Some(super::users::lookup(Path::new("/"), u).map_err(JailError::Invalid)?),

@@ -93,15 +93,7 @@ pub enum ManageCmd {
     /// Stop every running jail with boot=on, in reverse priority.
     Rcshutdown,
     /// Run a command in a jail (or in ALL running jails), as jexec(8).
-    Exec {
-        #[arg(short = 'u', conflicts_with = "host_user")]
-        user: Option<String>,
-        #[arg(short = 'U')]
-        host_user: Option<String>,
-        jail: String,
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Exec(super::jailctl::ExecArgs),
     /// A login shell in the jail (-f: start it first if needed).
     Console {
         #[arg(short = 'f')]
@@ -300,43 +292,9 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             m.restart(&jail, soft)?;
             Ok(ExitCode::SUCCESS)
         }
-        ManageCmd::Rcboot => {
-            let mut failed = 0;
-            for j in m.boot_order()? {
-                if m.is_running(&j).is_some() {
-                    continue;
-                }
-                match m.start(&j.uuid, false) {
-                    Ok(jid) => {
-                        let _ = writeln!(out, "started {} ({}) jid {jid}", j.tag(), j.uuid);
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("jailctl: {e}");
-                    }
-                }
-            }
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-        }
-        ManageCmd::Rcshutdown => {
-            let mut failed = 0;
-            for j in m.boot_order()?.into_iter().rev() {
-                if m.is_running(&j).is_none() {
-                    continue;
-                }
-                match m.stop(&j.uuid) {
-                    Ok(_) => {
-                        let _ = writeln!(out, "stopped {} ({})", j.tag(), j.uuid);
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("jailctl: {e}");
-                    }
-                }
-            }
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-        }
-        ManageCmd::Exec { user, host_user, jail, command } => {
+        ManageCmd::Rcboot => boot_sequence(m, false, out),
+        ManageCmd::Rcshutdown => boot_sequence(m, true, out),
+        ManageCmd::Exec(super::jailctl::ExecArgs { user, host_user, jail, command }) => {
             let jails: Vec<Jail> = if jail == "ALL" { m.jails()?.into_iter().filter(|j| m.is_running(j).is_some()).collect() } else { vec![m.resolve(&jail)?] };
             let mut code = 0;
             for j in &jails {
@@ -367,6 +325,32 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         }
         ManageCmd::Activate { .. } | ManageCmd::Deactivate { .. } | ManageCmd::Version => unreachable!(),
     }
+}
+
+/// `rcboot` (start the boot jails by priority) or `rcshutdown` (stop them in reverse);
+/// a failing jail does not stop the others, but makes the exit status 1.
+fn boot_sequence(m: &Manager, shutdown: bool, out: &mut impl Write) -> R {
+    let mut jails = m.boot_order()?;
+    if shutdown {
+        jails.reverse();
+    }
+    let mut failed = 0;
+    for j in jails {
+        if m.is_running(&j).is_some() != shutdown {
+            continue;
+        }
+        let res = if shutdown { m.stop(&j.uuid).map(|_| "stopped".to_string()) } else { m.start(&j.uuid, false).map(|jid| format!("started (jid {jid})")) };
+        match res {
+            Ok(what) => {
+                let _ = writeln!(out, "{what}: {} ({})", j.tag(), j.uuid);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("jailctl: {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 const COLUMNS: [&str; 8] = ["JID", "UUID", "BOOT", "STATE", "TAG", "TYPE", "IP4", "RELEASE"];
