@@ -69,6 +69,7 @@ fn probe_is_visible_in_the_jail_and_fires_once() {
     assert_eq!(lines(&d, "once"), 1);
     let log = d.log_text();
     assert!(log.contains("probe registered") && log.contains("probe triggered") && log.contains("command finished"), "{log}");
+    assert!(log.contains("pidfd=true"), "the probe is not held by a pidfd: {log}");
 }
 
 #[test]

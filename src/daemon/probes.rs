@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use super::reaper::Reaper;
 use crate::jail;
 use crate::probe::{self, ProbeParams, TRIGGER_EXIT};
-use crate::sys::unix::{self as sys, ExitStatus};
+use crate::sys::unix::{self as sys, ExitStatus, ProcessRef};
 
 /// How long a respawning probe waits for its jail (by name) to come back.
 pub const JAIL_RETURN_GRACE: Duration = Duration::from_secs(30);
@@ -94,7 +94,7 @@ impl Manager {
     }
 
     /// Spawn a probe process in jail `arm.jid`; returns its pid and exit receiver.
-    async fn spawn_probe(&self, arm: &Arm) -> Result<(i32, oneshot::Receiver<ExitStatus>), String> {
+    async fn spawn_probe(&self, arm: &Arm) -> Result<(ProcessRef, oneshot::Receiver<ExitStatus>), String> {
         let reaper = self.reaper.clone();
         let exe = self.exe.clone();
         let params = ProbeParams { jid: arm.jid, title: arm.title.clone(), uid: arm.uid, gid: arm.gid, registry: self.registry.clone() };
@@ -106,12 +106,15 @@ impl Manager {
                 Ok(child)
             })
             .map_err(|e| e.to_string())?;
+            // The probe cannot have been reaped by anyone but our reaper, which keeps
+            // its pid unused until the status is claimed: the pidfd names it exactly.
+            let proc_ref = ProcessRef::new(spawned.pid);
             let rx = if spawned.pid == spawned.helper_pid {
                 helper_rx.expect("helper watched")
             } else {
                 reaper.watch(spawned.pid)
             };
-            Ok((spawned.pid, rx))
+            Ok((proc_ref, rx))
         })
         .await
         .map_err(|e| format!("probe spawner failed: {e}"))?
@@ -133,13 +136,14 @@ impl Manager {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let title = spec.title.clone().unwrap_or_else(|| format!("jaildaemon-probe-{id}"));
         let arm = Arm { jid: j.jid, title: title.clone(), uid: spec.uid, gid: spec.gid };
-        let (pid, exit_rx) = match self.spawn_probe(&arm).await {
+        let (probe, exit_rx) = match self.spawn_probe(&arm).await {
             Ok(x) => x,
             Err(message) => {
                 tracing::warn!(jail = %spec.jail, %message, "probe registration failed");
                 return Response::Error { message };
             }
         };
+        let pid = probe.pid;
         let (cancel_tx, cancel_rx) = mpsc::channel(1);
         let info = ProbeInfo {
             id,
@@ -157,9 +161,9 @@ impl Manager {
             running_commands: 0,
         };
         self.probes.lock().expect("probes lock").insert(id, Entry { info, spec: spec.clone(), cancel: cancel_tx });
-        tracing::info!(probe = id, jail = %j.name, jid = j.jid, pid, %title, mode = spec.respawn.flag(), uid = spec.uid.unwrap_or(0), "probe registered");
+        tracing::info!(probe = id, jail = %j.name, jid = j.jid, pid, pidfd = probe.has_pidfd(), %title, mode = spec.respawn.flag(), uid = spec.uid.unwrap_or(0), "probe registered");
         let me = self.clone();
-        let task = tokio::spawn(async move { me.supervise(id, arm, pid, exit_rx, cancel_rx).await });
+        let task = tokio::spawn(async move { me.supervise(id, arm, probe, exit_rx, cancel_rx).await });
         let mut tasks = self.tasks.lock().expect("tasks lock");
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
@@ -191,8 +195,8 @@ impl Manager {
         }
     }
 
-    async fn kill_and_wait(pid: i32, exit_rx: &mut oneshot::Receiver<ExitStatus>) {
-        let _ = sys::signal(pid, libc::SIGKILL);
+    async fn kill_and_wait(probe: &ProcessRef, exit_rx: &mut oneshot::Receiver<ExitStatus>) {
+        let _ = probe.signal(libc::SIGKILL);
         let _ = tokio::time::timeout(Duration::from_secs(5), exit_rx).await;
     }
 
@@ -200,7 +204,7 @@ impl Manager {
         self: Arc<Self>,
         id: u64,
         mut arm: Arm,
-        mut pid: i32,
+        mut probe: ProcessRef,
         mut exit_rx: oneshot::Receiver<ExitStatus>,
         mut cancel_rx: mpsc::Receiver<oneshot::Sender<()>>,
     ) {
@@ -215,17 +219,17 @@ impl Manager {
             let status = tokio::select! {
                 st = &mut exit_rx => st.unwrap_or(ExitStatus::Signal(0)),
                 ack = cancel_rx.recv() => {
-                    Self::kill_and_wait(pid, &mut exit_rx).await;
+                    Self::kill_and_wait(&probe, &mut exit_rx).await;
                     return self.removed(id, ack);
                 }
                 _ = shutdown.changed() => {
-                    Self::kill_and_wait(pid, &mut exit_rx).await;
+                    Self::kill_and_wait(&probe, &mut exit_rx).await;
                     self.drop_probe(id);
                     return;
                 }
             };
             if status != ExitStatus::Code(TRIGGER_EXIT) {
-                tracing::warn!(probe = id, pid, %status, jail = %spec.jail, "probe lost (not a trigger): no command runs, no respawn");
+                tracing::warn!(probe = id, pid = probe.pid, %status, jail = %spec.jail, "probe lost (not a trigger): no command runs, no respawn");
                 self.drop_probe(id);
                 return;
             }
@@ -264,7 +268,7 @@ impl Manager {
             };
             match rearmed {
                 Some((p, rx)) => {
-                    pid = p;
+                    probe = p;
                     exit_rx = rx;
                     armed_at = Instant::now();
                 }
@@ -278,7 +282,7 @@ impl Manager {
 
     /// Find the jail again by name (it may have been restarted with a new jid) and
     /// spawn a new probe in it.
-    async fn rearm(&self, id: u64, spec: &ProbeSpec, arm: &mut Arm, delay: Duration) -> Option<(i32, oneshot::Receiver<ExitStatus>)> {
+    async fn rearm(&self, id: u64, spec: &ProbeSpec, arm: &mut Arm, delay: Duration) -> Option<(ProcessRef, oneshot::Receiver<ExitStatus>)> {
         tokio::time::sleep(delay).await;
         let name = self.probes.lock().expect("probes lock").get(&id).map(|e| e.info.jail.clone())?;
         let deadline = Instant::now() + JAIL_RETURN_GRACE;
@@ -291,14 +295,14 @@ impl Manager {
                     }
                     arm.jid = j.jid;
                     match self.spawn_probe(arm).await {
-                        Ok((pid, rx)) => {
+                        Ok((probe, rx)) => {
                             self.update(id, |i| {
                                 i.jid = arm.jid;
-                                i.pid = Some(pid);
+                                i.pid = Some(probe.pid);
                                 i.state = ProbeState::Armed;
                             });
-                            tracing::info!(probe = id, pid, jid = arm.jid, mode = spec.respawn.flag(), "probe respawned");
-                            return Some((pid, rx));
+                            tracing::info!(probe = id, pid = probe.pid, pidfd = probe.has_pidfd(), jid = arm.jid, mode = spec.respawn.flag(), "probe respawned");
+                            return Some((probe, rx));
                         }
                         Err(e) => {
                             failures += 1;

@@ -348,3 +348,53 @@ pub fn stderr_is_tty() -> bool {
     // SAFETY: isatty only queries a descriptor.
     unsafe { libc::isatty(2) == 1 }
 }
+
+/// A process the daemon spawned: its pid and, on Linux, a pidfd, so that a signal
+/// reaches exactly that process even if its pid were reused.
+#[derive(Debug)]
+pub struct ProcessRef {
+    pub pid: i32,
+    #[cfg(target_os = "linux")]
+    fd: Option<OwnedFd>,
+}
+
+impl ProcessRef {
+    pub fn new(pid: i32) -> ProcessRef {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: pidfd_open returns a new descriptor or -1; no memory is passed.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            // SAFETY: a non-negative result is a descriptor we now own.
+            let fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+            ProcessRef { pid, fd }
+        }
+        #[cfg(not(target_os = "linux"))]
+        ProcessRef { pid }
+    }
+
+    /// Whether the process is identified by a pidfd (Linux) rather than its pid alone.
+    pub fn has_pidfd(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.fd.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Send a signal to this very process; one that has exited is not an error.
+    pub fn signal(&self, sig: c_int) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            use std::os::fd::AsRawFd;
+            // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
+            let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(e);
+                }
+            }
+            return Ok(());
+        }
+        signal(self.pid, sig)
+    }
+}
