@@ -262,3 +262,30 @@ fn params_listing_names_types() {
     let out = sb.ok(&["jail", "params"]);
     assert!(out.contains("host.hostname") && out.contains("allow.raw_sockets") && out.contains("not supported on Linux"));
 }
+
+#[test]
+fn dying_jails_are_hidden_unless_asked_for() {
+    let sb = Sandbox::new();
+    let jid = sb.create("dy", &[]);
+    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap()).unwrap();
+    let init = nix::unistd::Pid::from_raw(entry["init_pid"].as_i64().unwrap() as i32);
+    // A stopped init cannot finish the removal: the jail stays dying.
+    nix::sys::signal::kill(init, nix::sys::signal::SIGSTOP).unwrap();
+    sb.ok(&["jail", "remove", "dy"]);
+    let e = sb.fails(&["jail", "get", "dy", "jid"]);
+    assert!(e.contains("not found"), "{e}");
+    assert_eq!(sb.ok(&["jail", "get", "-d", "dy", "dying"]).trim(), "true");
+    assert!(sb.ok(&["jail", "list", "-d", "name"]).contains("dy"));
+    assert!(!sb.ok(&["jail", "list", "name"]).contains("dy"));
+    // its name is free for a new jail; its jid is not reused while it is dying
+    let other = sb.another_root("r2");
+    let jid2 = sb.create_named_in("dy", &other, &[]);
+    assert_ne!(jid2, jid);
+    let e = sb.fails(&["jail", "create", &format!("jid={jid}"), "name=dy3", &format!("path={}", other.display()), "persist"]);
+    assert!(e.contains("dying"), "{e}");
+    // once the init may go, the dying entry goes too
+    nix::sys::signal::kill(init, nix::sys::signal::SIGCONT).unwrap();
+    assert!(sb.wait_for(10, || !sb.ok(&["jail", "list", "-d", "jid"]).lines().any(|l| l.trim() == jid.to_string())));
+    sb.ok(&["jail", "remove", "dy"]);
+    sb.assert_clean();
+}
