@@ -182,9 +182,16 @@ impl Env {
         self.ok(&["jail", "list", "name"]).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
     }
 
+    /// Host mounts below the backend other than its own ZFS datasets.
     fn mounts(&self) -> Vec<String> {
-        let d = self.dir.path().join("jailctl").display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&d)).map(String::from).collect()
+        let d = self.base().display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split_whitespace().nth(4).map(|m| m.starts_with(&d)).unwrap_or(false))
+            .filter(|l| l.split(" - ").nth(1).map(|f| !f.starts_with("fuse.zfs")).unwrap_or(true))
+            .map(String::from)
+            .collect()
     }
 }
 
@@ -658,4 +665,30 @@ fn more_than_one_active_pool_is_an_error_naming_them() {
     assert!(!o.status.success() && err.contains(&a.pool) && err.contains(&b.pool), "{err}");
     a.ok(&["deactivate", &a.pool]);
     b.ok(&["deactivate", &b.pool]);
+}
+
+#[test]
+fn fstab_mounts_are_made_at_start_and_undone_at_stop() {
+    both(|e| {
+        e.fetch();
+        let u = e.create(&["tag=fs1"]);
+        let shared = e.dir.path().join("shared");
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::write(shared.join("hello"), "from the host\n").unwrap();
+        let jail_dir = e.base().join("jails").join(&u);
+        std::fs::write(jail_dir.join("fstab"), format!("# shared data\n{} /mnt/data nullfs ro 0 0\n", shared.display())).unwrap();
+        e.ok(&["start", "fs1"]);
+        assert_eq!(e.ok(&["exec", "fs1", "cat", "/mnt/data/hello"]).trim(), "from the host");
+        assert!(!e.run(&["exec", "fs1", "touch", "/mnt/data/x"]).status.success(), "a ro mount is writable");
+        let target = e.root(&u).join("mnt/data").display().to_string();
+        let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split_whitespace().nth(4) == Some(target.as_str()));
+        assert!(mounted());
+        e.ok(&["stop", "fs1"]);
+        assert!(!mounted(), "the fstab mount outlived the jail");
+        // a broken fstab line fails the start and leaves nothing behind
+        std::fs::write(jail_dir.join("fstab"), format!("{} /mnt/data nullfs ro 0 0\n/nonexistent /mnt/other nullfs ro 0 0\n", shared.display())).unwrap();
+        assert!(e.fails(&["start", "fs1"]).contains("fstab line 2"));
+        assert!(e.kernel_jails().is_empty());
+        assert!(e.mounts().is_empty());
+    });
 }

@@ -700,6 +700,9 @@ impl Manager {
                 }
                 let target = if f[1].starts_with(&root.display().to_string()) { PathBuf::from(f[1]) } else { root.join(f[1].trim_start_matches('/')) };
                 let opts = f.get(3).copied().unwrap_or("rw");
+                if !target.exists() && Path::new(f[0]).is_dir() {
+                    let _ = fs::create_dir_all(&target);
+                }
                 let mut c = Command::new("mount");
                 if matches!(f[2], "nullfs" | "bind") && cfg!(target_os = "linux") {
                     c.arg("--bind");
