@@ -325,6 +325,21 @@ fn sighup_to_the_daemon_triggers_nothing() {
     assert_eq!(d.read("hup"), "");
     assert_eq!(d.pgrep("www", "HUP_D").len(), 1);
     assert!(d.log_text().contains("SIGHUP to the daemon ignored"));
+    // a terminal hangup inside the jail: a shell on a pty whose master goes away
+    let mut term = Command::new("script")
+        .args(["-qec", &format!("{} jail exec www sh -c 'sleep 30'", common::JAILCTL), "/dev/null"])
+        .env("JAILDAEMON_REGISTRY", &d.sb.registry)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(d.sb.wait_for(5, || !d.pgrep("www", "sleep 30").is_empty()), "no terminal session in the jail");
+    term.kill().unwrap();
+    term.wait().unwrap();
+    assert!(d.sb.wait_for(5, || d.pgrep("www", "sleep 30").is_empty()), "the terminal was not hung up");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.read("hup"), "", "a terminal hangup triggered the probe");
+    assert_eq!(d.pgrep("www", "HUP_D").len(), 1);
 }
 
 #[test]
