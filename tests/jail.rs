@@ -99,7 +99,7 @@ fn attach_from_a_separate_process_and_lookups() {
     );
     let init: serde_json::Value = serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap()).unwrap();
     let init_pid = init["init_pid"].as_i64().unwrap();
-    let sleeper = sb.processes().into_iter().find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().starts_with("sleep\027.1828")).unwrap();
+    let sleeper = sb.processes().into_iter().find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().starts_with("sleep\x0027.1828")).unwrap();
     for ns in ["mnt", "pid", "uts", "ipc"] {
         let a = std::fs::read_link(format!("/proc/{sleeper}/ns/{ns}")).unwrap();
         let b = std::fs::read_link(format!("/proc/{init_pid}/ns/{ns}")).unwrap();
@@ -219,6 +219,9 @@ fn killed_holder_leaves_a_stale_entry_that_is_cleaned() {
     let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap()).unwrap();
     let pid = entry["init_pid"].as_i64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    // dead: gone, or a zombie (kill(2) returns before the process has finished exiting)
+    let dead = || std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')).unwrap_or(true);
+    assert!(sb.wait_for(5, dead), "the jail init survived SIGKILL");
     assert!(sb.wait_for(5, || sb.processes().is_empty()));
     assert_eq!(sb.registry_files().len(), 1, "the entry is still on disk until the next call");
     assert!(sb.ok(&["jail", "list", "jid"]).trim().is_empty(), "a dead jail is listed");

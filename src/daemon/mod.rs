@@ -109,7 +109,7 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
                 if msg == "R" {
                     sys::exit_now(0);
                 }
-                let _ = pidfile.close();
+                pidfile.close();
                 let msg = if msg.is_empty() { "it exited during start-up (see syslog)".to_string() } else { msg };
                 eprintln!("jaildaemon: {}", DaemonError::Child(msg));
                 sys::exit_now(1);

@@ -907,8 +907,8 @@ mod tests {
         let e = resolve_in(all.clone(), "12").unwrap_err().to_string();
         assert!(e.contains("1234abcd-0000") && e.contains("1299ffff-0000"), "{e}");
         assert!(matches!(resolve_in(all.clone(), "nope"), Err(ManagerError::NotFound(_))));
-        // a tag that is also a prefix of another uuid is ambiguous
-        assert!(matches!(resolve_in(all, "5555"), Ok(_)));
+        // a tag that is also a prefix of its own uuid names that one jail
+        assert_eq!(resolve_in(all, "5555").unwrap().uuid, "5555aaaa-0000");
     }
 
     #[test]
