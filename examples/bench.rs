@@ -23,7 +23,10 @@ fn bin(name: &str) -> PathBuf {
 }
 
 fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 fn kb(path: &str, key: &str) -> u64 {
@@ -31,7 +34,13 @@ fn kb(path: &str, key: &str) -> u64 {
         .unwrap_or_default()
         .lines()
         .filter(|l| l.starts_with(key))
-        .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .unwrap_or("0")
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
         .sum()
 }
 
@@ -55,19 +64,47 @@ fn wait_file(p: &Path) -> u128 {
 }
 
 fn main() {
-    assert!(nix::unistd::geteuid().is_root(), "run the benchmark as root");
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![1, 100, 1000] } else { sizes };
-    let work = tempfile::Builder::new().prefix("jd-bench-").tempdir_in("/tmp").unwrap();
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "run the benchmark as root"
+    );
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1, 100, 1000]
+    } else {
+        sizes
+    };
+    let work = tempfile::Builder::new()
+        .prefix("jd-bench-")
+        .tempdir_in("/tmp")
+        .unwrap();
     let dir = work.path();
     let root = dir.join("root");
-    let st = Command::new("sh").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/busybox-root.sh")).arg(&root).status().unwrap();
+    let st = Command::new("sh")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/busybox-root.sh"
+        ))
+        .arg(&root)
+        .status()
+        .unwrap();
     assert!(st.success());
     let registry = dir.join("registry");
     std::env::set_var("JAILDAEMON_REGISTRY", &registry);
     let jailctl = bin("jailctl");
-    let out = Command::new(&jailctl).args(["jail", "create", "name=bench", "persist"]).arg(format!("path={}", root.display())).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&jailctl)
+        .args(["jail", "create", "name=bench", "persist"])
+        .arg(format!("path={}", root.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sock = dir.join("jd.sock");
     let mut daemon = Command::new(bin("jaildaemon"))
         .args(["-D", "-F", "-p"])
@@ -82,10 +119,25 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let dpid = daemon.id();
-    println!("jaildaemon benchmark: {} cores, one run, side by side\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "jaildaemon benchmark: {} cores, one run, side by side\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!(
         "{:>5} | {:>12} {:>12} {:>6} | {:>10} {:>10} {:>10} {:>10} {:>6} | {:>10} {:>10}",
-        "N", "spawn/probe", "bare/proc", "ratio", "trig p50", "bare p50", "trig p99", "bare p99", "p50 x", "priv/probe", "daemon RSS"
+        "N",
+        "spawn/probe",
+        "bare/proc",
+        "ratio",
+        "trig p50",
+        "bare p50",
+        "trig p99",
+        "bare p99",
+        "p50 x",
+        "priv/probe",
+        "daemon RSS"
     );
     let mut next = 0u64;
     for &n in &sizes {
@@ -102,7 +154,13 @@ fn main() {
                 gid: None,
                 title: Some(format!("BENCH_PROBE_{next}")),
             };
-            match jaildaemon::daemon::client::request(&sock, &Request::Register(spec), Duration::from_secs(30)).unwrap() {
+            match jaildaemon::daemon::client::request(
+                &sock,
+                &Request::Register(spec),
+                Duration::from_secs(30),
+            )
+            .unwrap()
+            {
                 Response::Registered { id, pid, .. } => pids.push((id, pid)),
                 other => panic!("{other:?}"),
             }
@@ -111,12 +169,18 @@ fn main() {
         // spawn: bare attached processes
         let t = Instant::now();
         for _ in 0..n {
-            let st = Command::new(&jailctl).args(["jail", "exec", "bench", "true"]).status().unwrap();
+            let st = Command::new(&jailctl)
+                .args(["jail", "exec", "bench", "true"])
+                .status()
+                .unwrap();
             assert!(st.success());
         }
         let bare = t.elapsed().as_secs_f64() * 1e3 / n as f64;
         // memory with n probes armed
-        let mut privs: Vec<f64> = pids.iter().map(|(_, p)| kb(&format!("/proc/{p}/smaps_rollup"), "Private_") as f64).collect();
+        let mut privs: Vec<f64> = pids
+            .iter()
+            .map(|(_, p)| kb(&format!("/proc/{p}/smaps_rollup"), "Private_") as f64)
+            .collect();
         let priv_med = pct(&mut privs, 0.5);
         let rss = kb(&format!("/proc/{dpid}/status"), "VmRSS:");
         // trigger latency: probes (sample up to 200 of them)
@@ -125,13 +189,18 @@ fn main() {
         for (id, pid) in pids.iter().take(sample) {
             let f = dir.join(format!("t.{id}"));
             let t0 = now_ns();
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGHUP).unwrap();
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGHUP)
+                .unwrap();
             let t1 = wait_file(&f);
             lat.push((t1.saturating_sub(t0)) as f64 / 1e6);
         }
         // the rest are removed
         for (id, _) in pids.iter().skip(sample) {
-            let _ = jaildaemon::daemon::client::request(&sock, &Request::Remove { id: *id }, Duration::from_secs(30));
+            let _ = jaildaemon::daemon::client::request(
+                &sock,
+                &Request::Remove { id: *id },
+                Duration::from_secs(30),
+            );
         }
         // trigger latency: bare kill -> waitpid -> sh -c
         let mut base = Vec::new();
@@ -140,9 +209,17 @@ fn main() {
             std::thread::sleep(Duration::from_millis(2));
             let f = dir.join(format!("b.{n}.{i}"));
             let t0 = now_ns();
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::SIGHUP).unwrap();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::SIGHUP,
+            )
+            .unwrap();
             c.wait().unwrap();
-            Command::new("/bin/sh").arg("-c").arg(format!("date +%s%N > {}", f.display())).status().unwrap();
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("date +%s%N > {}", f.display()))
+                .status()
+                .unwrap();
             let t1 = wait_file(&f);
             base.push((t1.saturating_sub(t0)) as f64 / 1e6);
         }
@@ -153,8 +230,13 @@ fn main() {
             n, spawn, bare, spawn / bare, p50, b50, p99, b99, p50 / b50, priv_med, rss
         );
     }
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(dpid as i32), nix::sys::signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dpid as i32),
+        nix::sys::signal::SIGTERM,
+    );
     let _ = daemon.wait();
-    let _ = Command::new(&jailctl).args(["jail", "remove", "bench"]).status();
+    let _ = Command::new(&jailctl)
+        .args(["jail", "remove", "bench"])
+        .status();
     println!("\nratio = probe spawn / bare attached process; p50 x = probe trigger p50 / bare round trip p50");
 }

@@ -13,7 +13,11 @@ fn filter(default: &str) -> EnvFilter {
 /// Log to stderr.
 pub fn to_stderr(default: &str) {
     let ansi = crate::sys::unix::stderr_is_tty();
-    let _ = tracing_subscriber::fmt().with_env_filter(filter(default)).with_ansi(ansi).with_writer(io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter(default))
+        .with_ansi(ansi)
+        .with_writer(io::stderr)
+        .try_init();
 }
 
 /// Log to syslog (facility daemon), one record per event.

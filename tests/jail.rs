@@ -14,8 +14,14 @@ fn create_list_and_remove() {
     assert!(jid > 0);
     assert_eq!(sb.registry_files(), vec![format!("{jid}.json")]);
     let list = sb.ok(&["jail", "list"]);
-    assert!(list.contains("web01") || list.contains(&sb.root.display().to_string()), "{list}");
-    assert_eq!(sb.ok(&["jail", "list", "name", "jid"]).trim(), format!("web01 {jid}"));
+    assert!(
+        list.contains("web01") || list.contains(&sb.root.display().to_string()),
+        "{list}"
+    );
+    assert_eq!(
+        sb.ok(&["jail", "list", "name", "jid"]).trim(),
+        format!("web01 {jid}")
+    );
     assert!(!sb.processes().is_empty(), "the jail init runs");
     sb.ok(&["jail", "remove", "web01"]);
     assert!(sb.ok(&["jail", "list", "jid"]).trim().is_empty());
@@ -25,13 +31,30 @@ fn create_list_and_remove() {
 #[test]
 fn hostname_inside_and_update() {
     let sb = Sandbox::new();
-    sb.create("h1", &["host.hostname=h1.example.org", "host.domainname=nisdom"]);
-    assert_eq!(sb.ok(&["jail", "exec", "h1", "hostname"]).trim(), "h1.example.org");
-    assert_eq!(sb.ok(&["jail", "exec", "h1", "cat", "/proc/sys/kernel/domainname"]).trim(), "nisdom");
+    sb.create(
+        "h1",
+        &["host.hostname=h1.example.org", "host.domainname=nisdom"],
+    );
+    assert_eq!(
+        sb.ok(&["jail", "exec", "h1", "hostname"]).trim(),
+        "h1.example.org"
+    );
+    assert_eq!(
+        sb.ok(&["jail", "exec", "h1", "cat", "/proc/sys/kernel/domainname"])
+            .trim(),
+        "nisdom"
+    );
     sb.ok(&["jail", "set", "h1", "host.hostname=renamed"]);
     assert_eq!(sb.ok(&["jail", "exec", "h1", "hostname"]).trim(), "renamed");
-    assert_eq!(sb.ok(&["jail", "get", "h1", "host.hostname"]).trim(), "renamed");
-    assert_ne!(nix::unistd::gethostname().unwrap().to_string_lossy(), "renamed", "the host's hostname is untouched");
+    assert_eq!(
+        sb.ok(&["jail", "get", "h1", "host.hostname"]).trim(),
+        "renamed"
+    );
+    assert_ne!(
+        nix::unistd::gethostname().unwrap().to_string_lossy(),
+        "renamed",
+        "the host's hostname is untouched"
+    );
     sb.ok(&["jail", "remove", "h1"]);
     sb.assert_clean();
 }
@@ -42,11 +65,21 @@ fn ps_inside_sees_only_the_jail() {
     sb.create("ps1", &[]);
     let mut host = Command::new("sleep").arg("31.4159").spawn().unwrap();
     let ps = sb.ok(&["jail", "exec", "ps1", "ps", "-o", "pid,args"]);
-    assert!(!ps.contains("31.4159"), "a host process is visible inside:\n{ps}");
-    let pids: Vec<&str> = ps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(
+        !ps.contains("31.4159"),
+        "a host process is visible inside:\n{ps}"
+    );
+    let pids: Vec<&str> = ps
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(pids.len(), 2, "only the jail init and ps itself:\n{ps}");
     assert!(pids.contains(&"1"), "{ps}");
-    assert!(!ps.contains("jailctl") && !ps.contains("JAILDAEMON"), "the creator's command line leaks into the jail:\n{ps}");
+    assert!(
+        !ps.contains("jailctl") && !ps.contains("JAILDAEMON"),
+        "the creator's command line leaks into the jail:\n{ps}"
+    );
     host.kill().unwrap();
     host.wait().unwrap();
     sb.ok(&["jail", "remove", "ps1"]);
@@ -57,26 +90,69 @@ fn ps_inside_sees_only_the_jail() {
 fn exec_runs_inside_with_exit_status_and_users() {
     let sb = Sandbox::new();
     sb.create("ex1", &[]);
-    assert_eq!(sb.ok(&["jail", "exec", "ex1", "cat", "/etc/jail-marker"]).trim(), "inside-the-jail");
+    assert_eq!(
+        sb.ok(&["jail", "exec", "ex1", "cat", "/etc/jail-marker"])
+            .trim(),
+        "inside-the-jail"
+    );
     assert_eq!(sb.ok(&["jail", "exec", "ex1", "pwd"]).trim(), "/");
     let ls = sb.ok(&["jail", "exec", "ex1", "ls", "/"]);
-    assert!(ls.contains("bin") && !ls.contains("usr") && !ls.contains("boot"), "/ is not the jail path:\n{ls}");
-    let o = sb.run(&["jail", "exec", "ex1", "sh", "-c", "echo out; echo err >&2; exit 42"]);
+    assert!(
+        ls.contains("bin") && !ls.contains("usr") && !ls.contains("boot"),
+        "/ is not the jail path:\n{ls}"
+    );
+    let o = sb.run(&[
+        "jail",
+        "exec",
+        "ex1",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 42",
+    ]);
     assert_eq!(o.status.code(), Some(42));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "out");
     assert!(String::from_utf8_lossy(&o.stderr).contains("err"));
-    assert_eq!(sb.run(&["jail", "exec", "ex1", "/bin/nonexistent"]).status.code(), Some(127));
+    assert_eq!(
+        sb.run(&["jail", "exec", "ex1", "/bin/nonexistent"])
+            .status
+            .code(),
+        Some(127)
+    );
     // stdin is the caller's
-    let mut child = sb.jailctl().args(["jail", "exec", "ex1", "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = sb
+        .jailctl()
+        .args(["jail", "exec", "ex1", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"through stdin\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
     // -u: the jail's passwd (uid 1001 does not exist on the host), with its groups
-    assert_eq!(sb.ok(&["jail", "exec", "-u", "user", "ex1", "id", "-u"]).trim(), "1001");
-    assert_eq!(sb.ok(&["jail", "exec", "-u", "user", "ex1", "id", "-G"]).split_whitespace().collect::<Vec<_>>(), vec!["1001", "50"]);
+    assert_eq!(
+        sb.ok(&["jail", "exec", "-u", "user", "ex1", "id", "-u"])
+            .trim(),
+        "1001"
+    );
+    assert_eq!(
+        sb.ok(&["jail", "exec", "-u", "user", "ex1", "id", "-G"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        vec!["1001", "50"]
+    );
     // -U: the host's passwd
-    assert_eq!(sb.ok(&["jail", "exec", "-U", "nobody", "ex1", "id", "-u"]).trim(), "65534");
+    assert_eq!(
+        sb.ok(&["jail", "exec", "-U", "nobody", "ex1", "id", "-u"])
+            .trim(),
+        "65534"
+    );
     let e = sb.fails(&["jail", "exec", "-u", "nosuchuser", "ex1", "id"]);
     assert!(e.contains("nosuchuser"), "{e}");
     sb.ok(&["jail", "remove", "ex1"]);
@@ -88,18 +164,45 @@ fn attach_from_a_separate_process_and_lookups() {
     let sb = Sandbox::new();
     let jid = sb.create("att1", &[]);
     // by name and by jid
-    assert_eq!(sb.ok(&["jail", "get", "att1", "jid"]).trim(), jid.to_string());
-    assert_eq!(sb.ok(&["jail", "get", &jid.to_string(), "name"]).trim(), "att1");
-    assert_eq!(sb.ok(&["jail", "get", "att1", "jid", "name", "persist"]).lines().collect::<Vec<_>>(), vec![jid.to_string().as_str(), "att1", "true"]);
+    assert_eq!(
+        sb.ok(&["jail", "get", "att1", "jid"]).trim(),
+        jid.to_string()
+    );
+    assert_eq!(
+        sb.ok(&["jail", "get", &jid.to_string(), "name"]).trim(),
+        "att1"
+    );
+    assert_eq!(
+        sb.ok(&["jail", "get", "att1", "jid", "name", "persist"])
+            .lines()
+            .collect::<Vec<_>>(),
+        vec![jid.to_string().as_str(), "att1", "true"]
+    );
     // A separate process attaches and stays: visible from inside, in the jail's namespaces.
-    let mut bg = sb.jailctl().args(["jail", "exec", &jid.to_string(), "sleep", "27.1828"]).spawn().unwrap();
+    let mut bg = sb
+        .jailctl()
+        .args(["jail", "exec", &jid.to_string(), "sleep", "27.1828"])
+        .spawn()
+        .unwrap();
     assert!(
-        sb.wait_for(5, || sb.ok(&["jail", "exec", "att1", "ps", "-o", "args"]).contains("27.1828")),
+        sb.wait_for(5, || sb
+            .ok(&["jail", "exec", "att1", "ps", "-o", "args"])
+            .contains("27.1828")),
         "the attached process is not visible inside the jail"
     );
-    let init: serde_json::Value = serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap()).unwrap();
+    let init: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap())
+            .unwrap();
     let init_pid = init["init_pid"].as_i64().unwrap();
-    let sleeper = sb.processes().into_iter().find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().starts_with("sleep\x0027.1828")).unwrap();
+    let sleeper = sb
+        .processes()
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .unwrap_or_default()
+                .starts_with("sleep\x0027.1828")
+        })
+        .unwrap();
     for ns in ["mnt", "pid", "uts", "ipc"] {
         let a = std::fs::read_link(format!("/proc/{sleeper}/ns/{ns}")).unwrap();
         let b = std::fs::read_link(format!("/proc/{init_pid}/ns/{ns}")).unwrap();
@@ -117,14 +220,38 @@ fn create_update_flags_and_duplicates() {
     let sb = Sandbox::new();
     let jid = sb.create("f1", &[]);
     // CREATE on an existing jail fails
-    let e = sb.fails(&["jail", "create", "name=f1", &format!("path={}", sb.root.display()), "persist"]);
+    let e = sb.fails(&[
+        "jail",
+        "create",
+        "name=f1",
+        &format!("path={}", sb.root.display()),
+        "persist",
+    ]);
     assert!(e.contains("f1") && e.contains("already exists"), "{e}");
     // CREATE|UPDATE modifies it
-    sb.ok(&["jail", "create", "-m", "name=f1", "host.hostname=cm", "persist"]);
+    sb.ok(&[
+        "jail",
+        "create",
+        "-m",
+        "name=f1",
+        "host.hostname=cm",
+        "persist",
+    ]);
     assert_eq!(sb.ok(&["jail", "exec", "f1", "hostname"]).trim(), "cm");
     // CREATE|UPDATE creates a missing one
     let other = sb.another_root("r2");
-    let jid2: i32 = sb.ok(&["jail", "create", "-m", "name=f2", &format!("path={}", other.display()), "persist"]).trim().parse().unwrap();
+    let jid2: i32 = sb
+        .ok(&[
+            "jail",
+            "create",
+            "-m",
+            "name=f2",
+            &format!("path={}", other.display()),
+            "persist",
+        ])
+        .trim()
+        .parse()
+        .unwrap();
     assert_ne!(jid, jid2);
     // UPDATE of a missing jail fails, naming it
     let e = sb.fails(&["jail", "set", "nosuch", "host.hostname=x"]);
@@ -133,14 +260,24 @@ fn create_update_flags_and_duplicates() {
     let e = sb.fails(&["jail", "set", "f2", "name=f1"]);
     assert!(e.contains("f1") && e.contains("already used"), "{e}");
     // a jid in use is refused
-    let e = sb.fails(&["jail", "create", &format!("jid={jid}"), "name=f3", &format!("path={}", other.display()), "persist"]);
+    let e = sb.fails(&[
+        "jail",
+        "create",
+        &format!("jid={jid}"),
+        "name=f3",
+        &format!("path={}", other.display()),
+        "persist",
+    ]);
     assert!(e.contains("already exists"), "{e}");
     // parameters fixed at creation
     let e = sb.fails(&["jail", "set", "f1", "path=/"]);
     assert!(e.contains("path") && e.contains("cannot be changed"), "{e}");
     // rename works and the old name is free again
     sb.ok(&["jail", "set", "f2", "name=f2-renamed"]);
-    assert_eq!(sb.ok(&["jail", "get", "f2-renamed", "jid"]).trim(), jid2.to_string());
+    assert_eq!(
+        sb.ok(&["jail", "get", "f2-renamed", "jid"]).trim(),
+        jid2.to_string()
+    );
     sb.fails(&["jail", "get", "f2", "jid"]);
     sb.ok(&["jail", "remove", "f1"]);
     sb.ok(&["jail", "remove", &jid2.to_string()]);
@@ -152,14 +289,40 @@ fn persist_and_non_persist_lifetime() {
     let sb = Sandbox::new();
     // non-persistent: lives while its command runs, then goes
     let path = format!("path={}", sb.root.display());
-    let mut c = sb.jailctl().args(["jail", "create", "name=np", &path, "command=sleep", "1.5"]).spawn().unwrap();
-    assert!(sb.wait_for(5, || sb.run(&["jail", "get", "np", "jid"]).status.success()), "non-persistent jail never appeared");
+    let mut c = sb
+        .jailctl()
+        .args(["jail", "create", "name=np", &path, "command=sleep", "1.5"])
+        .spawn()
+        .unwrap();
+    assert!(
+        sb.wait_for(5, || sb.run(&["jail", "get", "np", "jid"]).status.success()),
+        "non-persistent jail never appeared"
+    );
     assert_eq!(sb.ok(&["jail", "get", "np", "persist"]).trim(), "false");
     assert!(c.wait().unwrap().success());
-    assert!(sb.wait_for(5, || !sb.run(&["jail", "get", "np", "jid"]).status.success()), "non-persistent jail outlived its last process");
+    assert!(
+        sb.wait_for(5, || !sb
+            .run(&["jail", "get", "np", "jid"])
+            .status
+            .success()),
+        "non-persistent jail outlived its last process"
+    );
     sb.assert_clean();
     // exit status of the command is create's
-    assert_eq!(sb.run(&["jail", "create", "name=np2", &path, "command=sh", "-c", "exit 3"]).status.code(), Some(3));
+    assert_eq!(
+        sb.run(&[
+            "jail",
+            "create",
+            "name=np2",
+            &path,
+            "command=sh",
+            "-c",
+            "exit 3"
+        ])
+        .status
+        .code(),
+        Some(3)
+    );
     // without persist or command: refused, nothing created
     let e = sb.fails(&["jail", "create", "name=np3", &path]);
     assert!(e.contains("persist"), "{e}");
@@ -170,7 +333,10 @@ fn persist_and_non_persist_lifetime() {
     assert!(sb.run(&["jail", "get", "p", "jid"]).status.success());
     // turning persist off with nothing inside lets it go
     sb.ok(&["jail", "set", "p", "nopersist"]);
-    assert!(sb.wait_for(5, || !sb.run(&["jail", "get", "p", "jid"]).status.success()), "jail stayed after nopersist");
+    assert!(
+        sb.wait_for(5, || !sb.run(&["jail", "get", "p", "jid"]).status.success()),
+        "jail stayed after nopersist"
+    );
     sb.assert_clean();
 }
 
@@ -179,35 +345,123 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let sb = Sandbox::new();
     let path = format!("path={}", sb.root.display());
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["name=b1".into(), "path=/nonexistent/dir".into(), "persist".into()], "/nonexistent/dir"),
-        (vec!["name=b1".into(), "path=relative".into(), "persist".into()], "absolute"),
-        (vec!["name=b1".into(), format!("{path}/etc/passwd"), "persist".into()], "not a directory"),
-        (vec!["name=b1".into(), path.clone(), "persist".into(), "nosuch.param=1".into()], "nosuch.param"),
-        (vec!["name=b1".into(), path.clone(), "persist".into(), "securelevel=high".into()], "securelevel"),
-        (vec!["name=b1".into(), path.clone(), "persist".into(), "ip4.addr=198.18.0.999".into()], "198.18.0.999"),
-        (vec!["name=b1".into(), path.clone(), "persist".into(), "persist=perhaps".into()], "perhaps"),
-        (vec!["name=b1".into(), path.clone(), "persist".into(), "allow.raw_sockets".into()], "not supported"),
-        (vec!["name=b1".into(), path.clone(), "persist".into(), "dying".into()], "read-only"),
-        (vec!["name=12345".into(), path.clone(), "persist".into()], "numeric"),
-        (vec!["name=a.b".into(), path.clone(), "persist".into()], "not allowed"),
+        (
+            vec![
+                "name=b1".into(),
+                "path=/nonexistent/dir".into(),
+                "persist".into(),
+            ],
+            "/nonexistent/dir",
+        ),
+        (
+            vec!["name=b1".into(), "path=relative".into(), "persist".into()],
+            "absolute",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                format!("{path}/etc/passwd"),
+                "persist".into(),
+            ],
+            "not a directory",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                path.clone(),
+                "persist".into(),
+                "nosuch.param=1".into(),
+            ],
+            "nosuch.param",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                path.clone(),
+                "persist".into(),
+                "securelevel=high".into(),
+            ],
+            "securelevel",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                path.clone(),
+                "persist".into(),
+                "ip4.addr=198.18.0.999".into(),
+            ],
+            "198.18.0.999",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                path.clone(),
+                "persist".into(),
+                "persist=perhaps".into(),
+            ],
+            "perhaps",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                path.clone(),
+                "persist".into(),
+                "allow.raw_sockets".into(),
+            ],
+            "not supported",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                path.clone(),
+                "persist".into(),
+                "dying".into(),
+            ],
+            "read-only",
+        ),
+        (
+            vec!["name=12345".into(), path.clone(), "persist".into()],
+            "numeric",
+        ),
+        (
+            vec!["name=a.b".into(), path.clone(), "persist".into()],
+            "not allowed",
+        ),
     ];
     for (args, needle) in cases {
         let mut a = vec!["jail", "create"];
         a.extend(args.iter().map(String::as_str));
         let e = sb.fails(&a);
-        assert!(e.contains(needle), "{args:?}: error does not mention {needle}: {e}");
+        assert!(
+            e.contains(needle),
+            "{args:?}: error does not mention {needle}: {e}"
+        );
         sb.assert_clean();
     }
-    for args in [vec!["jail", "get", "ghost", "jid"], vec!["jail", "remove", "ghost"], vec!["jail", "exec", "ghost", "true"], vec!["jail", "set", "ghost", "persist"]] {
+    for args in [
+        vec!["jail", "get", "ghost", "jid"],
+        vec!["jail", "remove", "ghost"],
+        vec!["jail", "exec", "ghost", "true"],
+        vec!["jail", "set", "ghost", "persist"],
+    ] {
         let e = sb.fails(&args);
         assert!(e.contains("\"ghost\" not found"), "{args:?}: {e}");
     }
     sb.assert_clean();
     // bad update: nothing changes
     sb.create("b2", &["host.hostname=keep"]);
-    sb.fails(&["jail", "set", "b2", "host.hostname=changed", "securelevel=x"]);
+    sb.fails(&[
+        "jail",
+        "set",
+        "b2",
+        "host.hostname=changed",
+        "securelevel=x",
+    ]);
     assert_eq!(sb.ok(&["jail", "exec", "b2", "hostname"]).trim(), "keep");
-    assert_eq!(sb.ok(&["jail", "get", "b2", "host.hostname"]).trim(), "keep");
+    assert_eq!(
+        sb.ok(&["jail", "get", "b2", "host.hostname"]).trim(),
+        "keep"
+    );
     sb.ok(&["jail", "remove", "b2"]);
     sb.assert_clean();
 }
@@ -216,16 +470,38 @@ fn bad_input_is_refused_and_leaves_nothing() {
 fn killed_holder_leaves_a_stale_entry_that_is_cleaned() {
     let sb = Sandbox::new();
     let jid = sb.create("stale", &[]);
-    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap()).unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap())
+            .unwrap();
     let pid = entry["init_pid"].as_i64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     // dead: gone, or a zombie (kill(2) returns before the process has finished exiting)
-    let dead = || std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')).unwrap_or(true);
+    let dead = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
     assert!(sb.wait_for(5, dead), "the jail init survived SIGKILL");
     assert!(sb.wait_for(5, || sb.processes().is_empty()));
-    assert_eq!(sb.registry_files().len(), 1, "the entry is still on disk until the next call");
-    assert!(sb.ok(&["jail", "list", "jid"]).trim().is_empty(), "a dead jail is listed");
-    assert!(sb.registry_files().is_empty(), "the stale entry was not cleaned");
+    assert_eq!(
+        sb.registry_files().len(),
+        1,
+        "the entry is still on disk until the next call"
+    );
+    assert!(
+        sb.ok(&["jail", "list", "jid"]).trim().is_empty(),
+        "a dead jail is listed"
+    );
+    assert!(
+        sb.registry_files().is_empty(),
+        "the stale entry was not cleaned"
+    );
     // the name is free again
     let jid2 = sb.create("stale", &[]);
     assert_eq!(jid2, jid, "the jid of a dead jail is free again");
@@ -238,7 +514,11 @@ fn vnet_jail_has_its_own_network_stack() {
     let sb = Sandbox::new();
     sb.create("net1", &["vnet=new"]);
     let links = sb.ok(&["jail", "exec", "net1", "ip", "-o", "link"]);
-    assert_eq!(links.lines().count(), 1, "only lo inside a vnet jail:\n{links}");
+    assert_eq!(
+        links.lines().count(),
+        1,
+        "only lo inside a vnet jail:\n{links}"
+    );
     assert!(links.contains("lo") && links.contains("UP"), "{links}");
     sb.create_named_in("net2", &sb.another_root("r2"), &[]);
     let host_links = sb.ok(&["jail", "exec", "net2", "ip", "-o", "link"]);
@@ -253,7 +533,10 @@ fn fifty_create_remove_cycles_leave_nothing() {
     let sb = Sandbox::new();
     for i in 0..50 {
         let jid = sb.create("cycle", &[&format!("host.hostname=c{i}")]);
-        assert_eq!(sb.ok(&["jail", "get", "cycle", "jid"]).trim(), jid.to_string());
+        assert_eq!(
+            sb.ok(&["jail", "get", "cycle", "jid"]).trim(),
+            jid.to_string()
+        );
         sb.ok(&["jail", "remove", "cycle"]);
     }
     sb.assert_clean();
@@ -263,14 +546,20 @@ fn fifty_create_remove_cycles_leave_nothing() {
 fn params_listing_names_types() {
     let sb = Sandbox::new();
     let out = sb.ok(&["jail", "params"]);
-    assert!(out.contains("host.hostname") && out.contains("allow.raw_sockets") && out.contains("not supported on Linux"));
+    assert!(
+        out.contains("host.hostname")
+            && out.contains("allow.raw_sockets")
+            && out.contains("not supported on Linux")
+    );
 }
 
 #[test]
 fn dying_jails_are_hidden_unless_asked_for() {
     let sb = Sandbox::new();
     let jid = sb.create("dy", &[]);
-    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap()).unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.registry.join(format!("{jid}.json"))).unwrap())
+            .unwrap();
     let init = nix::unistd::Pid::from_raw(entry["init_pid"].as_i64().unwrap() as i32);
     // A stopped init cannot finish the removal: the jail stays dying.
     nix::sys::signal::kill(init, nix::sys::signal::SIGSTOP).unwrap();
@@ -284,11 +573,21 @@ fn dying_jails_are_hidden_unless_asked_for() {
     let other = sb.another_root("r2");
     let jid2 = sb.create_named_in("dy", &other, &[]);
     assert_ne!(jid2, jid);
-    let e = sb.fails(&["jail", "create", &format!("jid={jid}"), "name=dy3", &format!("path={}", other.display()), "persist"]);
+    let e = sb.fails(&[
+        "jail",
+        "create",
+        &format!("jid={jid}"),
+        "name=dy3",
+        &format!("path={}", other.display()),
+        "persist",
+    ]);
     assert!(e.contains("dying"), "{e}");
     // once the init may go, the dying entry goes too
     nix::sys::signal::kill(init, nix::sys::signal::SIGCONT).unwrap();
-    assert!(sb.wait_for(10, || !sb.ok(&["jail", "list", "-d", "jid"]).lines().any(|l| l.trim() == jid.to_string())));
+    assert!(sb.wait_for(10, || !sb
+        .ok(&["jail", "list", "-d", "jid"])
+        .lines()
+        .any(|l| l.trim() == jid.to_string())));
     sb.ok(&["jail", "remove", "dy"]);
     sb.assert_clean();
 }

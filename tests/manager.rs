@@ -28,7 +28,10 @@ struct Env {
 
 fn zfs_ready() {
     let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok(Command::new("sh").args(["-c", "command -v zpool && command -v zfs-fuse"])), "ZFS is missing: apt-get install -y zfs-fuse");
+    assert!(
+        ok(Command::new("sh").args(["-c", "command -v zpool && command -v zfs-fuse"])),
+        "ZFS is missing: apt-get install -y zfs-fuse"
+    );
     if !ok(Command::new("zpool").arg("list")) {
         let _ = Command::new("zfs-fuse").status();
         for _ in 0..50 {
@@ -48,14 +51,38 @@ fn make_release(dir: &Path) -> PathBuf {
     make_root(&root);
     let rel = dir.join("release");
     std::fs::create_dir_all(&rel).unwrap();
-    for (name, flag) in [("base.txz", "-J"), ("base.tgz", "-z"), ("base.tzst", "--zstd")] {
-        let st = Command::new("tar").arg("-C").arg(&root).args(["-c", flag, "-f"]).arg(rel.join(name)).arg(".").status().unwrap();
-        assert!(st.success(), "tar {flag} failed (apt-get install -y xz-utils zstd)");
+    for (name, flag) in [
+        ("base.txz", "-J"),
+        ("base.tgz", "-z"),
+        ("base.tzst", "--zstd"),
+    ] {
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .args(["-c", flag, "-f"])
+            .arg(rel.join(name))
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "tar {flag} failed (apt-get install -y xz-utils zstd)"
+        );
     }
     let mut manifest = String::new();
     for name in ["base.txz", "base.tgz", "base.tzst"] {
-        let sum = String::from_utf8(Command::new("sha256sum").arg(rel.join(name)).output().unwrap().stdout).unwrap();
-        manifest.push_str(&format!("{name}\t{}\t1\tbase\t\"Base system\"\ton\n", sum.split_whitespace().next().unwrap()));
+        let sum = String::from_utf8(
+            Command::new("sha256sum")
+                .arg(rel.join(name))
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        manifest.push_str(&format!(
+            "{name}\t{}\t1\tbase\t\"Base system\"\ton\n",
+            sum.split_whitespace().next().unwrap()
+        ));
     }
     std::fs::write(rel.join("MANIFEST"), manifest).unwrap();
     rel
@@ -64,19 +91,44 @@ fn make_release(dir: &Path) -> PathBuf {
 impl Env {
     fn new(kind: Kind) -> Env {
         require_root();
-        let dir = tempfile::Builder::new().prefix("jd-mgr-").tempdir_in("/tmp").unwrap();
-        let suffix: String = dir.path().file_name().unwrap().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
+        let dir = tempfile::Builder::new()
+            .prefix("jd-mgr-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let suffix: String = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_lowercase();
         let pool = format!("jdt{}", &suffix[suffix.len() - 6..]);
         let image = PathBuf::from(format!("/var/tmp/{pool}.img"));
         if kind == Kind::Zfs {
             zfs_ready();
             let f = std::fs::File::create(&image).unwrap();
             f.set_len(768 << 20).unwrap();
-            let o = Command::new("zpool").args(["create", "-m", "none", &pool]).arg(&image).output().unwrap();
-            assert!(o.status.success(), "zpool create: {}", String::from_utf8_lossy(&o.stderr));
+            let o = Command::new("zpool")
+                .args(["create", "-m", "none", &pool])
+                .arg(&image)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "zpool create: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let rel = make_release(dir.path());
-        Env { kind, dir, pool, image, rel }
+        Env {
+            kind,
+            dir,
+            pool,
+            image,
+            rel,
+        }
     }
 
     fn cmd(&self) -> Command {
@@ -110,13 +162,24 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "[{:?}] jailctl {args:?}: {}{}", self.kind, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "[{:?}] jailctl {args:?}: {}{}",
+            self.kind,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
     fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(!o.status.success(), "[{:?}] jailctl {args:?} should fail: {}", self.kind, String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "[{:?}] jailctl {args:?} should fail: {}",
+            self.kind,
+            String::from_utf8_lossy(&o.stdout)
+        );
         String::from_utf8(o.stderr).unwrap()
     }
 
@@ -143,7 +206,17 @@ impl Env {
     fn stored(&self, uuid: &str, prop: &str) -> Option<String> {
         match self.kind {
             Kind::Zfs => {
-                let o = Command::new("zfs").args(["get", "-H", "-o", "value", &format!("org.freebsd.iocage:{prop}"), &format!("{}/iocage/jails/{uuid}", self.pool)]).output().unwrap();
+                let o = Command::new("zfs")
+                    .args([
+                        "get",
+                        "-H",
+                        "-o",
+                        "value",
+                        &format!("org.freebsd.iocage:{prop}"),
+                        &format!("{}/iocage/jails/{uuid}", self.pool),
+                    ])
+                    .output()
+                    .unwrap();
                 let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
                 (o.status.success() && v != "-").then_some(v)
             }
@@ -158,18 +231,46 @@ impl Env {
     /// Does the jail's storage exist (dataset or directory)?
     fn exists(&self, uuid: &str) -> bool {
         match self.kind {
-            Kind::Zfs => Command::new("zfs").args(["list", &format!("{}/iocage/jails/{uuid}", self.pool)]).output().unwrap().status.success(),
-            Kind::Dir => self.base().join("jails").join(uuid).exists() || self.base().join("jails").join(format!(".{uuid}.partial")).exists(),
+            Kind::Zfs => Command::new("zfs")
+                .args(["list", &format!("{}/iocage/jails/{uuid}", self.pool)])
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            Kind::Dir => {
+                self.base().join("jails").join(uuid).exists()
+                    || self
+                        .base()
+                        .join("jails")
+                        .join(format!(".{uuid}.partial"))
+                        .exists()
+            }
         }
     }
 
     fn jail_count(&self) -> usize {
         match self.kind {
             Kind::Zfs => {
-                let o = Command::new("zfs").args(["list", "-H", "-d", "1", "-o", "name", &format!("{}/iocage/jails", self.pool)]).output().unwrap();
-                String::from_utf8_lossy(&o.stdout).lines().count().saturating_sub(1)
+                let o = Command::new("zfs")
+                    .args([
+                        "list",
+                        "-H",
+                        "-d",
+                        "1",
+                        "-o",
+                        "name",
+                        &format!("{}/iocage/jails", self.pool),
+                    ])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .count()
+                    .saturating_sub(1)
             }
-            Kind::Dir => std::fs::read_dir(self.base().join("jails")).map(|r| r.count()).unwrap_or(0),
+            Kind::Dir => std::fs::read_dir(self.base().join("jails"))
+                .map(|r| r.count())
+                .unwrap_or(0),
         }
     }
 
@@ -179,7 +280,11 @@ impl Env {
 
     /// Kernel jails (the jail layer), by name.
     fn kernel_jails(&self) -> Vec<String> {
-        self.ok(&["jail", "list", "name"]).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+        self.ok(&["jail", "list", "name"])
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
     }
 
     /// Host mounts below the backend other than its own ZFS datasets.
@@ -188,8 +293,18 @@ impl Env {
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()
-            .filter(|l| l.split_whitespace().nth(4).map(|m| m.starts_with(&d)).unwrap_or(false))
-            .filter(|l| l.split(" - ").nth(1).map(|f| !f.starts_with("fuse.zfs")).unwrap_or(true))
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(4)
+                    .map(|m| m.starts_with(&d))
+                    .unwrap_or(false)
+            })
+            .filter(|l| {
+                l.split(" - ")
+                    .nth(1)
+                    .map(|f| !f.starts_with("fuse.zfs"))
+                    .unwrap_or(true)
+            })
             .map(String::from)
             .collect()
     }
@@ -200,7 +315,12 @@ impl Drop for Env {
         let _ = self.cmd().args(["stop", "ALL"]).output();
         if self.kind == Kind::Zfs {
             for _ in 0..20 {
-                if Command::new("zpool").args(["destroy", "-f", &self.pool]).output().map(|o| o.status.success()).unwrap_or(true) {
+                if Command::new("zpool")
+                    .args(["destroy", "-f", &self.pool])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(true)
+                {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(250));
@@ -222,21 +342,64 @@ fn ordered_lifecycle_suite() {
     both(|e| {
         if e.kind == Kind::Zfs {
             e.ok(&["activate", &e.pool]);
-            let v = Command::new("zfs").args(["get", "-H", "-o", "value", "org.freebsd.ioc:active", &e.pool]).output().unwrap();
+            let v = Command::new("zfs")
+                .args([
+                    "get",
+                    "-H",
+                    "-o",
+                    "value",
+                    "org.freebsd.ioc:active",
+                    &e.pool,
+                ])
+                .output()
+                .unwrap();
             assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "yes");
-            for d in ["jails", "releases", "templates", "download", "images", "log"] {
-                assert!(Command::new("zfs").args(["list", &format!("{}/iocage/{d}", e.pool)]).output().unwrap().status.success(), "{d} dataset");
+            for d in [
+                "jails",
+                "releases",
+                "templates",
+                "download",
+                "images",
+                "log",
+            ] {
+                assert!(
+                    Command::new("zfs")
+                        .args(["list", &format!("{}/iocage/{d}", e.pool)])
+                        .output()
+                        .unwrap()
+                        .status
+                        .success(),
+                    "{d} dataset"
+                );
             }
         }
         // fetch
         e.fetch();
-        assert!(e.base().join("releases/bb-1/root/bin/busybox").exists(), "release not extracted");
+        assert!(
+            e.base().join("releases/bb-1/root/bin/busybox").exists(),
+            "release not extracted"
+        );
         if e.kind == Kind::Zfs {
-            assert!(Command::new("zfs").args(["list", "-t", "snapshot", &format!("{}/iocage/releases/bb-1/root@base", e.pool)]).status().unwrap().success());
+            assert!(Command::new("zfs")
+                .args([
+                    "list",
+                    "-t",
+                    "snapshot",
+                    &format!("{}/iocage/releases/bb-1/root@base", e.pool)
+                ])
+                .status()
+                .unwrap()
+                .success());
         }
         assert_eq!(e.ok(&["list", "-r", "-H"]).trim(), "bb-1");
         // create with properties
-        let uuid = e.create(&["tag=web01", "boot=on", "priority=20", "notes=front end", "ip4_addr=em0|198.18.0.5/24"]);
+        let uuid = e.create(&[
+            "tag=web01",
+            "boot=on",
+            "priority=20",
+            "notes=front end",
+            "ip4_addr=em0|198.18.0.5/24",
+        ]);
         assert_eq!(uuid.len(), 36);
         assert_eq!(e.stored(&uuid, "tag").as_deref(), Some("web01"));
         assert_eq!(e.stored(&uuid, "uuid").as_deref(), Some(uuid.as_str()));
@@ -244,48 +407,132 @@ fn ordered_lifecycle_suite() {
         assert_eq!(e.stored(&uuid, "release").as_deref(), Some("bb-1"));
         assert_eq!(e.stored(&uuid, "type").as_deref(), Some("basejail"));
         if e.kind == Kind::Zfs {
-            let o = Command::new("zfs").args(["get", "-H", "-o", "value", "origin", &format!("{}/iocage/jails/{uuid}/root", e.pool)]).output().unwrap();
-            assert!(String::from_utf8_lossy(&o.stdout).contains("releases/bb-1/root@base"), "not a clone of the release");
+            let o = Command::new("zfs")
+                .args([
+                    "get",
+                    "-H",
+                    "-o",
+                    "value",
+                    "origin",
+                    &format!("{}/iocage/jails/{uuid}/root", e.pool),
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                String::from_utf8_lossy(&o.stdout).contains("releases/bb-1/root@base"),
+                "not a clone of the release"
+            );
         }
         // list / get
         let l = e.ok(&["list", "-H"]);
-        let row: Vec<&str> = l.lines().find(|r| r.contains(&uuid)).unwrap().split('\t').collect();
-        assert_eq!(row, vec!["-", uuid.as_str(), "on", "down", "web01", "basejail", "em0|198.18.0.5/24", "bb-1"]);
+        let row: Vec<&str> = l
+            .lines()
+            .find(|r| r.contains(&uuid))
+            .unwrap()
+            .split('\t')
+            .collect();
+        assert_eq!(
+            row,
+            vec![
+                "-",
+                uuid.as_str(),
+                "on",
+                "down",
+                "web01",
+                "basejail",
+                "em0|198.18.0.5/24",
+                "bb-1"
+            ]
+        );
         assert!(e.ok(&["list"]).starts_with("JID"));
         let j: serde_json::Value = serde_json::from_str(&e.ok(&["list", "--json"])).unwrap();
         assert_eq!(j[0]["tag"], "web01");
         assert_eq!(e.ok(&["get", "priority", "web01"]).trim(), "20");
         assert_eq!(e.ok(&["get", "priority", &uuid[..8]]).trim(), "20");
-        assert!(e.ok(&["get", "all", "web01"]).lines().any(|l| l == "boot:on"));
+        assert!(e
+            .ok(&["get", "all", "web01"])
+            .lines()
+            .any(|l| l == "boot:on"));
         // set, defaults, reset
         e.ok(&["set", "priority=5", "notes=changed", "web01"]);
         assert_eq!(e.stored(&uuid, "priority").as_deref(), Some("5"));
         e.ok(&["set", "exec_timeout=45", "default"]);
         assert!(e.ok(&["defaults"]).lines().any(|l| l == "exec_timeout:45"));
         let uuid2 = e.create(&["tag=web02"]);
-        assert_eq!(e.stored(&uuid2, "exec_timeout").as_deref(), Some("45"), "new jails take the host defaults");
+        assert_eq!(
+            e.stored(&uuid2, "exec_timeout").as_deref(),
+            Some("45"),
+            "new jails take the host defaults"
+        );
         e.ok(&["reset", "web01"]);
         assert_eq!(e.stored(&uuid, "priority").as_deref(), Some("99"));
-        assert_eq!(e.stored(&uuid, "tag").as_deref(), Some("web01"), "reset keeps the tag");
+        assert_eq!(
+            e.stored(&uuid, "tag").as_deref(),
+            Some("web01"),
+            "reset keeps the tag"
+        );
         assert_eq!(e.stored(&uuid, "uuid").as_deref(), Some(uuid.as_str()));
         // start: the kernel jail, exec_start inside, resolver
-        e.ok(&["set", "resolver=nameserver 198.18.0.53;search example.org", "web01"]);
+        e.ok(&[
+            "set",
+            "resolver=nameserver 198.18.0.53;search example.org",
+            "web01",
+        ]);
         e.ok(&["start", "web01"]);
-        assert!(e.kernel_jails().contains(&format!("ioc-{uuid}")), "{:?}", e.kernel_jails());
-        assert!(e.root(&uuid).join("var/run/rc.started").exists(), "exec_start did not run");
-        assert_eq!(std::fs::read_to_string(e.root(&uuid).join("var/run/rc.hostname")).unwrap().trim(), uuid, "hostname defaults to the UUID");
-        assert_eq!(std::fs::read_to_string(e.root(&uuid).join("etc/resolv.conf")).unwrap(), "nameserver 198.18.0.53\nsearch example.org\n");
-        assert!(e.ok(&["list", "-H"]).lines().any(|r| r.contains(&uuid) && r.contains("\tup\t")));
+        assert!(
+            e.kernel_jails().contains(&format!("ioc-{uuid}")),
+            "{:?}",
+            e.kernel_jails()
+        );
+        assert!(
+            e.root(&uuid).join("var/run/rc.started").exists(),
+            "exec_start did not run"
+        );
+        assert_eq!(
+            std::fs::read_to_string(e.root(&uuid).join("var/run/rc.hostname"))
+                .unwrap()
+                .trim(),
+            uuid,
+            "hostname defaults to the UUID"
+        );
+        assert_eq!(
+            std::fs::read_to_string(e.root(&uuid).join("etc/resolv.conf")).unwrap(),
+            "nameserver 198.18.0.53\nsearch example.org\n"
+        );
+        assert!(e
+            .ok(&["list", "-H"])
+            .lines()
+            .any(|r| r.contains(&uuid) && r.contains("\tup\t")));
         assert_ne!(e.stored(&uuid, "last_started").as_deref(), Some("none"));
         // exec: inside, exit status through
-        assert_eq!(e.ok(&["exec", "web01", "cat", "/etc/jail-marker"]).trim(), "inside-the-jail");
-        assert_eq!(e.run(&["exec", "web01", "sh", "-c", "exit 9"]).status.code(), Some(9));
-        assert_eq!(e.ok(&["exec", "-u", "user", "web01", "id", "-u"]).trim(), "1001");
+        assert_eq!(
+            e.ok(&["exec", "web01", "cat", "/etc/jail-marker"]).trim(),
+            "inside-the-jail"
+        );
+        assert_eq!(
+            e.run(&["exec", "web01", "sh", "-c", "exit 9"])
+                .status
+                .code(),
+            Some(9)
+        );
+        assert_eq!(
+            e.ok(&["exec", "-u", "user", "web01", "id", "-u"]).trim(),
+            "1001"
+        );
         let rt = e.ok(&["runtime", "web01"]);
-        assert!(rt.contains(&format!("name=ioc-{uuid}")) && rt.contains("persist=true"), "{rt}");
+        assert!(
+            rt.contains(&format!("name=ioc-{uuid}")) && rt.contains("persist=true"),
+            "{rt}"
+        );
         // console: login(1) -f root on a terminal (script(1) provides the pty)
         let cmdline = format!("{JAILCTL} console web01");
-        let mut c = e.with_env(Command::new("script")).args(["-qec", &cmdline, "/dev/null"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut c = e
+            .with_env(Command::new("script"))
+            .args(["-qec", &cmdline, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut so = c.stdout.take().unwrap();
         let s2 = seen.clone();
@@ -317,11 +564,24 @@ fn ordered_lifecycle_suite() {
         assert!(!e.kernel_jails().contains(&format!("ioc-{uuid}")));
         assert!(e.mounts().is_empty(), "mounts left: {:?}", e.mounts());
         if e.kind == Kind::Dir {
-            assert!(e.base().join("jails").join(&uuid).join("upper/var/run/rc.stopped").exists(), "exec_stop did not run");
+            assert!(
+                e.base()
+                    .join("jails")
+                    .join(&uuid)
+                    .join("upper/var/run/rc.stopped")
+                    .exists(),
+                "exec_stop did not run"
+            );
         } else {
-            assert!(e.root(&uuid).join("var/run/rc.stopped").exists(), "exec_stop did not run");
+            assert!(
+                e.root(&uuid).join("var/run/rc.stopped").exists(),
+                "exec_stop did not run"
+            );
         }
-        assert!(e.ok(&["stop", "web01"]).contains("already stopped"), "stop is idempotent");
+        assert!(
+            e.ok(&["stop", "web01"]).contains("already stopped"),
+            "stop is idempotent"
+        );
         // restart
         e.ok(&["start", "web01"]);
         e.ok(&["restart", "web01"]);
@@ -330,7 +590,10 @@ fn ordered_lifecycle_suite() {
         assert!(e.fails(&["destroy", "-f", "web01"]).contains("running"));
         e.ok(&["stop", "web01"]);
         // destroy
-        assert!(e.fails(&["destroy", "web01"]).contains("-f"), "destroy needs confirmation");
+        assert!(
+            e.fails(&["destroy", "web01"]).contains("-f"),
+            "destroy needs confirmation"
+        );
         e.ok(&["destroy", "-f", "web01"]);
         assert!(!e.exists(&uuid));
         e.ok(&["destroy", "-f", "web02"]);
@@ -351,7 +614,10 @@ fn create_variants() {
         assert_eq!(uuids.len(), 3);
         for (i, u) in uuids.iter().enumerate() {
             assert_eq!(e.stored(u, "tag").unwrap(), format!("pool_{}", i + 1));
-            assert_eq!(e.stored(u, "host_hostname").unwrap(), format!("node_{}", i + 1));
+            assert_eq!(
+                e.stored(u, "host_hostname").unwrap(),
+                format!("node_{}", i + 1)
+            );
         }
         // default tag: creation time
         let u = e.create(&[]);
@@ -366,22 +632,41 @@ fn create_variants() {
         assert_eq!(e.stored(&u, "type").as_deref(), Some("thickjail"));
         assert!(e.root(&u).join("bin/busybox").exists());
         if e.kind == Kind::Zfs {
-            let o = Command::new("zfs").args(["get", "-H", "-o", "value", "origin", &format!("{}/iocage/jails/{u}/root", e.pool)]).output().unwrap();
+            let o = Command::new("zfs")
+                .args([
+                    "get",
+                    "-H",
+                    "-o",
+                    "value",
+                    "origin",
+                    &format!("{}/iocage/jails/{u}/root", e.pool),
+                ])
+                .output()
+                .unwrap();
             assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "-");
         }
         e.ok(&["start", "thick1"]);
-        assert_eq!(e.ok(&["exec", "thick1", "cat", "/etc/jail-marker"]).trim(), "inside-the-jail");
+        assert_eq!(
+            e.ok(&["exec", "thick1", "cat", "/etc/jail-marker"]).trim(),
+            "inside-the-jail"
+        );
         e.ok(&["stop", "thick1"]);
         // duplicate tags: no stealing, nothing created
         let before = e.jail_count();
         assert!(e.fails(&["create", "tag=thick1"]).contains("already used"));
-        assert!(e.fails(&["create", "tag=pool_2", ]).contains("already used"));
-        assert!(e.fails(&["create", "tag=pool", "count=2"]).contains("pool_1"));
-        assert!(e.fails(&["set", "tag=thick1", "empty1"]).contains("already used"));
+        assert!(e.fails(&["create", "tag=pool_2",]).contains("already used"));
+        assert!(e
+            .fails(&["create", "tag=pool", "count=2"])
+            .contains("pool_1"));
+        assert!(e
+            .fails(&["set", "tag=thick1", "empty1"])
+            .contains("already used"));
         // pkglist is FreeBSD-only: refused before anything is created
         let pl = e.dir.path().join("pkgs");
         std::fs::write(&pl, "nginx\n").unwrap();
-        assert!(e.fails(&["create", "tag=pk", &format!("pkglist={}", pl.display())]).contains("FreeBSD"));
+        assert!(e
+            .fails(&["create", "tag=pk", &format!("pkglist={}", pl.display())])
+            .contains("FreeBSD"));
         assert_eq!(e.jail_count(), before);
     });
 }
@@ -396,7 +681,10 @@ fn bad_input_is_refused_and_writes_nothing() {
             (vec!["set", "priority=100", "b1"], "0 to 99"),
             (vec!["set", "boot=yes", "b1"], "on or off"),
             (vec!["set", "ip4_addr=198.18.0.300", "b1"], "ip4_addr"),
-            (vec!["set", "ip6_addr=em0|2001:db8::zz/64", "b1"], "ip6_addr"),
+            (
+                vec!["set", "ip6_addr=em0|2001:db8::zz/64", "b1"],
+                "ip6_addr",
+            ),
             (vec!["set", "memoryuse=8G:explode", "b1"], "memoryuse"),
             (vec!["set", "nosuchprop=1", "b1"], "nosuchprop"),
             (vec!["set", "release=other", "b1"], "read-only"),
@@ -416,7 +704,10 @@ fn bad_input_is_refused_and_writes_nothing() {
             (vec!["clean", "-f"], "exactly one"),
             (vec!["fetch", "ftplocaldir=/tmp"], "release=NAME"),
             (vec!["fetch", "release=x"], "ftplocaldir"),
-            (vec!["fetch", "release=x", "ftplocaldir=/tmp", "color=blue"], "color"),
+            (
+                vec!["fetch", "release=x", "ftplocaldir=/tmp", "color=blue"],
+                "color",
+            ),
             (vec!["activate", "no-such-pool-here"], "no-such-pool-here"),
             (vec!["destroy", "-f", "ghost"], "ghost"),
             (vec!["reset", "ghost"], "ghost"),
@@ -429,7 +720,11 @@ fn bad_input_is_refused_and_writes_nothing() {
             let err = e.fails(&args);
             assert!(err.contains(needle), "{args:?}: {err}");
         }
-        assert_eq!(e.ok(&["get", "all", "b1"]), before, "a refused command changed properties");
+        assert_eq!(
+            e.ok(&["get", "all", "b1"]),
+            before,
+            "a refused command changed properties"
+        );
         assert_eq!(e.stored(&u, "priority").as_deref(), Some("50"));
         assert_eq!(e.jail_count(), 1);
         // ambiguous prefix lists the matches
@@ -446,10 +741,28 @@ fn bad_input_is_refused_and_writes_nothing() {
         let bad = e.dir.path().join("badrel");
         std::fs::create_dir_all(&bad).unwrap();
         std::fs::copy(e.rel.join("base.txz"), bad.join("base.txz")).unwrap();
-        std::fs::write(bad.join("MANIFEST"), format!("base.txz\t{}\t1\tbase\n", "0".repeat(64))).unwrap();
-        assert!(e.fails(&["fetch", "release=bad-1", &format!("ftplocaldir={}", bad.display())]).contains("checksum mismatch"));
-        assert!(e.fails(&["fetch", "release=bad-2", &format!("ftplocaldir={}", e.dir.path().join("nowhere").display())]).contains("does not exist"));
-        assert!(e.fails(&["fetch", "release=bad-3", "ftphost=https://example.org/x"]).contains("only http"));
+        std::fs::write(
+            bad.join("MANIFEST"),
+            format!("base.txz\t{}\t1\tbase\n", "0".repeat(64)),
+        )
+        .unwrap();
+        assert!(e
+            .fails(&[
+                "fetch",
+                "release=bad-1",
+                &format!("ftplocaldir={}", bad.display())
+            ])
+            .contains("checksum mismatch"));
+        assert!(e
+            .fails(&[
+                "fetch",
+                "release=bad-2",
+                &format!("ftplocaldir={}", e.dir.path().join("nowhere").display())
+            ])
+            .contains("does not exist"));
+        assert!(e
+            .fails(&["fetch", "release=bad-3", "ftphost=https://example.org/x"])
+            .contains("only http"));
         assert_eq!(e.ok(&["list", "-r", "-H"]).trim(), "bb-1");
     });
 }
@@ -471,13 +784,26 @@ fn fetch_over_http_with_all_compressions() {
         e.ok(&["fetch", "release=http-2", &url, "ftpfiles=base.tgz"]);
         e.ok(&["fetch", "release=http-3", &url, "ftpfiles=base.tzst"]);
         for r in ["http-1", "http-2", "http-3"] {
-            assert!(e.base().join("releases").join(r).join("root/etc/jail-marker").exists(), "{r}");
+            assert!(
+                e.base()
+                    .join("releases")
+                    .join(r)
+                    .join("root/etc/jail-marker")
+                    .exists(),
+                "{r}"
+            );
         }
-        assert!(e.fails(&["fetch", "release=http-4", &url, "ftpfiles=missing.txz"]).contains("does not exist"));
+        assert!(e
+            .fails(&["fetch", "release=http-4", &url, "ftpfiles=missing.txz"])
+            .contains("does not exist"));
         assert_eq!(e.ok(&["list", "-r", "-H"]).lines().count(), 3);
         let u = e.create(&["release=http-3", "tag=fromhttp"]);
         e.ok(&["start", &u]);
-        assert_eq!(e.ok(&["exec", "fromhttp", "cat", "/etc/jail-marker"]).trim(), "inside-the-jail");
+        assert_eq!(
+            e.ok(&["exec", "fromhttp", "cat", "/etc/jail-marker"])
+                .trim(),
+            "inside-the-jail"
+        );
         e.ok(&["stop", &u]);
     });
 }
@@ -492,12 +818,20 @@ fn serve(mut s: std::net::TcpStream, dir: &Path) {
             Ok(n) => req.extend_from_slice(&buf[..n]),
         }
     }
-    let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_string();
+    let line = String::from_utf8_lossy(&req)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let file = path.strip_prefix("/pub/rel/").map(|f| dir.join(f));
     match file.and_then(|f| std::fs::read(f).ok()) {
         Some(body) => {
-            let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
             let _ = s.write_all(&body);
         }
         None => {
@@ -511,7 +845,12 @@ fn rcboot_follows_priority_and_rcshutdown_reverses_it() {
     both(|e| {
         e.fetch();
         let order = e.dir.path().join("order");
-        for (tag, prio, boot) in [("c", "30", "on"), ("a", "10", "on"), ("b", "20", "on"), ("x", "1", "off")] {
+        for (tag, prio, boot) in [
+            ("c", "30", "on"),
+            ("a", "10", "on"),
+            ("b", "20", "on"),
+            ("x", "1", "off"),
+        ] {
             e.create(&[
                 &format!("tag={tag}"),
                 &format!("priority={prio}"),
@@ -522,7 +861,10 @@ fn rcboot_follows_priority_and_rcshutdown_reverses_it() {
         }
         e.ok(&["rcboot"]);
         e.ok(&["rcshutdown"]);
-        assert_eq!(std::fs::read_to_string(&order).unwrap(), "start a\nstart b\nstart c\nstop c\nstop b\nstop a\n");
+        assert_eq!(
+            std::fs::read_to_string(&order).unwrap(),
+            "start a\nstart b\nstart c\nstop c\nstop b\nstop a\n"
+        );
         assert!(e.kernel_jails().is_empty());
     });
 }
@@ -534,14 +876,34 @@ fn failed_start_undoes_every_step() {
         let u = e.create(&["tag=f1", "exec_start=/bin/false"]);
         let err = e.fails(&["start", "f1"]);
         assert!(err.contains("exec_start"), "{err}");
-        assert!(e.kernel_jails().is_empty(), "a jail was left: {:?}", e.kernel_jails());
+        assert!(
+            e.kernel_jails().is_empty(),
+            "a jail was left: {:?}",
+            e.kernel_jails()
+        );
         assert!(e.mounts().is_empty(), "mounts left: {:?}", e.mounts());
-        assert!(!e.dir.path().join("run/state").join(format!("{u}.json")).exists());
-        e.ok(&["set", "exec_start=/bin/sh /etc/rc", "exec_prestart=exit 3", "f1"]);
+        assert!(!e
+            .dir
+            .path()
+            .join("run/state")
+            .join(format!("{u}.json"))
+            .exists());
+        e.ok(&[
+            "set",
+            "exec_start=/bin/sh /etc/rc",
+            "exec_prestart=exit 3",
+            "f1",
+        ]);
         assert!(e.fails(&["start", "f1"]).contains("exec_prestart"));
         assert!(e.kernel_jails().is_empty());
         assert!(e.mounts().is_empty());
-        e.ok(&["set", "exec_prestart=/usr/bin/true", "exec_start=sleep 30", "exec_timeout=1", "f1"]);
+        e.ok(&[
+            "set",
+            "exec_prestart=/usr/bin/true",
+            "exec_start=sleep 30",
+            "exec_timeout=1",
+            "f1",
+        ]);
         assert!(e.fails(&["start", "f1"]).contains("exec_timeout"));
         assert!(e.kernel_jails().is_empty());
         e.ok(&["set", "exec_start=/bin/sh /etc/rc", "f1"]);
@@ -554,7 +916,12 @@ fn failed_start_undoes_every_step() {
 fn interrupted_create_is_cleaned_by_the_next_command() {
     both(|e| {
         e.fetch();
-        let mut c = e.cmd().args(["create", "tag=killed"]).env("JAILCTL_CREATE_DELAY_MS", "20000").spawn().unwrap();
+        let mut c = e
+            .cmd()
+            .args(["create", "tag=killed"])
+            .env("JAILCTL_CREATE_DELAY_MS", "20000")
+            .spawn()
+            .unwrap();
         let start = std::time::Instant::now();
         while e.jail_count() == 0 && start.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(50));
@@ -562,10 +929,18 @@ fn interrupted_create_is_cleaned_by_the_next_command() {
         assert_eq!(e.jail_count(), 1, "the create never started");
         c.kill().unwrap();
         c.wait().unwrap();
-        assert_eq!(e.jail_count(), 1, "the partial jail is on disk until the next command");
+        assert_eq!(
+            e.jail_count(),
+            1,
+            "the partial jail is on disk until the next command"
+        );
         let out = e.run(&["list", "-H"]);
         assert!(out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("incomplete"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(e.jail_count(), 0, "the partial jail was not cleaned");
         // the tag is free again
         e.create(&["tag=killed"]);
@@ -576,9 +951,25 @@ fn interrupted_create_is_cleaned_by_the_next_command() {
 fn concurrent_creates_of_one_tag_let_exactly_one_win() {
     both(|e| {
         e.fetch();
-        let children: Vec<_> = (0..4).map(|_| e.cmd().args(["create", "tag=race"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()).collect();
-        let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
-        assert_eq!(outs.iter().filter(|o| o.status.success()).count(), 1, "{outs:?}");
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                e.cmd()
+                    .args(["create", "tag=race"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        assert_eq!(
+            outs.iter().filter(|o| o.status.success()).count(),
+            1,
+            "{outs:?}"
+        );
         for o in outs.iter().filter(|o| !o.status.success()) {
             assert!(String::from_utf8_lossy(&o.stderr).contains("already used"));
         }
@@ -593,17 +984,36 @@ fn a_corrupt_jail_does_not_break_the_others() {
         let bad = e.create(&["tag=bad"]);
         e.create(&["tag=good"]);
         match e.kind {
-            Kind::Dir => std::fs::write(e.base().join("jails").join(&bad).join("config.json"), "{ not json").unwrap(),
+            Kind::Dir => std::fs::write(
+                e.base().join("jails").join(&bad).join("config.json"),
+                "{ not json",
+            )
+            .unwrap(),
             Kind::Zfs => {
-                let st = Command::new("zfs").args(["set", "org.freebsd.iocage:priority=high", &format!("{}/iocage/jails/{bad}", e.pool)]).status().unwrap();
+                let st = Command::new("zfs")
+                    .args([
+                        "set",
+                        "org.freebsd.iocage:priority=high",
+                        &format!("{}/iocage/jails/{bad}", e.pool),
+                    ])
+                    .status()
+                    .unwrap();
                 assert!(st.success());
             }
         }
         let out = e.run(&["list", "-H"]);
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.lines().any(|l| l.contains(&bad) && l.contains("CORRUPT")), "{text}");
-        assert!(text.lines().any(|l| l.contains("good") && l.contains("down")), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&bad) && l.contains("CORRUPT")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("good") && l.contains("down")),
+            "{text}"
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains(&bad));
         e.ok(&["start", "good"]);
         e.ok(&["stop", "good"]);
@@ -626,7 +1036,12 @@ fn clean_removes_what_it_is_asked_to() {
         assert!(e.ok(&["list", "-r", "-H"]).trim().is_empty());
         e.ok(&["clean", "-f", "-a"]);
         match e.kind {
-            Kind::Zfs => assert!(!Command::new("zfs").args(["list", &format!("{}/iocage", e.pool)]).output().unwrap().status.success()),
+            Kind::Zfs => assert!(!Command::new("zfs")
+                .args(["list", &format!("{}/iocage", e.pool)])
+                .output()
+                .unwrap()
+                .status
+                .success()),
             Kind::Dir => assert!(!e.base().exists()),
         }
     });
@@ -637,16 +1052,51 @@ fn zfs_native_properties_and_send_receive_carry_the_configuration() {
     let e = Env::new(Kind::Zfs);
     e.fetch();
     let u = e.create(&["tag=moved", "quota=200M", "notes=travels along"]);
-    let q = Command::new("zfs").args(["get", "-H", "-p", "-o", "value", "quota", &format!("{}/iocage/jails/{u}", e.pool)]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), (200u64 << 20).to_string());
+    let q = Command::new("zfs")
+        .args([
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "value",
+            "quota",
+            &format!("{}/iocage/jails/{u}", e.pool),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&q.stdout).trim(),
+        (200u64 << 20).to_string()
+    );
     // zfs send | zfs receive of the jail's dataset keeps its properties
     let ds = format!("{}/iocage/jails/{u}", e.pool);
-    assert!(Command::new("zfs").args(["snapshot", &format!("{ds}@move")]).status().unwrap().success());
+    assert!(Command::new("zfs")
+        .args(["snapshot", &format!("{ds}@move")])
+        .status()
+        .unwrap()
+        .success());
     let copy = format!("{}/copy", e.pool);
-    let st = Command::new("sh").arg("-c").arg(format!("zfs send -R {ds}@move | zfs receive -u {copy}")).status().unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!("zfs send -R {ds}@move | zfs receive -u {copy}"))
+        .status()
+        .unwrap();
     assert!(st.success());
-    let notes = Command::new("zfs").args(["get", "-H", "-o", "value", "org.freebsd.iocage:notes", &copy]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&notes.stdout).trim(), "travels along");
+    let notes = Command::new("zfs")
+        .args([
+            "get",
+            "-H",
+            "-o",
+            "value",
+            "org.freebsd.iocage:notes",
+            &copy,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&notes.stdout).trim(),
+        "travels along"
+    );
 }
 
 #[test]
@@ -657,12 +1107,19 @@ fn more_than_one_active_pool_is_an_error_naming_them() {
     // activating a second pool is refused while the first is active
     assert!(a.fails(&["activate", &b.pool]).contains(&a.pool));
     // both marked behind jailctl's back: commands that must pick one refuse, naming both
-    assert!(Command::new("zfs").args(["set", "org.freebsd.ioc:active=yes", &b.pool]).status().unwrap().success());
+    assert!(Command::new("zfs")
+        .args(["set", "org.freebsd.ioc:active=yes", &b.pool])
+        .status()
+        .unwrap()
+        .success());
     let mut c = a.cmd();
     c.env_remove("JAILCTL_POOL").args(["list"]);
     let o = c.output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains(&a.pool) && err.contains(&b.pool), "{err}");
+    assert!(
+        !o.status.success() && err.contains(&a.pool) && err.contains(&b.pool),
+        "{err}"
+    );
     a.ok(&["deactivate", &a.pool]);
     b.ok(&["deactivate", &b.pool]);
 }
@@ -676,17 +1133,44 @@ fn fstab_mounts_are_made_at_start_and_undone_at_stop() {
         std::fs::create_dir_all(&shared).unwrap();
         std::fs::write(shared.join("hello"), "from the host\n").unwrap();
         let jail_dir = e.base().join("jails").join(&u);
-        std::fs::write(jail_dir.join("fstab"), format!("# shared data\n{} /mnt/data nullfs ro 0 0\n", shared.display())).unwrap();
+        std::fs::write(
+            jail_dir.join("fstab"),
+            format!(
+                "# shared data\n{} /mnt/data nullfs ro 0 0\n",
+                shared.display()
+            ),
+        )
+        .unwrap();
         e.ok(&["start", "fs1"]);
-        assert_eq!(e.ok(&["exec", "fs1", "cat", "/mnt/data/hello"]).trim(), "from the host");
-        assert!(!e.run(&["exec", "fs1", "touch", "/mnt/data/x"]).status.success(), "a ro mount is writable");
+        assert_eq!(
+            e.ok(&["exec", "fs1", "cat", "/mnt/data/hello"]).trim(),
+            "from the host"
+        );
+        assert!(
+            !e.run(&["exec", "fs1", "touch", "/mnt/data/x"])
+                .status
+                .success(),
+            "a ro mount is writable"
+        );
         let target = e.root(&u).join("mnt/data").display().to_string();
-        let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split_whitespace().nth(4) == Some(target.as_str()));
+        let mounted = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .any(|l| l.split_whitespace().nth(4) == Some(target.as_str()))
+        };
         assert!(mounted());
         e.ok(&["stop", "fs1"]);
         assert!(!mounted(), "the fstab mount outlived the jail");
         // a broken fstab line fails the start and leaves nothing behind
-        std::fs::write(jail_dir.join("fstab"), format!("{} /mnt/data nullfs ro 0 0\n/nonexistent /mnt/other nullfs ro 0 0\n", shared.display())).unwrap();
+        std::fs::write(
+            jail_dir.join("fstab"),
+            format!(
+                "{} /mnt/data nullfs ro 0 0\n/nonexistent /mnt/other nullfs ro 0 0\n",
+                shared.display()
+            ),
+        )
+        .unwrap();
         assert!(e.fails(&["start", "fs1"]).contains("fstab line 2"));
         assert!(e.kernel_jails().is_empty());
         assert!(e.mounts().is_empty());

@@ -91,7 +91,10 @@ impl ProbeSpec {
             return Err("the command is empty".into());
         }
         if self.command.len() > MAX_COMMAND {
-            return Err(format!("the command is {} bytes long; at most {MAX_COMMAND} are accepted", self.command.len()));
+            return Err(format!(
+                "the command is {} bytes long; at most {MAX_COMMAND} are accepted",
+                self.command.len()
+            ));
         }
         if self.command.contains('\0') {
             return Err("the command contains a NUL byte".into());
@@ -104,7 +107,10 @@ impl ProbeSpec {
                 return Err("the title is empty".into());
             }
             if t.len() > MAX_TITLE {
-                return Err(format!("the title is {} bytes long; at most {MAX_TITLE} are accepted", t.len()));
+                return Err(format!(
+                    "the title is {} bytes long; at most {MAX_TITLE} are accepted",
+                    t.len()
+                ));
             }
             if t.chars().any(|c| c.is_control()) {
                 return Err("the title contains control characters (newline, NUL, ...)".into());
@@ -158,11 +164,24 @@ pub struct ProbeInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Response {
-    Pong { pid: u32, version: u32 },
-    Registered { id: u64, jid: i32, jail: String, pid: i32, title: String },
+    Pong {
+        pid: u32,
+        version: u32,
+    },
+    Registered {
+        id: u64,
+        jid: i32,
+        jail: String,
+        pid: i32,
+        title: String,
+    },
     Probes(Vec<ProbeInfo>),
-    Removed { id: u64 },
-    Error { message: String },
+    Removed {
+        id: u64,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +202,10 @@ pub enum FrameError {
 
 /// Encode a message as one frame (length prefix included).
 pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, FrameError> {
-    let env = Envelope { version: PROTOCOL_VERSION, body };
+    let env = Envelope {
+        version: PROTOCOL_VERSION,
+        body,
+    };
     let json = serde_json::to_vec(&env).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if json.len() > MAX_FRAME {
         return Err(FrameError::TooLarge(json.len()));
@@ -200,11 +222,13 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     struct VersionOnly {
         version: u32,
     }
-    let v: VersionOnly = serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let v: VersionOnly =
+        serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if v.version != PROTOCOL_VERSION {
         return Err(FrameError::Version { got: v.version });
     }
-    let env: Envelope<T> = serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let env: Envelope<T> =
+        serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     Ok(env.body)
 }
 
@@ -230,7 +254,13 @@ pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
     }
     let n = frame_len(prefix)?;
     let mut body = vec![0u8; n];
-    r.read_exact(&mut body).map_err(|e| if e.kind() == io::ErrorKind::UnexpectedEof { FrameError::Truncated } else { e.into() })?;
+    r.read_exact(&mut body).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            e.into()
+        }
+    })?;
     Ok(body)
 }
 
@@ -246,7 +276,14 @@ mod tests {
     use super::*;
 
     fn spec() -> ProbeSpec {
-        ProbeSpec { command: "echo hi".into(), jail: "www01".into(), respawn: Respawn::AfterCommand, uid: Some(80), gid: None, title: Some("T".into()) }
+        ProbeSpec {
+            command: "echo hi".into(),
+            jail: "www01".into(),
+            respawn: Respawn::AfterCommand,
+            uid: Some(80),
+            gid: None,
+            title: Some("T".into()),
+        }
     }
 
     #[test]
@@ -254,7 +291,10 @@ mod tests {
         let f = encode(&Request::Register(spec())).unwrap();
         let body = read_frame(&mut &f[..]).unwrap();
         assert_eq!(decode::<Request>(&body).unwrap(), Request::Register(spec()));
-        let f = encode(&Response::Error { message: "jail www01 does not exist".into() }).unwrap();
+        let f = encode(&Response::Error {
+            message: "jail www01 does not exist".into(),
+        })
+        .unwrap();
         let r: Response = decode(&read_frame(&mut &f[..]).unwrap()).unwrap();
         assert!(matches!(r, Response::Error { .. }));
     }
@@ -262,21 +302,48 @@ mod tests {
     #[test]
     fn bad_frames() {
         assert!(matches!(read_frame(&mut &[][..]), Err(FrameError::Closed)));
-        assert!(matches!(read_frame(&mut &[0, 0][..]), Err(FrameError::Truncated)));
-        assert!(matches!(read_frame(&mut &[0, 0, 0, 10, b'{'][..]), Err(FrameError::Truncated)));
-        assert!(matches!(read_frame(&mut &[0xff, 0xff, 0xff, 0xff][..]), Err(FrameError::TooLarge(_))));
-        assert!(matches!(decode::<Request>(b"not json"), Err(FrameError::Malformed(_))));
-        assert!(matches!(decode::<Request>(br#"{"version":99,"body":"Ping"}"#), Err(FrameError::Version { got: 99 })));
-        assert!(matches!(decode::<Request>(br#"{"version":1,"body":"Launch"}"#), Err(FrameError::Malformed(_))));
-        assert!(matches!(decode::<Request>(br#"{"version":1,"body":"Ping","extra":1}"#), Err(FrameError::Malformed(_))));
-        assert_eq!(decode::<Request>(br#"{"version":1,"body":"Ping"}"#).unwrap(), Request::Ping);
+        assert!(matches!(
+            read_frame(&mut &[0, 0][..]),
+            Err(FrameError::Truncated)
+        ));
+        assert!(matches!(
+            read_frame(&mut &[0, 0, 0, 10, b'{'][..]),
+            Err(FrameError::Truncated)
+        ));
+        assert!(matches!(
+            read_frame(&mut &[0xff, 0xff, 0xff, 0xff][..]),
+            Err(FrameError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decode::<Request>(b"not json"),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<Request>(br#"{"version":99,"body":"Ping"}"#),
+            Err(FrameError::Version { got: 99 })
+        ));
+        assert!(matches!(
+            decode::<Request>(br#"{"version":1,"body":"Launch"}"#),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<Request>(br#"{"version":1,"body":"Ping","extra":1}"#),
+            Err(FrameError::Malformed(_))
+        ));
+        assert_eq!(
+            decode::<Request>(br#"{"version":1,"body":"Ping"}"#).unwrap(),
+            Request::Ping
+        );
     }
 
     #[test]
     fn oversized_message_is_refused_on_encode() {
         let mut s = spec();
         s.command = "x".repeat(MAX_FRAME + 1);
-        assert!(matches!(encode(&Request::Register(s)), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            encode(&Request::Register(s)),
+            Err(FrameError::TooLarge(_))
+        ));
     }
 
     #[test]

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::jail::{self, params, Flags, JailError, JailInfo};
 
 #[derive(Debug, Parser)]
-#[command(name = "jailctl", version, about = "Jail manager: jails, their parameters and their processes")]
+#[command(
+    name = "jailctl",
+    version,
+    about = "Jail manager: jails, their parameters and their processes"
+)]
 pub struct Cli {
     /// Use the directory backend rooted at DIR (also JAILCTL_ROOT).
     #[arg(long, value_name = "DIR", global = false)]
@@ -41,7 +45,12 @@ pub enum JailCmd {
         /// Modify the jail if it exists (jail(8) `-cm`: CREATE|UPDATE).
         #[arg(short = 'm')]
         modify: bool,
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PARAM=VALUE")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PARAM=VALUE"
+        )]
         params: Vec<String>,
     },
     /// Change parameters of an existing jail.
@@ -111,7 +120,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.cmd {
         Cmd::Jail(c) => Ok(run_jail(c)?),
         Cmd::Manage(c) => {
-            let sel = crate::manager::Selection { root: cli.root, pool: cli.pool };
+            let sel = crate::manager::Selection {
+                root: cli.root,
+                pool: cli.pool,
+            };
             Ok(super::manage::run(&sel, c)?)
         }
     }
@@ -120,11 +132,23 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        JailCmd::Create { modify, params: args } => {
-            let create = if modify { Flags::CREATE | Flags::UPDATE } else { Flags::CREATE };
+        JailCmd::Create {
+            modify,
+            params: args,
+        } => {
+            let create = if modify {
+                Flags::CREATE | Flags::UPDATE
+            } else {
+                Flags::CREATE
+            };
             let (assignments, command) = split_command(&args);
             let ps = jail::parse_assignments(assignments)?;
-            let persist = ps.iter().rev().find(|p| p.name() == "persist").map(|p| p.value == Some(jail::Value::Bool(true))).unwrap_or(false);
+            let persist = ps
+                .iter()
+                .rev()
+                .find(|p| p.name() == "persist")
+                .map(|p| p.value == Some(jail::Value::Bool(true)))
+                .unwrap_or(false);
             match command {
                 None if !persist => Err(JailError::Invalid(
                     "a jail without persist has no process and would vanish at once: add `persist` or `command=PROG [ARGS...]`".into(),
@@ -140,14 +164,21 @@ fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
                 }
             }
         }
-        JailCmd::Set { jail: j, params: args } => {
+        JailCmd::Set {
+            jail: j,
+            params: args,
+        } => {
             let jid = jail::getid(&j)?;
             let mut ps = jail::parse_assignments(&[format!("jid={jid}")])?;
             ps.extend(jail::parse_assignments(&args)?);
             jail::set(&ps, Flags::UPDATE)?;
             Ok(ExitCode::SUCCESS)
         }
-        JailCmd::Get { dying, jail: j, params: names } => {
+        JailCmd::Get {
+            dying,
+            jail: j,
+            params: names,
+        } => {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let flags = if dying { Flags::DYING } else { Flags::NONE };
             let ps = jail::get(&j, &names, flags)?;
@@ -164,45 +195,90 @@ fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
             jail::remove(&j)?;
             Ok(ExitCode::SUCCESS)
         }
-        JailCmd::List { jail: j, dying, json, params: names } => {
+        JailCmd::List {
+            jail: j,
+            dying,
+            json,
+            params: names,
+        } => {
             for n in &names {
                 params::spec(n)?;
             }
             let mut jails: Vec<JailInfo> = match &j {
                 Some(j) => vec![jail::lookup(j, dying)?],
-                None => jail::list()?.into_iter().filter(|i| dying || !i.dying).collect(),
+                None => jail::list()?
+                    .into_iter()
+                    .filter(|i| dying || !i.dying)
+                    .collect(),
             };
             jails.sort_by_key(|i| i.jid);
             if json {
                 let v: Vec<BTreeMap<String, String>> = jails
                     .iter()
-                    .map(|i| if names.is_empty() { i.params.clone() } else { names.iter().map(|n| (n.clone(), i.param(n).unwrap_or("").to_string())).collect() })
+                    .map(|i| {
+                        if names.is_empty() {
+                            i.params.clone()
+                        } else {
+                            names
+                                .iter()
+                                .map(|n| (n.clone(), i.param(n).unwrap_or("").to_string()))
+                                .collect()
+                        }
+                    })
                     .collect();
                 let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
             } else if names.is_empty() {
-                let _ = writeln!(out, "{:>5}  {:<15} {:<29} Path", "JID", "IP Address", "Hostname");
+                let _ = writeln!(
+                    out,
+                    "{:>5}  {:<15} {:<29} Path",
+                    "JID", "IP Address", "Hostname"
+                );
                 for i in &jails {
-                    let ip = i.param("ip4.addr").filter(|s| !s.is_empty()).or(i.param("ip6.addr")).unwrap_or("");
+                    let ip = i
+                        .param("ip4.addr")
+                        .filter(|s| !s.is_empty())
+                        .or(i.param("ip6.addr"))
+                        .unwrap_or("");
                     let ip = ip.split(',').next().unwrap_or("");
-                    let _ = writeln!(out, "{:>5}  {:<15} {:<29} {}", i.jid, ip, i.param("host.hostname").unwrap_or(""), i.param("path").unwrap_or(""));
+                    let _ = writeln!(
+                        out,
+                        "{:>5}  {:<15} {:<29} {}",
+                        i.jid,
+                        ip,
+                        i.param("host.hostname").unwrap_or(""),
+                        i.param("path").unwrap_or("")
+                    );
                 }
             } else {
                 for i in &jails {
-                    let vals: Vec<String> = names.iter().map(|n| quote(i.param(n).unwrap_or(""))).collect();
+                    let vals: Vec<String> = names
+                        .iter()
+                        .map(|n| quote(i.param(n).unwrap_or("")))
+                        .collect();
                     let _ = writeln!(out, "{}", vals.join(" "));
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        JailCmd::Exec(ExecArgs { user, host_user, jail: j, command }) => {
+        JailCmd::Exec(ExecArgs {
+            user,
+            host_user,
+            jail: j,
+            command,
+        }) => {
             let jid = jail::getid(&j)?;
             let host = match &host_user {
-                Some(u) => Some(super::users::lookup(Path::new("/"), u).map_err(JailError::Invalid)?),
+                Some(u) => {
+                    Some(super::users::lookup(Path::new("/"), u).map_err(JailError::Invalid)?)
+                }
                 None => None,
             };
             jail::attach(&jid.to_string())?;
             let who = match (&user, host) {
-                (Some(u), _) => Some(super::users::lookup(Path::new("/"), u).map_err(|e| JailError::Invalid(format!("in jail {j}: {e}")))?),
+                (Some(u), _) => Some(
+                    super::users::lookup(Path::new("/"), u)
+                        .map_err(|e| JailError::Invalid(format!("in jail {j}: {e}")))?,
+                ),
                 (None, h) => h,
             };
             run_attached(&command, who)
@@ -219,7 +295,14 @@ fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
                 } else {
                     "kernel"
                 };
-                let _ = writeln!(out, "{:<32} {:<40} {:<24} {}", p.name, p.ty.to_string(), os, p.descr);
+                let _ = writeln!(
+                    out,
+                    "{:<32} {:<40} {:<24} {}",
+                    p.name,
+                    p.ty.to_string(),
+                    os,
+                    p.descr
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -248,7 +331,10 @@ fn quote(s: &str) -> String {
 
 /// Spawn `command` (the caller is attached to a jail, so it runs inside), wait, and
 /// return its exit status (128+signal when killed).
-fn run_attached(command: &[String], user: Option<super::users::User>) -> Result<ExitCode, JailError> {
+fn run_attached(
+    command: &[String],
+    user: Option<super::users::User>,
+) -> Result<ExitCode, JailError> {
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]).current_dir("/");
     if let Some(u) = &user {
@@ -259,10 +345,18 @@ fn run_attached(command: &[String], user: Option<super::users::User>) -> Result<
         Ok(s) => s,
         Err(e) => {
             eprintln!("jailctl: {}: {e}", command[0]);
-            return Ok(ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 }));
+            return Ok(ExitCode::from(
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                },
+            ));
         }
     };
     use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     Ok(ExitCode::from(code as u8))
 }

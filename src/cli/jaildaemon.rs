@@ -83,21 +83,35 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
             }
         }
     }
-    let last = |c: char| opts.iter().rev().find(|(o, _)| *o == c).map(|(_, v)| v.clone().unwrap_or_default());
+    let last = |c: char| {
+        opts.iter()
+            .rev()
+            .find(|(o, _)| *o == c)
+            .map(|(_, v)| v.clone().unwrap_or_default())
+    };
     let has = |c: char| opts.iter().any(|(o, _)| *o == c);
     if has('h') {
         return Err(String::new());
     }
     let socket = PathBuf::from(last('f').unwrap_or_else(|| daemon::DEFAULT_SOCKET.into()));
-    let modes: Vec<char> = ['D', 'c', 'l', 'k'].into_iter().filter(|m| has(*m)).collect();
+    let modes: Vec<char> = ['D', 'c', 'l', 'k']
+        .into_iter()
+        .filter(|m| has(*m))
+        .collect();
     let mode = match modes.as_slice() {
-        ['D'] => Mode::Daemon { foreground: has('F'), pidfile: PathBuf::from(last('p').unwrap_or_else(|| daemon::DEFAULT_PIDFILE.into())) },
+        ['D'] => Mode::Daemon {
+            foreground: has('F'),
+            pidfile: PathBuf::from(last('p').unwrap_or_else(|| daemon::DEFAULT_PIDFILE.into())),
+        },
         ['c'] => {
             let jail = last('j').ok_or("-j jail is required with -c")?;
             let num = |c: char, what: &str| -> Result<Option<u32>, String> {
                 match last(c) {
                     None => Ok(None),
-                    Some(v) => v.parse::<u32>().map(Some).map_err(|_| format!("-{c} {v}: the {what} must be a number")),
+                    Some(v) => v
+                        .parse::<u32>()
+                        .map(Some)
+                        .map_err(|_| format!("-{c} {v}: the {what} must be a number")),
                 }
             };
             let respawn = if has('R') {
@@ -107,14 +121,25 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
             } else {
                 Respawn::Never
             };
-            let spec = ProbeSpec { command: last('c').unwrap_or_default(), jail, respawn, uid: num('u', "uid")?, gid: num('g', "gid")?, title: last('t') };
+            let spec = ProbeSpec {
+                command: last('c').unwrap_or_default(),
+                jail,
+                respawn,
+                uid: num('u', "uid")?,
+                gid: num('g', "gid")?,
+                title: last('t'),
+            };
             spec.validate()?;
             Mode::Register(spec)
         }
         ['l'] => Mode::List { json: has('J') },
         ['k'] => {
             let v = last('k').unwrap_or_default();
-            Mode::Remove { id: v.parse().map_err(|_| format!("-k {v}: the probe id must be a number"))? }
+            Mode::Remove {
+                id: v
+                    .parse()
+                    .map_err(|_| format!("-k {v}: the probe id must be a number"))?,
+            }
         }
         [] => return Err("one of -D or -c must be given".into()),
         _ => return Err("only one of -D, -c, -l and -k may be given".into()),
@@ -139,11 +164,18 @@ pub fn main() -> ExitCode {
         }
     };
     match inv.mode {
-        Mode::Daemon { foreground, pidfile } => {
+        Mode::Daemon {
+            foreground,
+            pidfile,
+        } => {
             if foreground {
                 crate::logging::to_stderr("info");
             }
-            let opts = daemon::Options { socket: inv.socket, pidfile, foreground };
+            let opts = daemon::Options {
+                socket: inv.socket,
+                pidfile,
+                foreground,
+            };
             match daemon::run(&opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -203,7 +235,17 @@ fn utility(mode: Mode, socket: &std::path::Path) -> ExitCode {
 pub fn table(list: &[ProbeInfo]) -> String {
     let mut out = format!(
         "{:>4} {:<16} {:>5} {:<24} {:>5} {:>5} {:<4} {:<14} {:>8} {:<20} {}\n",
-        "ID", "JAIL", "JID", "TITLE", "UID", "GID", "MODE", "STATE", "TRIGGERS", "LAST TRIGGER", "COMMAND"
+        "ID",
+        "JAIL",
+        "JID",
+        "TITLE",
+        "UID",
+        "GID",
+        "MODE",
+        "STATE",
+        "TRIGGERS",
+        "LAST TRIGGER",
+        "COMMAND"
     );
     for p in list {
         let last = p.last_trigger.map(fmt_time).unwrap_or_else(|| "-".into());
@@ -245,7 +287,12 @@ fn fmt_time(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -260,17 +307,40 @@ mod tests {
     fn daemon_mode_and_defaults() {
         let i = p(&["-D"]).unwrap();
         assert_eq!(i.socket, PathBuf::from("/var/run/jaildaemon.pipe"));
-        assert_eq!(i.mode, Mode::Daemon { foreground: false, pidfile: "/var/run/jaildaemon.pid".into() });
+        assert_eq!(
+            i.mode,
+            Mode::Daemon {
+                foreground: false,
+                pidfile: "/var/run/jaildaemon.pid".into()
+            }
+        );
         let i = p(&["-DF", "-p/tmp/x.pid", "-f", "/tmp/s"]).unwrap();
-        assert_eq!(i.mode, Mode::Daemon { foreground: true, pidfile: "/tmp/x.pid".into() });
+        assert_eq!(
+            i.mode,
+            Mode::Daemon {
+                foreground: true,
+                pidfile: "/tmp/x.pid".into()
+            }
+        );
         assert_eq!(i.socket, PathBuf::from("/tmp/s"));
         // utility options are ignored in daemon mode
-        assert!(matches!(p(&["-D", "-t", "x", "-u", "5", "-r"]).unwrap().mode, Mode::Daemon { .. }));
+        assert!(matches!(
+            p(&["-D", "-t", "x", "-u", "5", "-r"]).unwrap().mode,
+            Mode::Daemon { .. }
+        ));
     }
 
     #[test]
     fn utility_mode() {
-        let i = p(&["-c", "ezjail-admin restart", "-j", "23", "-t", "EZJAIL_REBOOT"]).unwrap();
+        let i = p(&[
+            "-c",
+            "ezjail-admin restart",
+            "-j",
+            "23",
+            "-t",
+            "EZJAIL_REBOOT",
+        ])
+        .unwrap();
         match i.mode {
             Mode::Register(s) => {
                 assert_eq!(s.command, "ezjail-admin restart");
@@ -284,9 +354,18 @@ mod tests {
             Mode::Register(s) => s,
             m => panic!("{m:?}"),
         };
-        assert_eq!(reg(&["-c", "x", "-j", "www", "-r"]).respawn, Respawn::AfterCommand);
-        assert_eq!(reg(&["-c", "x", "-j", "www", "-rR"]).respawn, Respawn::Immediately);
-        assert_eq!(reg(&["-c", "x", "-j", "www", "-R"]).respawn, Respawn::Immediately);
+        assert_eq!(
+            reg(&["-c", "x", "-j", "www", "-r"]).respawn,
+            Respawn::AfterCommand
+        );
+        assert_eq!(
+            reg(&["-c", "x", "-j", "www", "-rR"]).respawn,
+            Respawn::Immediately
+        );
+        assert_eq!(
+            reg(&["-c", "x", "-j", "www", "-R"]).respawn,
+            Respawn::Immediately
+        );
         let s = reg(&["-cx", "-jwww", "-u", "80", "-g80", "-p", "/ignored"]);
         assert_eq!((s.uid, s.gid), (Some(80), Some(80)));
     }
@@ -308,7 +387,9 @@ mod tests {
         ] {
             assert!(p(&bad).is_err(), "{bad:?} accepted");
         }
-        assert!(p(&["-c", "x", "-j", "1", "-u", "www"]).unwrap_err().contains("uid"));
+        assert!(p(&["-c", "x", "-j", "1", "-u", "www"])
+            .unwrap_err()
+            .contains("uid"));
         assert!(p(&["-c", "x"]).unwrap_err().contains("-j"));
     }
 

@@ -123,7 +123,11 @@ type R = Result<ExitCode, ManagerError>;
 
 fn kv(args: &[String]) -> Result<BTreeMap<String, String>, ManagerError> {
     args.iter()
-        .map(|a| a.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| ManagerError::Invalid(format!("\"{a}\" is not key=value"))))
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| ManagerError::Invalid(format!("\"{a}\" is not key=value")))
+        })
         .collect()
 }
 
@@ -153,16 +157,31 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
     match cmd {
         ManageCmd::Fetch { args } => {
             let mut a = kv(&args)?;
-            let release = a.remove("release").ok_or_else(|| ManagerError::Invalid("fetch: release=NAME is required".into()))?;
+            let release = a
+                .remove("release")
+                .ok_or_else(|| ManagerError::Invalid("fetch: release=NAME is required".into()))?;
             let origin = match (a.remove("ftplocaldir"), a.remove("ftphost")) {
                 (Some(d), None) => Origin::Local(PathBuf::from(d)),
                 (None, Some(h)) => Origin::parse_http(&h)?,
-                (Some(_), Some(_)) => return Err(ManagerError::Invalid("fetch: give ftplocaldir or ftphost, not both".into())),
-                (None, None) => return Err(ManagerError::Invalid("fetch: ftplocaldir=DIR or ftphost=http://HOST/PATH is required".into())),
+                (Some(_), Some(_)) => {
+                    return Err(ManagerError::Invalid(
+                        "fetch: give ftplocaldir or ftphost, not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(ManagerError::Invalid(
+                        "fetch: ftplocaldir=DIR or ftphost=http://HOST/PATH is required".into(),
+                    ))
+                }
             };
-            let files: Vec<String> = a.remove("ftpfiles").map(|f| f.split_whitespace().map(String::from).collect()).unwrap_or_else(|| vec!["base.txz".into()]);
+            let files: Vec<String> = a
+                .remove("ftpfiles")
+                .map(|f| f.split_whitespace().map(String::from).collect())
+                .unwrap_or_else(|| vec!["base.txz".into()]);
             if let Some(k) = a.keys().next() {
-                return Err(ManagerError::Invalid(format!("fetch: unknown option {k} (release, ftplocaldir, ftphost, ftpfiles)")));
+                return Err(ManagerError::Invalid(format!(
+                    "fetch: unknown option {k} (release, ftplocaldir, ftphost, ftpfiles)"
+                )));
             }
             for (f, sum) in m.fetch(&release, &origin, &files)? {
                 let _ = writeln!(out, "{f}\tsha256:{sum}");
@@ -171,19 +190,38 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             Ok(ExitCode::SUCCESS)
         }
         ManageCmd::Create { empty, thick, args } => {
-            let mut o = CreateOpts { empty, thick, count: 1, ..Default::default() };
+            let mut o = CreateOpts {
+                empty,
+                thick,
+                count: 1,
+                ..Default::default()
+            };
             let mut rest = Vec::new();
             for a in &args {
-                let (k, v) = a.split_once('=').ok_or_else(|| ManagerError::Invalid(format!("\"{a}\" is not property=value")))?;
+                let (k, v) = a.split_once('=').ok_or_else(|| {
+                    ManagerError::Invalid(format!("\"{a}\" is not property=value"))
+                })?;
                 match k {
                     "release" | "base" => o.release = Some(v.to_string()),
-                    "count" => o.count = v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| ManagerError::Invalid(format!("count={v}: expected a number from 1 to 10000")))?,
+                    "count" => {
+                        o.count = v
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=10_000).contains(n))
+                            .ok_or_else(|| {
+                                ManagerError::Invalid(format!(
+                                    "count={v}: expected a number from 1 to 10000"
+                                ))
+                            })?
+                    }
                     "pkglist" if v != "none" => o.pkglist = Some(PathBuf::from(v)),
                     _ => rest.push(a.clone()),
                 }
             }
             if empty && (thick || o.release.is_some()) {
-                return Err(ManagerError::Invalid("create -e makes an empty jail: it takes neither -T nor release=".into()));
+                return Err(ManagerError::Invalid(
+                    "create -e makes an empty jail: it takes neither -T nor release=".into(),
+                ));
             }
             o.props = props::parse_assignments(&rest)?;
             for u in m.create(&o)? {
@@ -194,7 +232,9 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         ManageCmd::Destroy { force, jail } => {
             if !force {
                 if !crate::sys::unix::stdin_is_tty() {
-                    return Err(ManagerError::Invalid(format!("destroy is irreversible: confirm with `jailctl destroy -f {jail}`")));
+                    return Err(ManagerError::Invalid(format!(
+                        "destroy is irreversible: confirm with `jailctl destroy -f {jail}`"
+                    )));
                 }
                 eprint!("destroy jail {jail}? [y/N] ");
                 let mut line = String::new();
@@ -207,7 +247,13 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             let _ = writeln!(out, "destroyed {u}");
             Ok(ExitCode::SUCCESS)
         }
-        ManageCmd::List { templates, releases, sort, script, json } => {
+        ManageCmd::List {
+            templates,
+            releases,
+            sort,
+            script,
+            json,
+        } => {
             if releases {
                 let rs = m.releases()?;
                 if json {
@@ -224,14 +270,22 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             }
             list(m, templates, sort, script, json, out)
         }
-        ManageCmd::Get { recursive, property, jail } => {
+        ManageCmd::Get {
+            recursive,
+            property,
+            jail,
+        } => {
             if property != "all" {
                 props::lookup(&property)?;
             }
             let jails: Vec<Jail> = match (recursive, jail) {
                 (true, None) => m.jails()?,
                 (_, Some(j)) => vec![m.resolve(&j)?],
-                (false, None) => return Err(ManagerError::Invalid("get: which jail? (UUID|TAG, or -r for all)".into())),
+                (false, None) => {
+                    return Err(ManagerError::Invalid(
+                        "get: which jail? (UUID|TAG, or -r for all)".into(),
+                    ))
+                }
             };
             for j in &jails {
                 if let Some(p) = &j.problem {
@@ -239,7 +293,11 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
                 }
                 if property == "all" {
                     for (k, v) in &j.props() {
-                        let _ = if recursive { writeln!(out, "{}\t{k}:{v}", j.tag()) } else { writeln!(out, "{k}:{v}") };
+                        let _ = if recursive {
+                            writeln!(out, "{}\t{k}:{v}", j.tag())
+                        } else {
+                            writeln!(out, "{k}:{v}")
+                        };
                     }
                 } else if recursive {
                     let _ = writeln!(out, "{}\t{}\t{}", j.uuid, j.tag(), j.get(&property));
@@ -252,7 +310,9 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         ManageCmd::Set { mut args } => {
             let key = args.pop().expect("clap requires two arguments");
             if key.contains('=') {
-                return Err(ManagerError::Invalid(format!("set: the last argument must be the jail (UUID|TAG|default), not \"{key}\"")));
+                return Err(ManagerError::Invalid(format!(
+                    "set: the last argument must be the jail (UUID|TAG|default), not \"{key}\""
+                )));
             }
             let a = props::parse_assignments(&args)?;
             for n in m.set(&a, &key)? {
@@ -273,7 +333,11 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             Ok(ExitCode::SUCCESS)
         }
         ManageCmd::Start { force, jail } => {
-            let targets = if jail == "ALL" { m.boot_order()?.into_iter().map(|j| j.uuid).collect() } else { vec![jail] };
+            let targets = if jail == "ALL" {
+                m.boot_order()?.into_iter().map(|j| j.uuid).collect()
+            } else {
+                vec![jail]
+            };
             for t in targets {
                 let jid = m.start(&t, force)?;
                 let _ = writeln!(out, "started {t} (jid {jid})");
@@ -281,10 +345,22 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             Ok(ExitCode::SUCCESS)
         }
         ManageCmd::Stop { jail } => {
-            let targets: Vec<String> = if jail == "ALL" { m.jails()?.into_iter().filter(|j| m.is_running(j).is_some()).map(|j| j.uuid).collect() } else { vec![jail] };
+            let targets: Vec<String> = if jail == "ALL" {
+                m.jails()?
+                    .into_iter()
+                    .filter(|j| m.is_running(j).is_some())
+                    .map(|j| j.uuid)
+                    .collect()
+            } else {
+                vec![jail]
+            };
             for t in targets {
                 let was = m.stop(&t)?;
-                let _ = writeln!(out, "{} {t}", if was { "stopped" } else { "already stopped:" });
+                let _ = writeln!(
+                    out,
+                    "{} {t}",
+                    if was { "stopped" } else { "already stopped:" }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -294,8 +370,20 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         }
         ManageCmd::Rcboot => boot_sequence(m, false, out),
         ManageCmd::Rcshutdown => boot_sequence(m, true, out),
-        ManageCmd::Exec(super::jailctl::ExecArgs { user, host_user, jail, command }) => {
-            let jails: Vec<Jail> = if jail == "ALL" { m.jails()?.into_iter().filter(|j| m.is_running(j).is_some()).collect() } else { vec![m.resolve(&jail)?] };
+        ManageCmd::Exec(super::jailctl::ExecArgs {
+            user,
+            host_user,
+            jail,
+            command,
+        }) => {
+            let jails: Vec<Jail> = if jail == "ALL" {
+                m.jails()?
+                    .into_iter()
+                    .filter(|j| m.is_running(j).is_some())
+                    .collect()
+            } else {
+                vec![m.resolve(&jail)?]
+            };
             let mut code = 0;
             for j in &jails {
                 let c = m.exec(j, user.as_deref(), host_user.as_deref(), &command)?;
@@ -312,18 +400,40 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ManageCmd::Clean { force, all, releases, jails, templates } => {
-            let what: Vec<&str> = [(all, "all"), (releases, "releases"), (jails, "jails"), (templates, "templates")].iter().filter(|(on, _)| *on).map(|(_, w)| *w).collect();
+        ManageCmd::Clean {
+            force,
+            all,
+            releases,
+            jails,
+            templates,
+        } => {
+            let what: Vec<&str> = [
+                (all, "all"),
+                (releases, "releases"),
+                (jails, "jails"),
+                (templates, "templates"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, w)| *w)
+            .collect();
             if what.len() != 1 {
-                return Err(ManagerError::Invalid("clean: give exactly one of -a, -r, -j, -t".into()));
+                return Err(ManagerError::Invalid(
+                    "clean: give exactly one of -a, -r, -j, -t".into(),
+                ));
             }
             if !force {
-                return Err(ManagerError::Invalid(format!("clean destroys data ({}): confirm with -f", what[0])));
+                return Err(ManagerError::Invalid(format!(
+                    "clean destroys data ({}): confirm with -f",
+                    what[0]
+                )));
             }
             m.clean(what[0])?;
             Ok(ExitCode::SUCCESS)
         }
-        ManageCmd::Activate { .. } | ManageCmd::Deactivate { .. } | ManageCmd::Version => unreachable!(),
+        ManageCmd::Activate { .. } | ManageCmd::Deactivate { .. } | ManageCmd::Version => {
+            unreachable!()
+        }
     }
 }
 
@@ -339,7 +449,12 @@ fn boot_sequence(m: &Manager, shutdown: bool, out: &mut impl Write) -> R {
         if m.is_running(&j).is_some() != shutdown {
             continue;
         }
-        let res = if shutdown { m.stop(&j.uuid).map(|_| "stopped".to_string()) } else { m.start(&j.uuid, false).map(|jid| format!("started (jid {jid})")) };
+        let res = if shutdown {
+            m.stop(&j.uuid).map(|_| "stopped".to_string())
+        } else {
+            m.start(&j.uuid, false)
+                .map(|jid| format!("started (jid {jid})"))
+        };
         match res {
             Ok(what) => {
                 let _ = writeln!(out, "{what}: {} ({})", j.tag(), j.uuid);
@@ -350,16 +465,35 @@ fn boot_sequence(m: &Manager, shutdown: bool, out: &mut impl Write) -> R {
             }
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-const COLUMNS: [&str; 8] = ["JID", "UUID", "BOOT", "STATE", "TAG", "TYPE", "IP4", "RELEASE"];
+const COLUMNS: [&str; 8] = [
+    "JID", "UUID", "BOOT", "STATE", "TAG", "TYPE", "IP4", "RELEASE",
+];
 
-fn list(m: &Manager, templates: bool, sort: Option<String>, script: bool, json: bool, out: &mut impl Write) -> R {
-    let running: BTreeMap<String, i32> = crate::jail::list().unwrap_or_default().into_iter().map(|i| (i.name, i.jid)).collect();
+fn list(
+    m: &Manager,
+    templates: bool,
+    sort: Option<String>,
+    script: bool,
+    json: bool,
+    out: &mut impl Write,
+) -> R {
+    let running: BTreeMap<String, i32> = crate::jail::list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.name, i.jid))
+        .collect();
     let mut rows: Vec<(Vec<String>, &Jail)> = Vec::new();
     let jails = m.jails()?;
-    for j in jails.iter().filter(|j| (j.get("istemplate") == "yes") == templates || j.problem.is_some() && !templates) {
+    for j in jails.iter().filter(|j| {
+        (j.get("istemplate") == "yes") == templates || j.problem.is_some() && !templates
+    }) {
         let jid = running.get(&j.kname()).copied();
         let state = if let Some(p) = &j.problem {
             eprintln!("jailctl: jail {} is CORRUPT: {p}", j.uuid);
@@ -378,7 +512,11 @@ fn list(m: &Manager, templates: bool, sort: Option<String>, script: bool, json: 
             j.uuid.clone(),
             j.get("boot").to_string(),
             state,
-            if j.tag().is_empty() { "-".into() } else { j.tag().to_string() },
+            if j.tag().is_empty() {
+                "-".into()
+            } else {
+                j.tag().to_string()
+            },
             j.get("type").to_string(),
             ip4,
             j.get("release").to_string(),
@@ -388,7 +526,10 @@ fn list(m: &Manager, templates: bool, sort: Option<String>, script: bool, json: 
     if let Some(key) = &sort {
         let col = COLUMNS.iter().position(|c| c.eq_ignore_ascii_case(key));
         if col.is_none() && props::lookup(key).is_err() {
-            return Err(ManagerError::Invalid(format!("-s {key}: not a column ({}) or a property", COLUMNS.join(", "))));
+            return Err(ManagerError::Invalid(format!(
+                "-s {key}: not a column ({}) or a property",
+                COLUMNS.join(", ")
+            )));
         }
         rows.sort_by(|a, b| {
             let (x, y) = match col {
@@ -407,7 +548,10 @@ fn list(m: &Manager, templates: bool, sort: Option<String>, script: bool, json: 
             .map(|(r, j)| {
                 let mut o = serde_json::Map::new();
                 for (c, val) in COLUMNS.iter().zip(r) {
-                    o.insert(c.to_ascii_lowercase(), serde_json::Value::String(val.clone()));
+                    o.insert(
+                        c.to_ascii_lowercase(),
+                        serde_json::Value::String(val.clone()),
+                    );
                 }
                 if let Some(p) = &j.problem {
                     o.insert("problem".into(), serde_json::Value::String(p.clone()));
@@ -430,7 +574,16 @@ fn list(m: &Manager, templates: bool, sort: Option<String>, script: bool, json: 
             w[i] = w[i].max(c.len());
         }
     }
-    let fmt = |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect::<Vec<_>>().join("  ").trim_end().to_string();
+    let fmt = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
     let _ = writeln!(out, "{}", fmt(COLUMNS.to_vec()));
     for (r, _) in &rows {
         let _ = writeln!(out, "{}", fmt(r.iter().map(String::as_str).collect()));

@@ -1,7 +1,7 @@
 //! Command-line front ends. The binaries in `src/bin` only call into these.
 
-pub mod jaildaemon;
 pub mod jailctl;
+pub mod jaildaemon;
 pub mod manage;
 pub mod users;
 

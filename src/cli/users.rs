@@ -17,17 +17,23 @@ pub struct User {
 /// Look `name` (or a numeric uid) up in `root/etc/passwd` and `root/etc/group`.
 pub fn lookup(root: &Path, name: &str) -> Result<User, String> {
     let pw_path = root.join("etc/passwd");
-    let passwd = std::fs::read_to_string(&pw_path).map_err(|e| format!("{}: {e}", pw_path.display()))?;
+    let passwd =
+        std::fs::read_to_string(&pw_path).map_err(|e| format!("{}: {e}", pw_path.display()))?;
     let groups = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
-    parse(&passwd, &groups, name).ok_or_else(|| format!("unknown user \"{name}\" (not in {})", pw_path.display()))
+    parse(&passwd, &groups, name)
+        .ok_or_else(|| format!("unknown user \"{name}\" (not in {})", pw_path.display()))
 }
 
 /// The pure part of [`lookup`].
 pub fn parse(passwd: &str, group: &str, name: &str) -> Option<User> {
     let by_uid = name.parse::<u32>().ok();
-    let line = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-        f.len() >= 7 && (f[0] == name || (by_uid.is_some() && f[2].parse::<u32>().ok() == by_uid))
-    })?;
+    let line = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| {
+            f.len() >= 7
+                && (f[0] == name || (by_uid.is_some() && f[2].parse::<u32>().ok() == by_uid))
+        })?;
     let uid = line[2].parse().ok()?;
     let gid = line[3].parse().ok()?;
     let mut groups = vec![gid];
@@ -40,7 +46,14 @@ pub fn parse(passwd: &str, group: &str, name: &str) -> Option<User> {
             }
         }
     }
-    Some(User { name: line[0].to_string(), uid, gid, groups, home: line[5].to_string(), shell: line[6].to_string() })
+    Some(User {
+        name: line[0].to_string(),
+        uid,
+        gid,
+        groups,
+        home: line[5].to_string(),
+        shell: line[6].to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -22,14 +22,25 @@ pub enum ClientError {
 /// Send `req` and wait up to `timeout` for the answer.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
     let mut s = UnixStream::connect(socket).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NoDaemon(socket.into()),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            ClientError::NoDaemon(socket.into())
+        }
         io::ErrorKind::PermissionDenied => ClientError::PermissionDenied(socket.into()),
-        _ => ClientError::Io { path: socket.into(), source: e },
+        _ => ClientError::Io {
+            path: socket.into(),
+            source: e,
+        },
     })?;
-    let io_err = |e: io::Error| ClientError::Io { path: socket.into(), source: e };
+    let io_err = |e: io::Error| ClientError::Io {
+        path: socket.into(),
+        source: e,
+    };
     s.set_read_timeout(Some(timeout)).map_err(io_err)?;
     s.set_write_timeout(Some(timeout)).map_err(io_err)?;
-    let fr = |e: FrameError| ClientError::Frame { path: socket.into(), source: e };
+    let fr = |e: FrameError| ClientError::Frame {
+        path: socket.into(),
+        source: e,
+    };
     proto::write_message(&mut s, req).map_err(fr)?;
     let body = proto::read_frame(&mut s).map_err(fr)?;
     proto::decode(&body).map_err(fr)

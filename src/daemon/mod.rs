@@ -44,19 +44,31 @@ pub enum DaemonError {
     #[error("pidfile {} is locked by another jaildaemon{}", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     PidfileLocked { path: PathBuf, pid: Option<i32> },
     #[error("pidfile {}: {source}", path.display())]
-    Pidfile { path: PathBuf, source: std::io::Error },
+    Pidfile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} exists and is not a socket; refusing to replace it", .0.display())]
     NotASocket(PathBuf),
     #[error("socket {}: {source}", path.display())]
-    Socket { path: PathBuf, source: std::io::Error },
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("the daemon failed to start: {0}")]
     Child(String),
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Io { what: what.to_string(), source }
+    move |source| DaemonError::Io {
+        what: what.to_string(),
+        source,
+    }
 }
 
 /// The path the daemon execs as the probe helper: its own binary.
@@ -72,22 +84,43 @@ fn own_exe() -> PathBuf {
 pub fn run(opts: &Options) -> Result<(), DaemonError> {
     sys::close_fds_from(3);
     if let Some(pid) = client::ping(&opts.socket) {
-        return Err(DaemonError::AlreadyRunning { pid, socket: opts.socket.clone() });
+        return Err(DaemonError::AlreadyRunning {
+            pid,
+            socket: opts.socket.clone(),
+        });
     }
-    let mut pidfile = pidfile_rs::Pidfile::new(&opts.pidfile, fs::Permissions::from_mode(0o600)).map_err(|e| match e {
-        pidfile_rs::PidfileError::AlreadyRunning { pid } => DaemonError::PidfileLocked { path: opts.pidfile.clone(), pid },
-        pidfile_rs::PidfileError::Io(source) => DaemonError::Pidfile { path: opts.pidfile.clone(), source },
-    })?;
+    let mut pidfile = pidfile_rs::Pidfile::new(&opts.pidfile, fs::Permissions::from_mode(0o600))
+        .map_err(|e| match e {
+            pidfile_rs::PidfileError::AlreadyRunning { pid } => DaemonError::PidfileLocked {
+                path: opts.pidfile.clone(),
+                pid,
+            },
+            pidfile_rs::PidfileError::Io(source) => DaemonError::Pidfile {
+                path: opts.pidfile.clone(),
+                source,
+            },
+        })?;
     match fs::symlink_metadata(&opts.socket) {
         Ok(m) if m.file_type().is_socket() => {
             tracing::info!(socket = %opts.socket.display(), "replacing a stale socket (nobody answers on it)");
-            fs::remove_file(&opts.socket).map_err(|source| DaemonError::Socket { path: opts.socket.clone(), source })?;
+            fs::remove_file(&opts.socket).map_err(|source| DaemonError::Socket {
+                path: opts.socket.clone(),
+                source,
+            })?;
         }
         Ok(_) => return Err(DaemonError::NotASocket(opts.socket.clone())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(DaemonError::Socket { path: opts.socket.clone(), source }),
+        Err(source) => {
+            return Err(DaemonError::Socket {
+                path: opts.socket.clone(),
+                source,
+            })
+        }
     }
-    let sock_err = |source| DaemonError::Socket { path: opts.socket.clone(), source };
+    let sock_err = |source| DaemonError::Socket {
+        path: opts.socket.clone(),
+        source,
+    };
     let listener = {
         // A umask of 077 (through nix, no unsafe) keeps the socket private from the moment it exists.
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
@@ -97,7 +130,9 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     };
     fs::set_permissions(&opts.socket, fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
     listener.set_nonblocking(true).map_err(sock_err)?;
-    let sock_id = fs::metadata(&opts.socket).map(|m| (m.dev(), m.ino())).map_err(sock_err)?;
+    let sock_id = fs::metadata(&opts.socket)
+        .map(|m| (m.dev(), m.ino()))
+        .map_err(sock_err)?;
 
     let (ready_r, ready_w) = sys::pipe().map_err(io("pipe"))?;
     if !opts.foreground {
@@ -110,7 +145,11 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
                     sys::exit_now(0);
                 }
                 pidfile.close();
-                let msg = if msg.is_empty() { "it exited during start-up (see syslog)".to_string() } else { msg };
+                let msg = if msg.is_empty() {
+                    "it exited during start-up (see syslog)".to_string()
+                } else {
+                    msg
+                };
                 eprintln!("jaildaemon: {}", DaemonError::Child(msg));
                 sys::exit_now(1);
             }
@@ -132,17 +171,26 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         }
     };
     if let Err(e) = pidfile.write() {
-        let e = DaemonError::Pidfile { path: opts.pidfile.clone(), source: std::io::Error::other(e.to_string()) };
+        let e = DaemonError::Pidfile {
+            path: opts.pidfile.clone(),
+            source: std::io::Error::other(e.to_string()),
+        };
         fail(&mut ready, &e);
         return Err(e);
     }
     if let Err(e) = sys::become_subreaper() {
         tracing::warn!(error = %e, "could not become a subreaper; probes are still watched through their helper");
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(source) => {
-            let e = DaemonError::Io { what: "starting the runtime".into(), source };
+            let e = DaemonError::Io {
+                what: "starting the runtime".into(),
+                source,
+            };
             fail(&mut ready, &e);
             return Err(e);
         }
@@ -160,14 +208,22 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     res
 }
 
-async fn main_loop(listener: std::os::unix::net::UnixListener, ready: &mut Option<fs::File>, opts: &Options) -> Result<(), DaemonError> {
+async fn main_loop(
+    listener: std::os::unix::net::UnixListener,
+    ready: &mut Option<fs::File>,
+    opts: &Options,
+) -> Result<(), DaemonError> {
     let reaper = Arc::new(reaper::Reaper::default());
     let mut sigchld = signal(SignalKind::child()).map_err(io("SIGCHLD handler"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io("SIGINT handler"))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(io("SIGHUP handler"))?;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(io("socket"))?;
-    let registry = if cfg!(target_os = "linux") { std::env::var("JAILDAEMON_REGISTRY").ok() } else { None };
+    let registry = if cfg!(target_os = "linux") {
+        std::env::var("JAILDAEMON_REGISTRY").ok()
+    } else {
+        None
+    };
     let mgr = probes::Manager::new(reaper.clone(), own_exe(), registry);
     let r2 = reaper.clone();
     tokio::spawn(async move {

@@ -44,7 +44,10 @@ pub struct Manager {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// What a probe is armed with.
@@ -71,7 +74,12 @@ impl Manager {
     }
 
     pub fn list(&self) -> Vec<ProbeInfo> {
-        self.probes.lock().expect("probes lock").values().map(|e| e.info.clone()).collect()
+        self.probes
+            .lock()
+            .expect("probes lock")
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
     }
 
     fn update(&self, id: u64, f: impl FnOnce(&mut ProbeInfo)) {
@@ -94,10 +102,19 @@ impl Manager {
     }
 
     /// Spawn a probe process in jail `arm.jid`; returns its pid and exit receiver.
-    async fn spawn_probe(&self, arm: &Arm) -> Result<(ProcessRef, oneshot::Receiver<ExitStatus>), String> {
+    async fn spawn_probe(
+        &self,
+        arm: &Arm,
+    ) -> Result<(ProcessRef, oneshot::Receiver<ExitStatus>), String> {
         let reaper = self.reaper.clone();
         let exe = self.exe.clone();
-        let params = ProbeParams { jid: arm.jid, title: arm.title.clone(), uid: arm.uid, gid: arm.gid, registry: self.registry.clone() };
+        let params = ProbeParams {
+            jid: arm.jid,
+            title: arm.title.clone(),
+            uid: arm.uid,
+            gid: arm.gid,
+            registry: self.registry.clone(),
+        };
         tokio::task::spawn_blocking(move || {
             let mut helper_rx = None;
             let spawned = probe::spawn(&exe, &params, |cmd| {
@@ -126,16 +143,34 @@ impl Manager {
             return Response::Error { message: e };
         }
         if *self.shutdown_tx.borrow() {
-            return Response::Error { message: "jaildaemon is shutting down".into() };
+            return Response::Error {
+                message: "jaildaemon is shutting down".into(),
+            };
         }
         let j = match jail::lookup(&spec.jail, false) {
             Ok(j) => j,
-            Err(jail::JailError::NotFound { .. }) => return Response::Error { message: format!("jail {} does not exist", spec.jail) },
-            Err(e) => return Response::Error { message: format!("jail {}: {e}", spec.jail) },
+            Err(jail::JailError::NotFound { .. }) => {
+                return Response::Error {
+                    message: format!("jail {} does not exist", spec.jail),
+                }
+            }
+            Err(e) => {
+                return Response::Error {
+                    message: format!("jail {}: {e}", spec.jail),
+                }
+            }
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let title = spec.title.clone().unwrap_or_else(|| format!("jaildaemon-probe-{id}"));
-        let arm = Arm { jid: j.jid, title: title.clone(), uid: spec.uid, gid: spec.gid };
+        let title = spec
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("jaildaemon-probe-{id}"));
+        let arm = Arm {
+            jid: j.jid,
+            title: title.clone(),
+            uid: spec.uid,
+            gid: spec.gid,
+        };
         let (probe, exit_rx) = match self.spawn_probe(&arm).await {
             Ok(x) => x,
             Err(message) => {
@@ -160,29 +195,54 @@ impl Manager {
             last_trigger: None,
             running_commands: 0,
         };
-        self.probes.lock().expect("probes lock").insert(id, Entry { info, spec: spec.clone(), cancel: cancel_tx });
+        self.probes.lock().expect("probes lock").insert(
+            id,
+            Entry {
+                info,
+                spec: spec.clone(),
+                cancel: cancel_tx,
+            },
+        );
         tracing::info!(probe = id, jail = %j.name, jid = j.jid, pid, pidfd = probe.has_pidfd(), %title, mode = spec.respawn.flag(), uid = spec.uid.unwrap_or(0), "probe registered");
         let me = self.clone();
-        let task = tokio::spawn(async move { me.supervise(id, arm, probe, exit_rx, cancel_rx).await });
+        let task =
+            tokio::spawn(async move { me.supervise(id, arm, probe, exit_rx, cancel_rx).await });
         let mut tasks = self.tasks.lock().expect("tasks lock");
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
-        Response::Registered { id, jid: j.jid, jail: j.name, pid, title }
+        Response::Registered {
+            id,
+            jid: j.jid,
+            jail: j.name,
+            pid,
+            title,
+        }
     }
 
     /// Remove a probe; answers once its process is gone.
     pub async fn remove(&self, id: u64) -> Response {
-        let cancel = self.probes.lock().expect("probes lock").get(&id).map(|e| e.cancel.clone());
+        let cancel = self
+            .probes
+            .lock()
+            .expect("probes lock")
+            .get(&id)
+            .map(|e| e.cancel.clone());
         let Some(cancel) = cancel else {
-            return Response::Error { message: format!("no probe with id {id}") };
+            return Response::Error {
+                message: format!("no probe with id {id}"),
+            };
         };
         let (tx, rx) = oneshot::channel();
         if cancel.send(tx).await.is_err() {
-            return Response::Error { message: format!("probe {id} is already going away") };
+            return Response::Error {
+                message: format!("probe {id} is already going away"),
+            };
         }
         match tokio::time::timeout(Duration::from_secs(10), rx).await {
             Ok(_) => Response::Removed { id },
-            Err(_) => Response::Error { message: format!("probe {id}: removal timed out") },
+            Err(_) => Response::Error {
+                message: format!("probe {id}: removal timed out"),
+            },
         }
     }
 
@@ -257,9 +317,17 @@ impl Manager {
                 }
                 Respawn::Immediately => {}
             }
-            backoff = if lived < SHORT_LIFE { (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX) } else { Duration::ZERO };
+            backoff = if lived < SHORT_LIFE {
+                (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX)
+            } else {
+                Duration::ZERO
+            };
             if !backoff.is_zero() {
-                tracing::info!(probe = id, backoff_ms = backoff.as_millis() as u64, "probe fired quickly; delaying respawn");
+                tracing::info!(
+                    probe = id,
+                    backoff_ms = backoff.as_millis() as u64,
+                    "probe fired quickly; delaying respawn"
+                );
             }
             let rearmed = tokio::select! {
                 r = self.rearm(id, &spec, &mut arm, backoff) => r,
@@ -282,9 +350,20 @@ impl Manager {
 
     /// Find the jail again by name (it may have been restarted with a new jid) and
     /// spawn a new probe in it.
-    async fn rearm(&self, id: u64, spec: &ProbeSpec, arm: &mut Arm, delay: Duration) -> Option<(ProcessRef, oneshot::Receiver<ExitStatus>)> {
+    async fn rearm(
+        &self,
+        id: u64,
+        spec: &ProbeSpec,
+        arm: &mut Arm,
+        delay: Duration,
+    ) -> Option<(ProcessRef, oneshot::Receiver<ExitStatus>)> {
         tokio::time::sleep(delay).await;
-        let name = self.probes.lock().expect("probes lock").get(&id).map(|e| e.info.jail.clone())?;
+        let name = self
+            .probes
+            .lock()
+            .expect("probes lock")
+            .get(&id)
+            .map(|e| e.info.jail.clone())?;
         let deadline = Instant::now() + JAIL_RETURN_GRACE;
         let mut failures = 0;
         loop {
@@ -301,7 +380,14 @@ impl Manager {
                                 i.pid = Some(probe.pid);
                                 i.state = ProbeState::Armed;
                             });
-                            tracing::info!(probe = id, pid = probe.pid, pidfd = probe.has_pidfd(), jid = arm.jid, mode = spec.respawn.flag(), "probe respawned");
+                            tracing::info!(
+                                probe = id,
+                                pid = probe.pid,
+                                pidfd = probe.has_pidfd(),
+                                jid = arm.jid,
+                                mode = spec.respawn.flag(),
+                                "probe respawned"
+                            );
                             return Some((probe, rx));
                         }
                         Err(e) => {
@@ -331,9 +417,20 @@ impl Manager {
 
     /// Run the command on the host: `/bin/sh -c COMMAND`, cwd `/`, stdin /dev/null,
     /// output into the log. Resolves when the command has ended.
-    fn start_command(self: &Arc<Self>, id: u64, spec: &ProbeSpec, arm: &Arm) -> oneshot::Receiver<()> {
+    fn start_command(
+        self: &Arc<Self>,
+        id: u64,
+        spec: &ProbeSpec,
+        arm: &Arm,
+    ) -> oneshot::Receiver<()> {
         let (done_tx, done_rx) = oneshot::channel();
-        let jail_name = self.probes.lock().expect("probes lock").get(&id).map(|e| e.info.jail.clone()).unwrap_or_default();
+        let jail_name = self
+            .probes
+            .lock()
+            .expect("probes lock")
+            .get(&id)
+            .map(|e| e.info.jail.clone())
+            .unwrap_or_default();
         let pipe = sys::pipe();
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
@@ -382,7 +479,11 @@ impl Manager {
                 let mut line = Vec::new();
                 loop {
                     line.clear();
-                    match br.by_ref().take(MAX_LOG_LINE as u64).read_until(b'\n', &mut line) {
+                    match br
+                        .by_ref()
+                        .take(MAX_LOG_LINE as u64)
+                        .read_until(b'\n', &mut line)
+                    {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {
                             let text = String::from_utf8_lossy(&line);
@@ -401,7 +502,9 @@ impl Manager {
             } else {
                 tracing::warn!(probe = id, status = %st, duration_ms = ms, "command failed");
             }
-            me.update(id, |i| i.running_commands = i.running_commands.saturating_sub(1));
+            me.update(id, |i| {
+                i.running_commands = i.running_commands.saturating_sub(1)
+            });
             let _ = done_tx.send(());
         });
         done_rx

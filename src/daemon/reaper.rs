@@ -36,7 +36,10 @@ pub struct Reaper {
 
 impl Reaper {
     /// Spawn `cmd` and register its pid before any SIGCHLD for it can be handled.
-    pub fn spawn(&self, cmd: &mut Command) -> std::io::Result<(Child, oneshot::Receiver<ExitStatus>)> {
+    pub fn spawn(
+        &self,
+        cmd: &mut Command,
+    ) -> std::io::Result<(Child, oneshot::Receiver<ExitStatus>)> {
         let mut inner = self.inner.lock().expect("reaper lock");
         let child = cmd.spawn()?;
         let (tx, rx) = oneshot::channel();
@@ -48,7 +51,11 @@ impl Reaper {
     pub fn watch(&self, pid: i32) -> oneshot::Receiver<ExitStatus> {
         let mut inner = self.inner.lock().expect("reaper lock");
         let (tx, rx) = oneshot::channel();
-        if let Some((st, when)) = inner.unclaimed.remove(&pid).filter(|(_, when)| when.elapsed() < UNCLAIMED_FOR) {
+        if let Some((st, when)) = inner
+            .unclaimed
+            .remove(&pid)
+            .filter(|(_, when)| when.elapsed() < UNCLAIMED_FOR)
+        {
             inner.unclaimed_order.retain(|p| *p != pid);
             tracing::debug!(pid, status = %st, reaped_ms = when.elapsed().as_millis() as u64, "claimed an early exit");
             let _ = tx.send(st);

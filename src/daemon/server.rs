@@ -53,7 +53,13 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
     }
     let n = proto::frame_len(prefix)?;
     let mut body = vec![0u8; n];
-    stream.read_exact(&mut body).await.map_err(|e| if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Truncated } else { e.into() })?;
+    stream.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            e.into()
+        }
+    })?;
     proto::decode(&body)
 }
 
@@ -74,13 +80,22 @@ async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, ?uid, "bad request refused");
-            reply(&mut stream, &Response::Error { message: format!("bad request: {e}") }).await;
+            reply(
+                &mut stream,
+                &Response::Error {
+                    message: format!("bad request: {e}"),
+                },
+            )
+            .await;
             return;
         }
         Ok(Ok(r)) => r,
     };
     let resp = match (&req, uid) {
-        (Request::Ping, _) => Response::Pong { pid: std::process::id(), version: proto::PROTOCOL_VERSION },
+        (Request::Ping, _) => Response::Pong {
+            pid: std::process::id(),
+            version: proto::PROTOCOL_VERSION,
+        },
         (_, Some(0)) => match req {
             Request::Register(spec) => mgr.register(spec).await,
             Request::List => Response::Probes(mgr.list()),
@@ -103,7 +118,9 @@ async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
 async fn reply(stream: &mut UnixStream, resp: &Response) {
     let frame = match proto::encode(resp) {
         Ok(f) => f,
-        Err(e) => match proto::encode(&Response::Error { message: format!("response too large: {e}") }) {
+        Err(e) => match proto::encode(&Response::Error {
+            message: format!("response too large: {e}"),
+        }) {
             Ok(f) => f,
             Err(_) => return,
         },

@@ -9,7 +9,11 @@ pub enum ParamError {
     #[error("unknown parameter: {name} (`jailctl jail params` lists the known ones)")]
     Unknown { name: String },
     #[error("{name}: cannot convert \"{value}\": expected {expected}")]
-    BadValue { name: String, value: String, expected: String },
+    BadValue {
+        name: String,
+        value: String,
+        expected: String,
+    },
     #[error("{name}: a value is required ({expected})")]
     MissingValue { name: String, expected: String },
 }
@@ -37,9 +41,17 @@ pub enum JailError {
     #[error("{what}: neither CREATE nor UPDATE given; nothing to do")]
     NoAction { what: String },
     #[error("{what}: {source}")]
-    Os { what: String, #[source] source: io::Error },
+    Os {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("jail registry {path}: {source}")]
-    Registry { path: String, #[source] source: io::Error },
+    Registry {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("jail registry entry {path} is corrupt: {why}")]
     CorruptEntry { path: String, why: String },
     #[error("{0}")]
@@ -48,6 +60,9 @@ pub enum JailError {
 
 impl JailError {
     pub fn os(what: impl Into<String>, source: io::Error) -> Self {
-        JailError::Os { what: what.into(), source }
+        JailError::Os {
+            what: what.into(),
+            source,
+        }
     }
 }

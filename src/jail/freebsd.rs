@@ -9,7 +9,10 @@ use super::{Flags, JailError, JailInfo, Key};
 use crate::sys::freebsd as sys;
 
 fn kernel_err(what: String, msg: String) -> JailError {
-    JailError::Os { what, source: std::io::Error::other(msg) }
+    JailError::Os {
+        what,
+        source: std::io::Error::other(msg),
+    }
 }
 
 pub fn getid(key: Key<'_>) -> Result<i32, JailError> {
@@ -18,12 +21,21 @@ pub fn getid(key: Key<'_>) -> Result<i32, JailError> {
 }
 
 pub fn getname(jid: i32) -> Result<String, JailError> {
-    sys::getname(jid).map_err(|_| JailError::NotFound { jail: jid.to_string() })
+    sys::getname(jid).map_err(|_| JailError::NotFound {
+        jail: jid.to_string(),
+    })
 }
 
 pub fn set(ps: &[JailParam], flags: Flags) -> Result<i32, JailError> {
-    let values: Vec<(String, String)> = ps.iter().map(|p| (p.name().to_string(), p.export())).collect();
-    let label = ps.iter().find(|p| p.name() == "name" || p.name() == "jid").map(JailParam::export).unwrap_or_default();
+    let values: Vec<(String, String)> = ps
+        .iter()
+        .map(|p| (p.name().to_string(), p.export()))
+        .collect();
+    let label = ps
+        .iter()
+        .find(|p| p.name() == "name" || p.name() == "jid")
+        .map(JailParam::export)
+        .unwrap_or_default();
     sys::set(&values, flags.0 as i32).map_err(|m| kernel_err(format!("jail \"{label}\""), m))
 }
 
@@ -35,7 +47,10 @@ fn info(jid: i32, values: Vec<(String, String)>) -> JailInfo {
     let params: BTreeMap<String, String> = values.into_iter().collect();
     JailInfo {
         jid,
-        name: params.get("name").cloned().unwrap_or_else(|| jid.to_string()),
+        name: params
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| jid.to_string()),
         dying: params.get("dying").map(|d| d == "true").unwrap_or(false),
         params,
     }
@@ -47,7 +62,10 @@ pub fn lookup(key: Key<'_>, dying: bool) -> Result<JailInfo, JailError> {
         Key::Name(n) => ("name", n.to_string()),
     };
     let flags = if dying { Flags::DYING.0 as i32 } else { 0 };
-    let (jid, values) = sys::get((k, &v), &all_names(), flags).map_err(|_| JailError::NotFound { jail: key.to_string() })?;
+    let (jid, values) =
+        sys::get((k, &v), &all_names(), flags).map_err(|_| JailError::NotFound {
+            jail: key.to_string(),
+        })?;
     Ok(info(jid, values))
 }
 
@@ -71,6 +89,12 @@ pub fn attach(jid: i32) -> Result<(), JailError> {
 
 /// Pids of the processes in a jail, from pgrep(1) `-j`.
 pub fn processes(jid: i32) -> Result<Vec<i32>, JailError> {
-    let out = std::process::Command::new("pgrep").args(["-j", &jid.to_string(), "."]).output().map_err(|e| JailError::os("pgrep", e))?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
+    let out = std::process::Command::new("pgrep")
+        .args(["-j", &jid.to_string(), "."])
+        .output()
+        .map_err(|e| JailError::os("pgrep", e))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
 }

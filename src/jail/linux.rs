@@ -48,7 +48,9 @@ pub const REGISTRY_DEFAULT: &str = "/run/jaildaemon/jails";
 const REMOVE_WAIT: Duration = Duration::from_secs(10);
 
 pub fn registry_dir() -> PathBuf {
-    std::env::var_os(REGISTRY_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(REGISTRY_DEFAULT))
+    std::env::var_os(REGISTRY_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(REGISTRY_DEFAULT))
 }
 
 /// One registry file.
@@ -72,7 +74,12 @@ impl Entry {
         p.insert("parent".into(), "0".into());
         p.insert("children.cur".into(), "0".into());
         p.entry("persist".into()).or_insert_with(|| "false".into());
-        JailInfo { jid: self.jid, name: self.name.clone(), dying: self.dying, params: p }
+        JailInfo {
+            jid: self.jid,
+            name: self.name.clone(),
+            dying: self.dying,
+            params: p,
+        }
     }
 
     fn alive(&self) -> bool {
@@ -87,7 +94,10 @@ struct Registry {
 }
 
 fn reg_err(path: &Path, source: std::io::Error) -> JailError {
-    JailError::Registry { path: path.display().to_string(), source }
+    JailError::Registry {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Registry {
@@ -96,7 +106,14 @@ impl Registry {
         fs::create_dir_all(&dir).map_err(|e| reg_err(&dir, e))?;
         let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
         let lp = dir.join(".lock");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).custom_flags(libc::O_CLOEXEC).open(&lp).map_err(|e| reg_err(&lp, e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&lp)
+            .map_err(|e| reg_err(&lp, e))?;
         crate::sys::unix::flock(lock.as_raw_fd(), true).map_err(|e| reg_err(&lp, e))?;
         Ok(Registry { dir, lock })
     }
@@ -128,7 +145,9 @@ impl Registry {
                     tracing::info!(jid = e.jid, name = %e.name, "removing stale jail registry entry (its init is gone)");
                     let _ = fs::remove_file(&path);
                 }
-                Err(why) => tracing::warn!(path = %path.display(), %why, "ignoring corrupt jail registry entry"),
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), %why, "ignoring corrupt jail registry entry")
+                }
             }
         }
         out.sort_by_key(|e| e.jid);
@@ -137,10 +156,17 @@ impl Registry {
 
     fn write(&self, e: &Entry) -> Result<(), JailError> {
         let path = self.path_of(e.jid);
-        let tmp = self.dir.join(format!(".tmp-{}-{}", e.jid, std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".tmp-{}-{}", e.jid, std::process::id()));
         let data = serde_json::to_vec_pretty(e).expect("entry serializes");
         let res = (|| {
-            let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&data)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -169,13 +195,27 @@ fn find<'a>(entries: &'a [Entry], key: Key<'_>, dying: bool) -> Option<&'a Entry
         Key::Jid(j) => e.jid == j,
         Key::Name(n) => e.name == n,
     };
-    entries.iter().filter(matches).find(|e| !e.dying).or_else(|| if dying { entries.iter().find(|e| matches(e)) } else { None })
+    entries
+        .iter()
+        .filter(matches)
+        .find(|e| !e.dying)
+        .or_else(|| {
+            if dying {
+                entries.iter().find(|e| matches(e))
+            } else {
+                None
+            }
+        })
 }
 
 pub fn lookup(key: Key<'_>, dying: bool) -> Result<JailInfo, JailError> {
     let reg = Registry::open()?;
     let entries = reg.entries()?;
-    find(&entries, key, dying).map(Entry::info).ok_or_else(|| JailError::NotFound { jail: key.to_string() })
+    find(&entries, key, dying)
+        .map(Entry::info)
+        .ok_or_else(|| JailError::NotFound {
+            jail: key.to_string(),
+        })
 }
 
 pub fn getid(key: Key<'_>) -> Result<i32, JailError> {
@@ -187,20 +227,30 @@ pub fn getname(jid: i32) -> Result<String, JailError> {
 }
 
 pub fn list() -> Result<Vec<JailInfo>, JailError> {
-    Ok(Registry::open()?.entries()?.iter().map(Entry::info).collect())
+    Ok(Registry::open()?
+        .entries()?
+        .iter()
+        .map(Entry::info)
+        .collect())
 }
 
 /// The entry's init pid and start time, for attaching and signalling (used by the probe).
 pub fn init_of(jid: i32) -> Result<(i32, u64), JailError> {
     let reg = Registry::open()?;
     let entries = reg.entries()?;
-    find(&entries, Key::Jid(jid), false).map(|e| (e.init_pid, e.init_start)).ok_or(JailError::NotFound { jail: jid.to_string() })
+    find(&entries, Key::Jid(jid), false)
+        .map(|e| (e.init_pid, e.init_start))
+        .ok_or(JailError::NotFound {
+            jail: jid.to_string(),
+        })
 }
 
 fn check_settable(p: &JailParam) -> Result<(), JailError> {
     match p.spec.linux {
         LinuxSupport::Enforced | LinuxSupport::Recorded => Ok(()),
-        LinuxSupport::ReadOnly => Err(JailError::ReadOnly { name: p.name().into() }),
+        LinuxSupport::ReadOnly => Err(JailError::ReadOnly {
+            name: p.name().into(),
+        }),
         LinuxSupport::Unsupported => Err(JailError::Unsupported {
             name: p.name().into(),
             why: "not supported by jails on Linux (FreeBSD only)".into(),
@@ -209,7 +259,11 @@ fn check_settable(p: &JailParam) -> Result<(), JailError> {
 }
 
 fn str_of(params: &[JailParam], name: &str) -> Option<String> {
-    params.iter().rev().find(|p| p.name() == name).map(JailParam::export)
+    params
+        .iter()
+        .rev()
+        .find(|p| p.name() == name)
+        .map(JailParam::export)
 }
 
 fn valid_name(name: &str, jid: i32) -> Result<(), JailError> {
@@ -217,11 +271,15 @@ fn valid_name(name: &str, jid: i32) -> Result<(), JailError> {
         return Err(JailError::Invalid("name: must not be empty".into()));
     }
     if name.contains('.') || name.contains('/') {
-        return Err(JailError::Invalid(format!("name \"{name}\": '.' and '/' are not allowed in a jail name")));
+        return Err(JailError::Invalid(format!(
+            "name \"{name}\": '.' and '/' are not allowed in a jail name"
+        )));
     }
     if let Ok(n) = name.parse::<i64>() {
         if n != jid as i64 {
-            return Err(JailError::Invalid(format!("name \"{name}\": a numeric name must equal the jid ({jid})")));
+            return Err(JailError::Invalid(format!(
+                "name \"{name}\": a numeric name must equal the jid ({jid})"
+            )));
         }
     }
     Ok(())
@@ -230,13 +288,19 @@ fn valid_name(name: &str, jid: i32) -> Result<(), JailError> {
 pub fn set(params: &[JailParam], flags: Flags) -> Result<i32, JailError> {
     let reg = Registry::open()?;
     let entries = reg.entries()?;
-    let jid_param = params.iter().rev().find(|p| p.name() == "jid").and_then(|p| match p.value {
-        Some(Value::Int(j)) => Some(j),
-        _ => None,
-    });
+    let jid_param = params
+        .iter()
+        .rev()
+        .find(|p| p.name() == "jid")
+        .and_then(|p| match p.value {
+            Some(Value::Int(j)) => Some(j),
+            _ => None,
+        });
     if let Some(j) = jid_param {
         if j <= 0 {
-            return Err(JailError::Invalid(format!("jid: {j} is not a valid jail id (must be > 0)")));
+            return Err(JailError::Invalid(format!(
+                "jid: {j} is not a valid jail id (must be > 0)"
+            )));
         }
     }
     let name_param = str_of(params, "name");
@@ -246,15 +310,34 @@ pub fn set(params: &[JailParam], flags: Flags) -> Result<i32, JailError> {
         (None, Some(n)) => find(&entries, Key::Name(n), true),
         (None, None) => None,
     };
-    let label = jid_param.map(|j| j.to_string()).or(name_param.clone()).unwrap_or_else(|| "(new)".into());
-    let state = existing.map(|e| if e.dying { Existing::Dying } else { Existing::Alive });
+    let label = jid_param
+        .map(|j| j.to_string())
+        .or(name_param.clone())
+        .unwrap_or_else(|| "(new)".into());
+    let state = existing.map(|e| {
+        if e.dying {
+            Existing::Dying
+        } else {
+            Existing::Alive
+        }
+    });
     // A dying jail keeps its jid until it is gone: never hand it out again.
-    if state == Some(Existing::Dying) && !dying_flag && jid_param.is_some() && flags.contains(Flags::CREATE) {
+    if state == Some(Existing::Dying)
+        && !dying_flag
+        && jid_param.is_some()
+        && flags.contains(Flags::CREATE)
+    {
         return Err(JailError::Dying { jail: label });
     }
     match decide(&label, state, flags)? {
         SetAction::Create => create(&reg, &entries, params, flags, jid_param, name_param),
-        SetAction::Update => update(&reg, &entries, existing.expect("update has a jail").clone(), params, flags),
+        SetAction::Update => update(
+            &reg,
+            &entries,
+            existing.expect("update has a jail").clone(),
+            params,
+            flags,
+        ),
     }
 }
 
@@ -271,23 +354,49 @@ fn create(
             check_settable(p)?;
         }
     }
-    let jid = jid.unwrap_or_else(|| (1..).find(|j| !entries.iter().any(|e| e.jid == *j)).expect("a free jid"));
+    let jid = jid.unwrap_or_else(|| {
+        (1..)
+            .find(|j| !entries.iter().any(|e| e.jid == *j))
+            .expect("a free jid")
+    });
     let name = name.unwrap_or_else(|| jid.to_string());
     valid_name(&name, jid)?;
     if let Some(other) = entries.iter().find(|e| e.name == name && !e.dying) {
-        return Err(JailError::NameInUse { name, jid: other.jid });
+        return Err(JailError::NameInUse {
+            name,
+            jid: other.jid,
+        });
     }
     let path = str_of(params, "path").unwrap_or_else(|| "/".into());
     let pp = Path::new(&path);
     if !pp.is_absolute() {
-        return Err(JailError::BadPath { path, why: "must be an absolute path".into() });
+        return Err(JailError::BadPath {
+            path,
+            why: "must be an absolute path".into(),
+        });
     }
     match fs::metadata(pp) {
-        Err(e) => return Err(JailError::BadPath { path, why: e.to_string() }),
-        Ok(m) if !m.is_dir() => return Err(JailError::BadPath { path, why: "not a directory".into() }),
+        Err(e) => {
+            return Err(JailError::BadPath {
+                path,
+                why: e.to_string(),
+            })
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(JailError::BadPath {
+                path,
+                why: "not a directory".into(),
+            })
+        }
         Ok(_) => {}
     }
-    let path = fs::canonicalize(pp).map_err(|e| JailError::BadPath { path: path.clone(), why: e.to_string() })?.display().to_string();
+    let path = fs::canonicalize(pp)
+        .map_err(|e| JailError::BadPath {
+            path: path.clone(),
+            why: e.to_string(),
+        })?
+        .display()
+        .to_string();
 
     let mut stored: BTreeMap<String, String> = BTreeMap::new();
     for p in params {
@@ -297,25 +406,56 @@ fn create(
     }
     stored.insert("path".into(), path.clone());
     let hostname = stored.get("host.hostname").cloned();
-    stored.entry("host.hostname".into()).or_insert_with(sys::hostname);
-    for (k, v) in [("vnet", "inherit"), ("host", "new"), ("children.max", "0"), ("enforce_statfs", "2"), ("securelevel", "-1"), ("persist", "false"), ("host.domainname", "")] {
+    stored
+        .entry("host.hostname".into())
+        .or_insert_with(sys::hostname);
+    for (k, v) in [
+        ("vnet", "inherit"),
+        ("host", "new"),
+        ("children.max", "0"),
+        ("enforce_statfs", "2"),
+        ("securelevel", "-1"),
+        ("persist", "false"),
+        ("host.domainname", ""),
+    ] {
         stored.entry(k.into()).or_insert_with(|| v.into());
     }
     let vnet = stored.get("vnet").map(|v| v == "new").unwrap_or(false);
     let persist = stored.get("persist").map(|v| v == "true").unwrap_or(false);
-    let cstr = |s: &str, what: &str| CString::new(s).map_err(|_| JailError::Invalid(format!("{what}: contains a NUL byte")));
+    let cstr = |s: &str, what: &str| {
+        CString::new(s).map_err(|_| JailError::Invalid(format!("{what}: contains a NUL byte")))
+    };
     let cfg = sys::InitConfig {
         path: cstr(&path, "path")?,
-        hostname: hostname.as_deref().map(|h| cstr(h, "host.hostname")).transpose()?,
-        domainname: str_of(params, "host.domainname").as_deref().map(|d| cstr(d, "host.domainname")).transpose()?,
+        hostname: hostname
+            .as_deref()
+            .map(|h| cstr(h, "host.hostname"))
+            .transpose()?,
+        domainname: str_of(params, "host.domainname")
+            .as_deref()
+            .map(|d| cstr(d, "host.domainname"))
+            .transpose()?,
         vnet,
         persist,
     };
-    let handle = sys::spawn_jail_init(&cfg).map_err(|(stage, e)| JailError::os(format!("jail \"{name}\": {stage}"), e))?;
-    let init_start = sys::proc_start_time(handle.pid).map(|t| t.0).ok_or_else(|| {
-        JailError::os(format!("jail \"{name}\": jail init vanished"), std::io::Error::from_raw_os_error(libc::ESRCH))
-    })?;
-    let entry = Entry { jid, name: name.clone(), params: stored, init_pid: handle.pid, init_start, dying: false };
+    let handle = sys::spawn_jail_init(&cfg)
+        .map_err(|(stage, e)| JailError::os(format!("jail \"{name}\": {stage}"), e))?;
+    let init_start = sys::proc_start_time(handle.pid)
+        .map(|t| t.0)
+        .ok_or_else(|| {
+            JailError::os(
+                format!("jail \"{name}\": jail init vanished"),
+                std::io::Error::from_raw_os_error(libc::ESRCH),
+            )
+        })?;
+    let entry = Entry {
+        jid,
+        name: name.clone(),
+        params: stored,
+        init_pid: handle.pid,
+        init_start,
+        dying: false,
+    };
     // On any error from here on, dropping `handle` uncommitted makes the init exit.
     reg.write(&entry)?;
     if flags.contains(Flags::ATTACH) {
@@ -326,13 +466,22 @@ fn create(
     }
     if let Err(e) = handle.commit() {
         reg.delete(jid);
-        return Err(JailError::os(format!("jail \"{name}\": starting the jail init"), e));
+        return Err(JailError::os(
+            format!("jail \"{name}\": starting the jail init"),
+            e,
+        ));
     }
     tracing::debug!(jid, %name, %path, "created jail");
     Ok(jid)
 }
 
-fn update(reg: &Registry, entries: &[Entry], mut e: Entry, params: &[JailParam], flags: Flags) -> Result<i32, JailError> {
+fn update(
+    reg: &Registry,
+    entries: &[Entry],
+    mut e: Entry,
+    params: &[JailParam],
+    flags: Flags,
+) -> Result<i32, JailError> {
     let label = e.name.clone();
     let mut new_host = None;
     let mut new_domain = None;
@@ -344,8 +493,14 @@ fn update(reg: &Registry, entries: &[Entry], mut e: Entry, params: &[JailParam],
             "name" => {
                 if v != e.name {
                     valid_name(&v, e.jid)?;
-                    if let Some(o) = entries.iter().find(|o| o.name == v && !o.dying && o.jid != e.jid) {
-                        return Err(JailError::NameInUse { name: v, jid: o.jid });
+                    if let Some(o) = entries
+                        .iter()
+                        .find(|o| o.name == v && !o.dying && o.jid != e.jid)
+                    {
+                        return Err(JailError::NameInUse {
+                            name: v,
+                            jid: o.jid,
+                        });
                     }
                 }
                 continue;
@@ -355,12 +510,17 @@ fn update(reg: &Registry, entries: &[Entry], mut e: Entry, params: &[JailParam],
         let current = e.params.get(p.name()).cloned().unwrap_or_default();
         if p.spec.create_only {
             let same = if p.name() == "path" {
-                fs::canonicalize(&v).map(|c| c.display().to_string() == current).unwrap_or(false)
+                fs::canonicalize(&v)
+                    .map(|c| c.display().to_string() == current)
+                    .unwrap_or(false)
             } else {
                 v == current
             };
             if !same {
-                return Err(JailError::CreateOnly { jail: label, name: p.name().into() });
+                return Err(JailError::CreateOnly {
+                    jail: label,
+                    name: p.name().into(),
+                });
             }
             continue;
         }
@@ -372,9 +532,18 @@ fn update(reg: &Registry, entries: &[Entry], mut e: Entry, params: &[JailParam],
         }
     }
     if new_host.is_some() || new_domain.is_some() {
-        let h = new_host.as_deref().map(CString::new).transpose().map_err(|_| JailError::Invalid("host.hostname: contains a NUL byte".into()))?;
-        let d = new_domain.as_deref().map(CString::new).transpose().map_err(|_| JailError::Invalid("host.domainname: contains a NUL byte".into()))?;
-        sys::set_names_in(e.init_pid, h.as_deref(), d.as_deref()).map_err(|err| JailError::os(format!("jail \"{label}\": set names"), err))?;
+        let h = new_host
+            .as_deref()
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| JailError::Invalid("host.hostname: contains a NUL byte".into()))?;
+        let d = new_domain
+            .as_deref()
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| JailError::Invalid("host.domainname: contains a NUL byte".into()))?;
+        sys::set_names_in(e.init_pid, h.as_deref(), d.as_deref())
+            .map_err(|err| JailError::os(format!("jail \"{label}\": set names"), err))?;
     }
     for p in params {
         match p.name() {
@@ -387,10 +556,12 @@ fn update(reg: &Registry, entries: &[Entry], mut e: Entry, params: &[JailParam],
     }
     reg.write(&e)?;
     if let Some(on) = persist_change {
-        let _ = crate::sys::unix::signal(e.init_pid, if on { libc::SIGUSR1 } else { libc::SIGUSR2 });
+        let _ =
+            crate::sys::unix::signal(e.init_pid, if on { libc::SIGUSR1 } else { libc::SIGUSR2 });
     }
     if flags.contains(Flags::ATTACH) {
-        sys::attach(e.init_pid, e.init_start).map_err(|err| JailError::os(format!("jail \"{label}\": attach"), err))?;
+        sys::attach(e.init_pid, e.init_start)
+            .map_err(|err| JailError::os(format!("jail \"{label}\": attach"), err))?;
     }
     Ok(e.jid)
 }
@@ -401,13 +572,19 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
     let e = {
         let reg = Registry::open()?;
         let entries = reg.entries()?;
-        let mut e = entries.into_iter().find(|e| e.jid == jid && !e.dying).ok_or(JailError::NotFound { jail: jid.to_string() })?;
+        let mut e = entries
+            .into_iter()
+            .find(|e| e.jid == jid && !e.dying)
+            .ok_or(JailError::NotFound {
+                jail: jid.to_string(),
+            })?;
         e.dying = true;
         reg.write(&e)?;
         e
     };
     kill_members(&e);
-    crate::sys::unix::signal(e.init_pid, libc::SIGTERM).map_err(|err| JailError::os(format!("jail \"{}\": signal init", e.name), err))?;
+    crate::sys::unix::signal(e.init_pid, libc::SIGTERM)
+        .map_err(|err| JailError::os(format!("jail \"{}\": signal init", e.name), err))?;
     let deadline = Instant::now() + REMOVE_WAIT;
     while e.alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -423,7 +600,9 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
 
 /// Kill the processes attached with setns that are not in the jail's pid namespace.
 fn kill_members(e: &Entry) {
-    let Some(ns) = sys::mnt_ns_id(e.init_pid) else { return };
+    let Some(ns) = sys::mnt_ns_id(e.init_pid) else {
+        return;
+    };
     let me = std::process::id() as i32;
     if let Ok(rd) = fs::read_dir("/proc") {
         for d in rd.flatten() {
@@ -443,7 +622,14 @@ pub fn attach(jid: i32) -> Result<(), JailError> {
 
 /// All parameters with a value, for `jailparam_export`-style listing.
 pub fn exported(info: &JailInfo) -> Vec<(String, String)> {
-    params::PARAMS.iter().filter_map(|p| info.params.get(p.name).map(|v| (p.name.to_string(), v.clone()))).collect()
+    params::PARAMS
+        .iter()
+        .filter_map(|p| {
+            info.params
+                .get(p.name)
+                .map(|v| (p.name.to_string(), v.clone()))
+        })
+        .collect()
 }
 
 /// Host pids of the processes in the jail's pid namespace, and of processes attached
@@ -455,11 +641,15 @@ pub fn processes(jid: i32) -> Result<Vec<i32>, JailError> {
     let mut out = Vec::new();
     if let Ok(rd) = fs::read_dir("/proc") {
         for d in rd.flatten() {
-            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
             if pid == init || matches!(sys::proc_start_time(pid), Some((_, true)) | None) {
                 continue;
             }
-            if fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == pid_ns || sys::mnt_ns_id(pid) == mnt {
+            if fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == pid_ns
+                || sys::mnt_ns_id(pid) == mnt
+            {
                 out.push(pid);
             }
         }

@@ -66,7 +66,11 @@ pub enum Existing {
 
 /// The flag semantics of `jail_set(2)`, as a pure function so it is unit-tested:
 /// a dying jail counts as absent unless DYING is given.
-pub fn decide(jail: &str, existing: Option<Existing>, flags: Flags) -> Result<SetAction, JailError> {
+pub fn decide(
+    jail: &str,
+    existing: Option<Existing>,
+    flags: Flags,
+) -> Result<SetAction, JailError> {
     let present = match existing {
         Some(Existing::Alive) => true,
         Some(Existing::Dying) => flags.contains(Flags::DYING),
@@ -76,16 +80,24 @@ pub fn decide(jail: &str, existing: Option<Existing>, flags: Flags) -> Result<Se
     let update = flags.contains(Flags::UPDATE);
     match (present, create, update) {
         (true, _, true) => Ok(SetAction::Update),
-        (true, true, false) => Err(JailError::Exists { jail: jail.to_string() }),
+        (true, true, false) => Err(JailError::Exists {
+            jail: jail.to_string(),
+        }),
         (false, true, _) => Ok(SetAction::Create),
-        (false, false, true) if existing == Some(Existing::Dying) => Err(JailError::Dying { jail: jail.to_string() }),
-        (false, false, true) => Err(JailError::NotFound { jail: jail.to_string() }),
+        (false, false, true) if existing == Some(Existing::Dying) => Err(JailError::Dying {
+            jail: jail.to_string(),
+        }),
+        (false, false, true) => Err(JailError::NotFound {
+            jail: jail.to_string(),
+        }),
         (_, false, false) => {
             if flags.contains(Flags::ATTACH) && present {
                 // jail_set(2) with only JAIL_ATTACH attaches to an existing jail.
                 Ok(SetAction::Update)
             } else {
-                Err(JailError::NoAction { what: format!("jail \"{jail}\"") })
+                Err(JailError::NoAction {
+                    what: format!("jail \"{jail}\""),
+                })
             }
         }
     }
@@ -130,10 +142,10 @@ impl std::fmt::Display for Key<'_> {
     }
 }
 
-#[cfg(target_os = "linux")]
-use linux as os;
 #[cfg(target_os = "freebsd")]
 use freebsd as os;
+#[cfg(target_os = "linux")]
+use linux as os;
 
 /// `jail_getid`: a numeric string is a jid (checked to exist), otherwise a name.
 pub fn getid(name_or_jid: &str) -> Result<i32, JailError> {
@@ -150,7 +162,11 @@ pub fn getname(jid: i32) -> Result<String, JailError> {
 pub fn set(params: &[JailParam], flags: Flags) -> Result<i32, JailError> {
     for p in params {
         if p.value.is_none() {
-            return Err(ParamError::MissingValue { name: p.name().into(), expected: p.spec.ty.to_string() }.into());
+            return Err(ParamError::MissingValue {
+                name: p.name().into(),
+                expected: p.spec.ty.to_string(),
+            }
+            .into());
         }
     }
     os::set(params, flags)
@@ -162,7 +178,10 @@ pub fn get(jail: &str, names: &[&str], flags: Flags) -> Result<Vec<JailParam>, J
     let wanted: Vec<&'static params::ParamSpec> = if names.is_empty() {
         params::PARAMS.iter().collect()
     } else {
-        names.iter().map(|n| params::spec(n)).collect::<Result<_, _>>()?
+        names
+            .iter()
+            .map(|n| params::spec(n))
+            .collect::<Result<_, _>>()?
     };
     let info = os::lookup(parse_key(jail), flags.contains(Flags::DYING))?;
     let mut out = Vec::new();
@@ -210,12 +229,17 @@ pub fn lookup(jail: &str, dying: bool) -> Result<JailInfo, JailError> {
 
 /// `jailparam_all`: every known parameter, without values.
 pub fn allparams() -> Vec<JailParam> {
-    params::PARAMS.iter().map(|spec| JailParam { spec, value: None }).collect()
+    params::PARAMS
+        .iter()
+        .map(|spec| JailParam { spec, value: None })
+        .collect()
 }
 
 /// Parse `name=value` arguments into typed parameters.
 pub fn parse_assignments<S: AsRef<str>>(args: &[S]) -> Result<Vec<JailParam>, JailError> {
-    args.iter().map(|a| params::parse_assignment(a.as_ref()).map_err(JailError::from)).collect()
+    args.iter()
+        .map(|a| params::parse_assignment(a.as_ref()).map_err(JailError::from))
+        .collect()
 }
 
 /// The jail(3lua) surface: `getid`, `getname`, `allparams`, `getparams`, `setparams`,
@@ -242,14 +266,27 @@ pub mod lua {
     }
 
     /// `jail.getparams(jid|name, {names}, flags)`: returns the jid and a name->value table.
-    pub fn getparams(jail: &str, names: &[&str], flags: Flags) -> Result<(i32, BTreeMap<String, String>), JailError> {
+    pub fn getparams(
+        jail: &str,
+        names: &[&str],
+        flags: Flags,
+    ) -> Result<(i32, BTreeMap<String, String>), JailError> {
         let ps = super::get(jail, names, flags)?;
         let jid = super::lookup(jail, flags.contains(Flags::DYING))?.jid;
-        Ok((jid, ps.into_iter().map(|p| (p.name().to_string(), p.export())).collect()))
+        Ok((
+            jid,
+            ps.into_iter()
+                .map(|p| (p.name().to_string(), p.export()))
+                .collect(),
+        ))
     }
 
     /// `jail.setparams(jid|name, {name=value}, flags)`: returns the jid.
-    pub fn setparams(jail: &str, values: &BTreeMap<String, String>, flags: Flags) -> Result<i32, JailError> {
+    pub fn setparams(
+        jail: &str,
+        values: &BTreeMap<String, String>,
+        flags: Flags,
+    ) -> Result<i32, JailError> {
         let mut ps = Vec::new();
         match parse_key(jail) {
             Key::Jid(j) => ps.push(params::parse_assignment(&format!("jid={j}"))?),
@@ -275,19 +312,37 @@ mod tests {
         let u = Flags::UPDATE;
         let d = Flags::DYING;
         assert_eq!(decide("j", None, c).unwrap(), SetAction::Create);
-        assert!(matches!(decide("j", Some(Alive), c), Err(JailError::Exists { .. })));
+        assert!(matches!(
+            decide("j", Some(Alive), c),
+            Err(JailError::Exists { .. })
+        ));
         assert_eq!(decide("j", Some(Alive), c | u).unwrap(), SetAction::Update);
         assert_eq!(decide("j", None, c | u).unwrap(), SetAction::Create);
-        assert!(matches!(decide("j", None, u), Err(JailError::NotFound { .. })));
+        assert!(matches!(
+            decide("j", None, u),
+            Err(JailError::NotFound { .. })
+        ));
         assert_eq!(decide("j", Some(Alive), u).unwrap(), SetAction::Update);
         // A dying jail is absent without DYING...
-        assert!(matches!(decide("j", Some(Dying), u), Err(JailError::Dying { .. })));
+        assert!(matches!(
+            decide("j", Some(Dying), u),
+            Err(JailError::Dying { .. })
+        ));
         assert_eq!(decide("j", Some(Dying), c).unwrap(), SetAction::Create);
         // ...and present with it.
         assert_eq!(decide("j", Some(Dying), u | d).unwrap(), SetAction::Update);
-        assert!(matches!(decide("j", Some(Dying), c | d), Err(JailError::Exists { .. })));
-        assert!(matches!(decide("j", Some(Alive), Flags::NONE), Err(JailError::NoAction { .. })));
-        assert_eq!(decide("j", Some(Alive), Flags::ATTACH).unwrap(), SetAction::Update);
+        assert!(matches!(
+            decide("j", Some(Dying), c | d),
+            Err(JailError::Exists { .. })
+        ));
+        assert!(matches!(
+            decide("j", Some(Alive), Flags::NONE),
+            Err(JailError::NoAction { .. })
+        ));
+        assert_eq!(
+            decide("j", Some(Alive), Flags::ATTACH).unwrap(),
+            SetAction::Update
+        );
     }
 
     #[test]

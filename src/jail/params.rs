@@ -75,7 +75,13 @@ const HOSTUUIDLEN: usize = 64;
 
 macro_rules! p {
     ($name:expr, $ty:expr, $linux:ident, $co:expr, $d:expr) => {
-        ParamSpec { name: $name, ty: $ty, linux: LinuxSupport::$linux, create_only: $co, descr: $d }
+        ParamSpec {
+            name: $name,
+            ty: $ty,
+            linux: LinuxSupport::$linux,
+            create_only: $co,
+            descr: $d,
+        }
     };
 }
 
@@ -83,61 +89,331 @@ use ParamType::*;
 
 /// Every known jail parameter (`jailparam_all`).
 pub static PARAMS: &[ParamSpec] = &[
-    p!("jid", Int, Enforced, true, "jail identifier; chosen by the system when not given"),
-    p!("name", Str(MAXHOSTNAMELEN), Enforced, false, "unique jail name; defaults to the jid"),
-    p!("path", Str(MAXPATHLEN), Enforced, true, "root directory of the jail"),
-    p!("host", JailSys, Recorded, true, "whether the jail has its own host.* values"),
-    p!("host.hostname", Str(MAXHOSTNAMELEN), Enforced, false, "hostname inside the jail"),
-    p!("host.domainname", Str(MAXHOSTNAMELEN), Enforced, false, "NIS domain name inside the jail"),
-    p!("host.hostuuid", Str(HOSTUUIDLEN), Recorded, false, "host UUID of the jail"),
+    p!(
+        "jid",
+        Int,
+        Enforced,
+        true,
+        "jail identifier; chosen by the system when not given"
+    ),
+    p!(
+        "name",
+        Str(MAXHOSTNAMELEN),
+        Enforced,
+        false,
+        "unique jail name; defaults to the jid"
+    ),
+    p!(
+        "path",
+        Str(MAXPATHLEN),
+        Enforced,
+        true,
+        "root directory of the jail"
+    ),
+    p!(
+        "host",
+        JailSys,
+        Recorded,
+        true,
+        "whether the jail has its own host.* values"
+    ),
+    p!(
+        "host.hostname",
+        Str(MAXHOSTNAMELEN),
+        Enforced,
+        false,
+        "hostname inside the jail"
+    ),
+    p!(
+        "host.domainname",
+        Str(MAXHOSTNAMELEN),
+        Enforced,
+        false,
+        "NIS domain name inside the jail"
+    ),
+    p!(
+        "host.hostuuid",
+        Str(HOSTUUIDLEN),
+        Recorded,
+        false,
+        "host UUID of the jail"
+    ),
     p!("host.hostid", ULong, Recorded, false, "host id of the jail"),
-    p!("persist", Bool, Enforced, false, "keep the jail when no process is left in it"),
+    p!(
+        "persist",
+        Bool,
+        Enforced,
+        false,
+        "keep the jail when no process is left in it"
+    ),
     p!("dying", Bool, ReadOnly, false, "the jail is being removed"),
-    p!("parent", Int, ReadOnly, false, "jid of the parent jail (0 for the host)"),
-    p!("vnet", JailSys, Enforced, true, "own network stack (Linux: a network namespace)"),
+    p!(
+        "parent",
+        Int,
+        ReadOnly,
+        false,
+        "jid of the parent jail (0 for the host)"
+    ),
+    p!(
+        "vnet",
+        JailSys,
+        Enforced,
+        true,
+        "own network stack (Linux: a network namespace)"
+    ),
     p!("ip4", JailSys, Recorded, false, "IPv4 address restriction"),
-    p!("ip4.addr", Ip4List, Recorded, false, "IPv4 addresses of the jail"),
-    p!("ip4.saddrsel", Bool, Recorded, false, "source address selection"),
+    p!(
+        "ip4.addr",
+        Ip4List,
+        Recorded,
+        false,
+        "IPv4 addresses of the jail"
+    ),
+    p!(
+        "ip4.saddrsel",
+        Bool,
+        Recorded,
+        false,
+        "source address selection"
+    ),
     p!("ip6", JailSys, Recorded, false, "IPv6 address restriction"),
-    p!("ip6.addr", Ip6List, Recorded, false, "IPv6 addresses of the jail"),
-    p!("ip6.saddrsel", Bool, Recorded, false, "source address selection"),
-    p!("children.max", Int, Recorded, false, "number of child jails allowed (0: none)"),
-    p!("children.cur", Int, ReadOnly, false, "number of child jails"),
-    p!("enforce_statfs", Int, Recorded, false, "mount points visible in the jail (0, 1, 2)"),
-    p!("securelevel", Int, Recorded, false, "securelevel of the jail"),
+    p!(
+        "ip6.addr",
+        Ip6List,
+        Recorded,
+        false,
+        "IPv6 addresses of the jail"
+    ),
+    p!(
+        "ip6.saddrsel",
+        Bool,
+        Recorded,
+        false,
+        "source address selection"
+    ),
+    p!(
+        "children.max",
+        Int,
+        Recorded,
+        false,
+        "number of child jails allowed (0: none)"
+    ),
+    p!(
+        "children.cur",
+        Int,
+        ReadOnly,
+        false,
+        "number of child jails"
+    ),
+    p!(
+        "enforce_statfs",
+        Int,
+        Recorded,
+        false,
+        "mount points visible in the jail (0, 1, 2)"
+    ),
+    p!(
+        "securelevel",
+        Int,
+        Recorded,
+        false,
+        "securelevel of the jail"
+    ),
     p!("devfs_ruleset", Int, Unsupported, false, "devfs ruleset"),
     p!("osrelease", Str(32), Recorded, true, "reported OS release"),
     p!("osreldate", Int, Recorded, true, "reported OS release date"),
     p!("cpuset.id", Int, ReadOnly, false, "cpuset of the jail"),
-    p!("sysvmsg", JailSys, Unsupported, false, "SysV message queues"),
+    p!(
+        "sysvmsg",
+        JailSys,
+        Unsupported,
+        false,
+        "SysV message queues"
+    ),
     p!("sysvsem", JailSys, Unsupported, false, "SysV semaphores"),
     p!("sysvshm", JailSys, Unsupported, false, "SysV shared memory"),
-    p!("allow.set_hostname", Bool, Unsupported, false, "the jail may change its hostname"),
-    p!("allow.sysvipc", Bool, Unsupported, false, "the jail may use SysV IPC"),
-    p!("allow.raw_sockets", Bool, Unsupported, false, "the jail may use raw sockets"),
-    p!("allow.chflags", Bool, Unsupported, false, "the jail may change file flags"),
-    p!("allow.mount", Bool, Unsupported, false, "the jail may mount file systems"),
-    p!("allow.mount.devfs", Bool, Unsupported, false, "the jail may mount devfs"),
-    p!("allow.mount.fdescfs", Bool, Unsupported, false, "the jail may mount fdescfs"),
-    p!("allow.mount.nullfs", Bool, Unsupported, false, "the jail may mount nullfs"),
-    p!("allow.mount.procfs", Bool, Unsupported, false, "the jail may mount procfs"),
-    p!("allow.mount.tmpfs", Bool, Unsupported, false, "the jail may mount tmpfs"),
-    p!("allow.mount.zfs", Bool, Unsupported, false, "the jail may mount ZFS"),
-    p!("allow.quotas", Bool, Unsupported, false, "the jail may manage quotas"),
-    p!("allow.socket_af", Bool, Unsupported, false, "the jail may use any socket family"),
-    p!("allow.mlock", Bool, Unsupported, false, "the jail may lock memory"),
-    p!("allow.reserved_ports", Bool, Unsupported, false, "the jail may bind reserved ports"),
-    p!("allow.read_msgbuf", Bool, Unsupported, false, "the jail may read the kernel message buffer"),
-    p!("allow.unprivileged_proc_debug", Bool, Unsupported, false, "unprivileged process debugging"),
-    p!("allow.suser", Bool, Unsupported, false, "root in the jail is privileged"),
-    p!("allow.nfsd", Bool, Unsupported, false, "the jail may run nfsd"),
-    p!("allow.extattr", Bool, Unsupported, false, "the jail may manage system extended attributes"),
-    p!("allow.adjtime", Bool, Unsupported, false, "the jail may adjust the clock"),
-    p!("allow.settime", Bool, Unsupported, false, "the jail may set the clock"),
-    p!("allow.routing", Bool, Unsupported, false, "the jail may change routing tables"),
-    p!("linux", JailSys, Unsupported, false, "Linux emulation settings"),
-    p!("linux.osname", Str(16), Unsupported, false, "Linux emulation OS name"),
-    p!("linux.osrelease", Str(16), Unsupported, false, "Linux emulation OS release"),
+    p!(
+        "allow.set_hostname",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may change its hostname"
+    ),
+    p!(
+        "allow.sysvipc",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may use SysV IPC"
+    ),
+    p!(
+        "allow.raw_sockets",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may use raw sockets"
+    ),
+    p!(
+        "allow.chflags",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may change file flags"
+    ),
+    p!(
+        "allow.mount",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may mount file systems"
+    ),
+    p!(
+        "allow.mount.devfs",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may mount devfs"
+    ),
+    p!(
+        "allow.mount.fdescfs",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may mount fdescfs"
+    ),
+    p!(
+        "allow.mount.nullfs",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may mount nullfs"
+    ),
+    p!(
+        "allow.mount.procfs",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may mount procfs"
+    ),
+    p!(
+        "allow.mount.tmpfs",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may mount tmpfs"
+    ),
+    p!(
+        "allow.mount.zfs",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may mount ZFS"
+    ),
+    p!(
+        "allow.quotas",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may manage quotas"
+    ),
+    p!(
+        "allow.socket_af",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may use any socket family"
+    ),
+    p!(
+        "allow.mlock",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may lock memory"
+    ),
+    p!(
+        "allow.reserved_ports",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may bind reserved ports"
+    ),
+    p!(
+        "allow.read_msgbuf",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may read the kernel message buffer"
+    ),
+    p!(
+        "allow.unprivileged_proc_debug",
+        Bool,
+        Unsupported,
+        false,
+        "unprivileged process debugging"
+    ),
+    p!(
+        "allow.suser",
+        Bool,
+        Unsupported,
+        false,
+        "root in the jail is privileged"
+    ),
+    p!(
+        "allow.nfsd",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may run nfsd"
+    ),
+    p!(
+        "allow.extattr",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may manage system extended attributes"
+    ),
+    p!(
+        "allow.adjtime",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may adjust the clock"
+    ),
+    p!(
+        "allow.settime",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may set the clock"
+    ),
+    p!(
+        "allow.routing",
+        Bool,
+        Unsupported,
+        false,
+        "the jail may change routing tables"
+    ),
+    p!(
+        "linux",
+        JailSys,
+        Unsupported,
+        false,
+        "Linux emulation settings"
+    ),
+    p!(
+        "linux.osname",
+        Str(16),
+        Unsupported,
+        false,
+        "Linux emulation OS name"
+    ),
+    p!(
+        "linux.osrelease",
+        Str(16),
+        Unsupported,
+        false,
+        "Linux emulation OS release"
+    ),
 ];
 
 /// Look a parameter up by name (`jailparam_init`). Unknown names are an error naming
@@ -146,7 +422,9 @@ pub fn spec(name: &str) -> Result<&'static ParamSpec, ParamError> {
     PARAMS
         .iter()
         .find(|p| p.name == name)
-        .ok_or_else(|| ParamError::Unknown { name: name.to_string() })
+        .ok_or_else(|| ParamError::Unknown {
+            name: name.to_string(),
+        })
 }
 
 /// A parameter value in native form.
@@ -179,7 +457,10 @@ pub struct JailParam {
 impl JailParam {
     /// `jailparam_init`: a parameter record without a value.
     pub fn new(name: &str) -> Result<Self, ParamError> {
-        Ok(JailParam { spec: spec(name)?, value: None })
+        Ok(JailParam {
+            spec: spec(name)?,
+            value: None,
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -291,8 +572,16 @@ pub fn export_value(v: &Value) -> String {
             JailSys::Inherit => "inherit",
         }
         .to_string(),
-        Value::Ip4(a) => a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
-        Value::Ip6(a) => a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
+        Value::Ip4(a) => a
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Ip6(a) => a
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 
@@ -306,18 +595,29 @@ pub fn parse_assignment(arg: &str) -> Result<JailParam, ParamError> {
     }
     if let Ok(spec) = spec(arg) {
         if spec.ty == Bool {
-            return Ok(JailParam { spec, value: Some(Value::Bool(true)) });
+            return Ok(JailParam {
+                spec,
+                value: Some(Value::Bool(true)),
+            });
         }
-        return Err(ParamError::MissingValue { name: arg.to_string(), expected: spec.ty.to_string() });
+        return Err(ParamError::MissingValue {
+            name: arg.to_string(),
+            expected: spec.ty.to_string(),
+        });
     }
     if let Some(rest) = arg.strip_prefix("no") {
         if let Ok(spec) = spec(rest) {
             if spec.ty == Bool {
-                return Ok(JailParam { spec, value: Some(Value::Bool(false)) });
+                return Ok(JailParam {
+                    spec,
+                    value: Some(Value::Bool(false)),
+                });
             }
         }
     }
-    Err(ParamError::Unknown { name: arg.to_string() })
+    Err(ParamError::Unknown {
+        name: arg.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -347,41 +647,79 @@ mod tests {
         assert_eq!(p.value, Some(Value::Int(3)));
         assert_eq!(p.export(), "3");
         let e = p.import("three").unwrap_err().to_string();
-        assert!(e.contains("securelevel") && e.contains("three") && e.contains("integer"), "{e}");
+        assert!(
+            e.contains("securelevel") && e.contains("three") && e.contains("integer"),
+            "{e}"
+        );
         assert!(JailParam::new("host.hostid").unwrap().import("-1").is_err());
     }
 
     #[test]
     fn booleans_all_forms() {
-        for (s, v) in [("true", true), ("ON", true), ("yes", true), ("1", true), ("false", false), ("off", false), ("No", false), ("0", false)] {
+        for (s, v) in [
+            ("true", true),
+            ("ON", true),
+            ("yes", true),
+            ("1", true),
+            ("false", false),
+            ("off", false),
+            ("No", false),
+            ("0", false),
+        ] {
             let mut p = JailParam::new("persist").unwrap();
             p.import(s).unwrap();
             assert_eq!(p.value, Some(Value::Bool(v)), "{s}");
         }
-        assert_eq!(parse_assignment("persist").unwrap().value, Some(Value::Bool(true)));
-        assert_eq!(parse_assignment("nopersist").unwrap().value, Some(Value::Bool(false)));
-        assert_eq!(parse_assignment("persist=false").unwrap().value, Some(Value::Bool(false)));
+        assert_eq!(
+            parse_assignment("persist").unwrap().value,
+            Some(Value::Bool(true))
+        );
+        assert_eq!(
+            parse_assignment("nopersist").unwrap().value,
+            Some(Value::Bool(false))
+        );
+        assert_eq!(
+            parse_assignment("persist=false").unwrap().value,
+            Some(Value::Bool(false))
+        );
         assert!(parse_assignment("persist=maybe").is_err());
         assert!(parse_assignment("nopath").is_err());
-        assert!(parse_assignment("path").unwrap_err().to_string().contains("path"));
+        assert!(parse_assignment("path")
+            .unwrap_err()
+            .to_string()
+            .contains("path"));
     }
 
     #[test]
     fn jailsys_and_addresses() {
-        assert_eq!(parse_assignment("vnet=new").unwrap().value, Some(Value::JailSys(JailSys::New)));
-        assert_eq!(parse_assignment("vnet=INHERIT").unwrap().export(), "inherit");
+        assert_eq!(
+            parse_assignment("vnet=new").unwrap().value,
+            Some(Value::JailSys(JailSys::New))
+        );
+        assert_eq!(
+            parse_assignment("vnet=INHERIT").unwrap().export(),
+            "inherit"
+        );
         assert!(parse_assignment("vnet=yes-please").is_err());
         let p = parse_assignment("ip4.addr=198.18.0.1, em0|198.18.0.2/24").unwrap();
         assert_eq!(p.export(), "198.18.0.1,198.18.0.2");
-        assert!(parse_assignment("ip4.addr=198.18.0.300").unwrap_err().to_string().contains("IPv4"));
-        assert_eq!(parse_assignment("ip6.addr=2001:db8::1").unwrap().export(), "2001:db8::1");
+        assert!(parse_assignment("ip4.addr=198.18.0.300")
+            .unwrap_err()
+            .to_string()
+            .contains("IPv4"));
+        assert_eq!(
+            parse_assignment("ip6.addr=2001:db8::1").unwrap().export(),
+            "2001:db8::1"
+        );
         assert!(parse_assignment("ip6.addr=198.18.0.1").is_err());
     }
 
     #[test]
     fn strings_have_limits() {
         let long = "x".repeat(300);
-        let e = parse_assignment(&format!("host.hostname={long}")).unwrap_err().to_string();
+        let e = parse_assignment(&format!("host.hostname={long}"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("host.hostname") && e.contains("255"), "{e}");
         assert!(parse_assignment("name=web01").is_ok());
     }

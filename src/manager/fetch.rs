@@ -18,15 +18,26 @@ pub enum FetchError {
     #[error("{url}: {msg}")]
     Http { url: String, msg: String },
     #[error("{file}: checksum mismatch: MANIFEST says {expected}, the file has {actual}")]
-    Checksum { file: String, expected: String, actual: String },
+    Checksum {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("extracting {file}: {msg}")]
     Extract { file: String, msg: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
-    move |source| FetchError::Io { path: path.display().to_string(), source }
+    move |source| FetchError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Where release files come from.
@@ -34,18 +45,33 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
 pub enum Origin {
     Local(PathBuf),
     /// `http://host[:port]/path`
-    Http { host: String, port: u16, path: String },
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+    },
 }
 
 impl Origin {
     pub fn parse_http(url: &str) -> Result<Origin, FetchError> {
         if url.starts_with("https://") || url.starts_with("ftp://") {
-            return Err(FetchError::Invalid(format!("ftphost={url}: only http:// is supported; or use ftplocaldir=DIR")));
+            return Err(FetchError::Invalid(format!(
+                "ftphost={url}: only http:// is supported; or use ftplocaldir=DIR"
+            )));
         }
-        let rest = url.strip_prefix("http://").ok_or_else(|| FetchError::Invalid(format!("ftphost={url}: expected http://host[:port]/path")))?;
-        let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            FetchError::Invalid(format!("ftphost={url}: expected http://host[:port]/path"))
+        })?;
+        let (hostport, path) = rest
+            .split_once('/')
+            .map(|(h, p)| (h, format!("/{p}")))
+            .unwrap_or((rest, "/".into()));
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| FetchError::Invalid(format!("ftphost={url}: bad port {p}")))?),
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| FetchError::Invalid(format!("ftphost={url}: bad port {p}")))?,
+            ),
             None => (hostport.to_string(), 80),
         };
         if host.is_empty() {
@@ -57,24 +83,37 @@ impl Origin {
     fn describe(&self, file: &str) -> String {
         match self {
             Origin::Local(d) => d.join(file).display().to_string(),
-            Origin::Http { host, port, path } => format!("http://{host}:{port}{}/{file}", path.trim_end_matches('/')),
+            Origin::Http { host, port, path } => {
+                format!("http://{host}:{port}{}/{file}", path.trim_end_matches('/'))
+            }
         }
     }
 }
 
 /// GET over HTTP/1.0 into `dest`; Ok(false) on 404.
 fn http_get(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<bool, FetchError> {
-    let Origin::Http { host, port, path } = origin else { unreachable!() };
+    let Origin::Http { host, port, path } = origin else {
+        unreachable!()
+    };
     let url = origin.describe(file);
-    let herr = |msg: String| FetchError::Http { url: url.clone(), msg };
+    let herr = |msg: String| FetchError::Http {
+        url: url.clone(),
+        msg,
+    };
     let mut s = TcpStream::connect((host.as_str(), *port)).map_err(|e| herr(e.to_string()))?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| herr(e.to_string()))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| herr(e.to_string()))?;
     let req = format!("GET {}/{file} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: jailctl\r\nConnection: close\r\n\r\n", path.trim_end_matches('/'));
-    s.write_all(req.as_bytes()).map_err(|e| herr(e.to_string()))?;
+    s.write_all(req.as_bytes())
+        .map_err(|e| herr(e.to_string()))?;
     let mut r = BufReader::new(s);
     let mut status = String::new();
     r.read_line(&mut status).map_err(|e| herr(e.to_string()))?;
-    let code = status.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok()).ok_or_else(|| herr(format!("bad status line {status:?}")))?;
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| herr(format!("bad status line {status:?}")))?;
     let mut length = None;
     loop {
         let mut h = String::new();
@@ -87,7 +126,9 @@ fn http_get(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<
             if k.eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse::<u64>().ok();
             }
-            if k.eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked") {
+            if k.eq_ignore_ascii_case("transfer-encoding")
+                && v.trim().eq_ignore_ascii_case("chunked")
+            {
                 return Err(herr("chunked transfer encoding is not supported".into()));
             }
         }
@@ -109,7 +150,13 @@ fn http_get(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<
     Ok(true)
 }
 
-fn copy_with_progress(r: &mut impl Read, w: &mut impl Write, total: Option<u64>, name: &str, progress: bool) -> std::io::Result<u64> {
+fn copy_with_progress(
+    r: &mut impl Read,
+    w: &mut impl Write,
+    total: Option<u64>,
+    name: &str,
+    progress: bool,
+) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = 0u64;
     let mut last_pct = u64::MAX;
@@ -160,7 +207,10 @@ pub fn parse_manifest(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.split('\t');
-            Some((f.next()?.trim().to_string(), f.next()?.trim().to_ascii_lowercase()))
+            Some((
+                f.next()?.trim().to_string(),
+                f.next()?.trim().to_ascii_lowercase(),
+            ))
         })
         .filter(|(_, h)| h.len() == 64)
         .collect()
@@ -182,34 +232,69 @@ pub fn sha256_file(p: &Path) -> Result<String, FetchError> {
 
 /// Download (or copy) `files` into `download`, check them, and extract them in order
 /// into `root`. Returns the files' checksums.
-pub fn fetch_into(origin: &Origin, files: &[String], download: &Path, root: &Path, progress: bool) -> Result<Vec<(String, String)>, FetchError> {
+pub fn fetch_into(
+    origin: &Origin,
+    files: &[String],
+    download: &Path,
+    root: &Path,
+    progress: bool,
+) -> Result<Vec<(String, String)>, FetchError> {
     std::fs::create_dir_all(download).map_err(io(download))?;
     let mpath = download.join("MANIFEST");
     let manifest = if obtain(origin, "MANIFEST", &mpath, false)? {
-        Some(parse_manifest(&std::fs::read_to_string(&mpath).map_err(io(&mpath))?))
+        Some(parse_manifest(
+            &std::fs::read_to_string(&mpath).map_err(io(&mpath))?,
+        ))
     } else {
         None
     };
     let mut sums = Vec::new();
     for f in files {
         if f.contains('/') || f.is_empty() {
-            return Err(FetchError::Invalid(format!("ftpfiles: \"{f}\" is not a file name")));
+            return Err(FetchError::Invalid(format!(
+                "ftpfiles: \"{f}\" is not a file name"
+            )));
         }
         let dest = download.join(f);
         if !obtain(origin, f, &dest, progress)? {
-            return Err(FetchError::Invalid(format!("{} does not exist", origin.describe(f))));
+            return Err(FetchError::Invalid(format!(
+                "{} does not exist",
+                origin.describe(f)
+            )));
         }
         let actual = sha256_file(&dest)?;
         if let Some(m) = &manifest {
             match m.get(f) {
-                Some(expected) if *expected != actual => return Err(FetchError::Checksum { file: f.clone(), expected: expected.clone(), actual }),
+                Some(expected) if *expected != actual => {
+                    return Err(FetchError::Checksum {
+                        file: f.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    })
+                }
                 Some(_) => {}
-                None => return Err(FetchError::Invalid(format!("{f} is not listed in the MANIFEST"))),
+                None => {
+                    return Err(FetchError::Invalid(format!(
+                        "{f} is not listed in the MANIFEST"
+                    )))
+                }
             }
         }
-        let out = Command::new("tar").arg("-xpf").arg(&dest).arg("-C").arg(root).output().map_err(|e| FetchError::Extract { file: f.clone(), msg: e.to_string() })?;
+        let out = Command::new("tar")
+            .arg("-xpf")
+            .arg(&dest)
+            .arg("-C")
+            .arg(root)
+            .output()
+            .map_err(|e| FetchError::Extract {
+                file: f.clone(),
+                msg: e.to_string(),
+            })?;
         if !out.status.success() {
-            return Err(FetchError::Extract { file: f.clone(), msg: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+            return Err(FetchError::Extract {
+                file: f.clone(),
+                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         sums.push((f.clone(), actual));
     }
@@ -222,15 +307,35 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(Origin::parse_http("http://127.0.0.1:8080/rel/14.0").unwrap(), Origin::Http { host: "127.0.0.1".into(), port: 8080, path: "/rel/14.0".into() });
-        assert_eq!(Origin::parse_http("http://mirror").unwrap(), Origin::Http { host: "mirror".into(), port: 80, path: "/".into() });
-        assert!(Origin::parse_http("https://x/").unwrap_err().to_string().contains("only http"));
+        assert_eq!(
+            Origin::parse_http("http://127.0.0.1:8080/rel/14.0").unwrap(),
+            Origin::Http {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/rel/14.0".into()
+            }
+        );
+        assert_eq!(
+            Origin::parse_http("http://mirror").unwrap(),
+            Origin::Http {
+                host: "mirror".into(),
+                port: 80,
+                path: "/".into()
+            }
+        );
+        assert!(Origin::parse_http("https://x/")
+            .unwrap_err()
+            .to_string()
+            .contains("only http"));
         assert!(Origin::parse_http("mirror/x").is_err());
     }
 
     #[test]
     fn manifest() {
-        let m = parse_manifest(&format!("base.txz\t{}\t123\tbase\t\"Base system\"\ton\nbad line\n", "a".repeat(64)));
+        let m = parse_manifest(&format!(
+            "base.txz\t{}\t123\tbase\t\"Base system\"\ton\nbad line\n",
+            "a".repeat(64)
+        ));
         assert_eq!(m.len(), 1);
         assert_eq!(m["base.txz"], "a".repeat(64));
     }

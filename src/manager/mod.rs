@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::jail::{self, Flags, JailError};
-use crate::storage::{self, dir::DirBackend, zfs::ZfsBackend, Backend, Base, MountRecord, Record, StorageError};
+use crate::storage::{
+    self, dir::DirBackend, zfs::ZfsBackend, Backend, Base, MountRecord, Record, StorageError,
+};
 use crate::sys::unix as sys;
 use props::PropError;
 
@@ -54,11 +56,19 @@ pub enum ManagerError {
     #[error("jail {uuid} is corrupt: {why}")]
     Corrupt { uuid: String, why: String },
     #[error("jail {jail}: {step} failed: {msg}")]
-    Step { jail: String, step: String, msg: String },
+    Step {
+        jail: String,
+        step: String,
+        msg: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, ManagerError>;
@@ -92,7 +102,11 @@ impl Jail {
 
     /// An effective property: the jail's own value, else the default.
     pub fn get(&self, k: &str) -> &str {
-        self.stored.get(k).or_else(|| self.defaults.get(k)).map(String::as_str).unwrap_or("")
+        self.stored
+            .get(k)
+            .or_else(|| self.defaults.get(k))
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// Every effective property.
@@ -144,7 +158,10 @@ pub struct CreateOpts {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `YYYY-MM-DD@HH:MM:SS` in local time.
@@ -156,25 +173,54 @@ pub fn timestamp() -> String {
 /// A random (version 4) UUID.
 pub fn new_uuid() -> String {
     let mut b = [0u8; 16];
-    let ok = File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
+    let ok = File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok();
     assert!(ok, "/dev/urandom is readable");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Properties that identify a jail and survive `reset`.
-const KEEP_ON_RESET: &[&str] = &["uuid", "tag", "host_hostuuid", "release", "type", "last_started", "istemplate", "jail_zfs_dataset", "hostid"];
+const KEEP_ON_RESET: &[&str] = &[
+    "uuid",
+    "tag",
+    "host_hostuuid",
+    "release",
+    "type",
+    "last_started",
+    "istemplate",
+    "jail_zfs_dataset",
+    "hostid",
+];
 
 impl Manager {
     /// Pick the backend: `--root`/`JAILCTL_ROOT` (directory), `--pool`/`JAILCTL_POOL`
     /// (ZFS), the active pool, or the directory default.
     pub fn open(sel: &Selection) -> Result<Manager> {
-        let root = sel.root.clone().or_else(|| std::env::var_os("JAILCTL_ROOT").map(PathBuf::from));
-        let pool = sel.pool.clone().or_else(|| std::env::var("JAILCTL_POOL").ok());
+        let root = sel
+            .root
+            .clone()
+            .or_else(|| std::env::var_os("JAILCTL_ROOT").map(PathBuf::from));
+        let pool = sel
+            .pool
+            .clone()
+            .or_else(|| std::env::var("JAILCTL_POOL").ok());
         let backend: Box<dyn Backend> = match (root, pool) {
-            (Some(_), Some(_)) => return Err(invalid("give either a directory (--root) or a pool (--pool), not both")),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "give either a directory (--root) or a pool (--pool), not both",
+                ))
+            }
             (Some(r), None) => Box::new(DirBackend::new(r)),
             (None, Some(p)) => Box::new(ZfsBackend::new(p)),
             (None, None) => {
@@ -182,34 +228,66 @@ impl Manager {
                 match active.len() {
                     0 => Box::new(DirBackend::new(DEFAULT_ROOT)),
                     1 => Box::new(ZfsBackend::new(active[0].clone())),
-                    _ => return Err(invalid(format!("more than one pool is active: {}; deactivate all but one", active.join(", ")))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "more than one pool is active: {}; deactivate all but one",
+                            active.join(", ")
+                        )))
+                    }
                 }
             }
         };
-        let run = std::env::var_os("JAILCTL_RUN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_RUN));
-        let exe = std::env::current_exe().map_err(|e| ManagerError::Io { path: "current executable".into(), source: e })?;
+        let run = std::env::var_os("JAILCTL_RUN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN));
+        let exe = std::env::current_exe().map_err(|e| ManagerError::Io {
+            path: "current executable".into(),
+            source: e,
+        })?;
         Ok(Manager { backend, run, exe })
     }
 
     fn lock_file(&self, name: &str) -> Result<File> {
         let dir = self.run.join("locks");
-        fs::create_dir_all(&dir).map_err(|e| ManagerError::Io { path: dir.display().to_string(), source: e })?;
+        fs::create_dir_all(&dir).map_err(|e| ManagerError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
         let p = dir.join(format!("{name}.lock"));
-        OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| ManagerError::Io { path: p.display().to_string(), source: e })
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| ManagerError::Io {
+                path: p.display().to_string(),
+                source: e,
+            })
     }
 
     /// The per-jail lock (waits).
     fn lock_jail(&self, uuid: &str) -> Result<Lock> {
         let f = self.lock_file(uuid)?;
-        sys::flock(f.as_raw_fd(), true).map_err(|e| ManagerError::Io { path: format!("lock of {uuid}"), source: e })?;
+        sys::flock(f.as_raw_fd(), true).map_err(|e| ManagerError::Io {
+            path: format!("lock of {uuid}"),
+            source: e,
+        })?;
         Ok(Lock(f))
     }
 
     /// The lock of tag allocation on this backend (waits).
     fn lock_global(&self) -> Result<Lock> {
-        let name: String = self.backend.describe().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let name: String = self
+            .backend
+            .describe()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         let f = self.lock_file(&format!(".global-{name}"))?;
-        sys::flock(f.as_raw_fd(), true).map_err(|e| ManagerError::Io { path: "global lock".into(), source: e })?;
+        sys::flock(f.as_raw_fd(), true).map_err(|e| ManagerError::Io {
+            path: "global lock".into(),
+            source: e,
+        })?;
         Ok(Lock(f))
     }
 
@@ -218,12 +296,18 @@ impl Manager {
     }
 
     fn read_state(&self, uuid: &str) -> RunState {
-        fs::read(self.state_path(uuid)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        fs::read(self.state_path(uuid))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     fn write_state(&self, uuid: &str, st: &RunState) -> Result<()> {
         let p = self.state_path(uuid);
-        fs::create_dir_all(p.parent().unwrap()).map_err(|e| ManagerError::Io { path: p.display().to_string(), source: e })?;
+        fs::create_dir_all(p.parent().unwrap()).map_err(|e| ManagerError::Io {
+            path: p.display().to_string(),
+            source: e,
+        })?;
         storage::dir::write_atomic(&p, &serde_json::to_vec(st).expect("json"))?;
         Ok(())
     }
@@ -255,20 +339,36 @@ impl Manager {
         let mut problem = r.problem;
         if problem.is_none() {
             for (k, v) in &r.props {
-                if let Err(e) = props::lookup(k).and_then(|p| if p.kind == props::Kind::ReadOnly { Ok(String::new()) } else { props::validate(k, v) }) {
+                if let Err(e) = props::lookup(k).and_then(|p| {
+                    if p.kind == props::Kind::ReadOnly {
+                        Ok(String::new())
+                    } else {
+                        props::validate(k, v)
+                    }
+                }) {
                     problem = Some(format!("stored property {k}={v}: {e}"));
                     break;
                 }
             }
         }
-        Jail { uuid: r.uuid, stored: r.props, defaults: defaults.clone(), problem }
+        Jail {
+            uuid: r.uuid,
+            stored: r.props,
+            defaults: defaults.clone(),
+            problem,
+        }
     }
 
     fn clean_incomplete(&self, r: &Record) {
-        let Ok(f) = self.lock_file(&r.uuid) else { return };
+        let Ok(f) = self.lock_file(&r.uuid) else {
+            return;
+        };
         if let Ok(true) = sys::try_flock(f.as_raw_fd()) {
             match self.backend.destroy_jail(&r.uuid) {
-                Ok(()) => eprintln!("jailctl: removed jail {} left incomplete by an interrupted create", r.uuid),
+                Ok(()) => eprintln!(
+                    "jailctl: removed jail {} left incomplete by an interrupted create",
+                    r.uuid
+                ),
                 Err(e) => eprintln!("jailctl: could not remove incomplete jail {}: {e}", r.uuid),
             }
         }
@@ -290,7 +390,11 @@ impl Manager {
     /// `ALL` or one jail.
     pub fn resolve_many(&self, key: &str) -> Result<Vec<Jail>> {
         if key == "ALL" {
-            return Ok(self.jails()?.into_iter().filter(|j| j.problem.is_none()).collect());
+            return Ok(self
+                .jails()?
+                .into_iter()
+                .filter(|j| j.problem.is_none())
+                .collect());
         }
         Ok(vec![self.resolve(key)?])
     }
@@ -302,10 +406,17 @@ impl Manager {
     // ---------------------------------------------------------------- pools
 
     pub fn activate(pool: &str) -> Result<()> {
-        storage::run(Command::new("zpool").args(["list", "-H", "-o", "name", pool])).map_err(|e| invalid(format!("pool {pool}: {e}")))?;
-        let others: Vec<String> = storage::zfs::active_pools()?.into_iter().filter(|p| p != pool).collect();
+        storage::run(Command::new("zpool").args(["list", "-H", "-o", "name", pool]))
+            .map_err(|e| invalid(format!("pool {pool}: {e}")))?;
+        let others: Vec<String> = storage::zfs::active_pools()?
+            .into_iter()
+            .filter(|p| p != pool)
+            .collect();
         if !others.is_empty() {
-            return Err(invalid(format!("pool {} is already active; deactivate it first", others.join(", "))));
+            return Err(invalid(format!(
+                "pool {} is already active; deactivate it first",
+                others.join(", ")
+            )));
         }
         storage::zfs::zfs(&["set", &format!("{}=yes", storage::zfs::ACTIVE_PROP), pool])?;
         ZfsBackend::new(pool).ensure_layout()?;
@@ -320,16 +431,35 @@ impl Manager {
     // ---------------------------------------------------------------- releases
 
     /// `fetch`: extract release archives into a new release; nothing is left on error.
-    pub fn fetch(&self, release: &str, origin: &fetch::Origin, files: &[String]) -> Result<Vec<(String, String)>> {
-        if release.is_empty() || release.contains('/') || release.starts_with('.') || release.contains(char::is_whitespace) {
-            return Err(invalid(format!("release=\"{release}\": not a valid release name")));
+    pub fn fetch(
+        &self,
+        release: &str,
+        origin: &fetch::Origin,
+        files: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        if release.is_empty()
+            || release.contains('/')
+            || release.starts_with('.')
+            || release.contains(char::is_whitespace)
+        {
+            return Err(invalid(format!(
+                "release=\"{release}\": not a valid release name"
+            )));
         }
         self.backend.ensure_layout()?;
         let _g = self.lock_global()?;
         if self.backend.releases()?.iter().any(|r| r == release) {
-            let used: Vec<String> = self.jails()?.into_iter().filter(|j| j.get("release") == release).map(|j| j.tag().to_string()).collect();
+            let used: Vec<String> = self
+                .jails()?
+                .into_iter()
+                .filter(|j| j.get("release") == release)
+                .map(|j| j.tag().to_string())
+                .collect();
             if !used.is_empty() {
-                return Err(invalid(format!("release {release} is used by jails {}; it cannot be fetched again", used.join(", "))));
+                return Err(invalid(format!(
+                    "release {release} is used by jails {}; it cannot be fetched again",
+                    used.join(", ")
+                )));
             }
         }
         let root = self.backend.begin_release(release)?;
@@ -356,7 +486,9 @@ impl Manager {
 
     pub fn create(&self, o: &CreateOpts) -> Result<Vec<String>> {
         if o.pkglist.is_some() && !cfg!(target_os = "freebsd") {
-            return Err(invalid("pkglist: installing packages needs pkg(8) and is supported on FreeBSD only"));
+            return Err(invalid(
+                "pkglist: installing packages needs pkg(8) and is supported on FreeBSD only",
+            ));
         }
         if let Some(p) = &o.pkglist {
             if !p.is_file() {
@@ -377,7 +509,14 @@ impl Manager {
                 None => return Err(invalid(format!("several releases are fetched ({}): give release=NAME", releases.join(", ")))),
             };
             if !releases.contains(&rel) {
-                return Err(invalid(format!("release {rel} is not fetched (fetched: {})", if releases.is_empty() { "none".into() } else { releases.join(", ") })));
+                return Err(invalid(format!(
+                    "release {rel} is not fetched (fetched: {})",
+                    if releases.is_empty() {
+                        "none".into()
+                    } else {
+                        releases.join(", ")
+                    }
+                )));
             }
             if o.thick {
                 Base::Thick(rel)
@@ -389,11 +528,18 @@ impl Manager {
         let _g = self.lock_global()?;
         let existing = self.jails()?;
         let base_tag = given.get("tag").cloned().unwrap_or_else(timestamp);
-        let tags: Vec<String> = if count == 1 { vec![base_tag.clone()] } else { (1..=count).map(|i| format!("{base_tag}_{i}")).collect() };
+        let tags: Vec<String> = if count == 1 {
+            vec![base_tag.clone()]
+        } else {
+            (1..=count).map(|i| format!("{base_tag}_{i}")).collect()
+        };
         for t in &tags {
             check_tag(t)?;
             if let Some(other) = existing.iter().find(|j| j.tag() == t) {
-                return Err(ManagerError::TagInUse { tag: t.clone(), uuid: other.uuid.clone() });
+                return Err(ManagerError::TagInUse {
+                    tag: t.clone(),
+                    uuid: other.uuid.clone(),
+                });
             }
         }
         let mut created: Vec<String> = Vec::new();
@@ -405,7 +551,14 @@ impl Manager {
             p.insert("tag".into(), tag.clone());
             p.insert("host_hostuuid".into(), uuid.clone());
             if let Some(h) = given.get("host_hostname") {
-                p.insert("host_hostname".into(), if count > 1 { format!("{h}_{}", i + 1) } else { h.clone() });
+                p.insert(
+                    "host_hostname".into(),
+                    if count > 1 {
+                        format!("{h}_{}", i + 1)
+                    } else {
+                        h.clone()
+                    },
+                );
             } else {
                 p.insert("host_hostname".into(), uuid.clone());
             }
@@ -417,8 +570,14 @@ impl Manager {
             p.insert("type".into(), ty.into());
             p.insert("release".into(), rel);
             p.insert("last_started".into(), "none".into());
-            if p.get("jail_zfs_dataset").map(String::is_empty).unwrap_or(true) {
-                p.insert("jail_zfs_dataset".into(), format!("iocage/jails/{uuid}/root/data"));
+            if p.get("jail_zfs_dataset")
+                .map(String::is_empty)
+                .unwrap_or(true)
+            {
+                p.insert(
+                    "jail_zfs_dataset".into(),
+                    format!("iocage/jails/{uuid}/root/data"),
+                );
             }
             if p.get("hostid").map(String::is_empty).unwrap_or(true) {
                 p.insert("hostid".into(), host_id());
@@ -437,7 +596,13 @@ impl Manager {
         Ok(created)
     }
 
-    fn create_one(&self, uuid: &str, p: &BTreeMap<String, String>, base: &Base, o: &CreateOpts) -> Result<()> {
+    fn create_one(
+        &self,
+        uuid: &str,
+        p: &BTreeMap<String, String>,
+        base: &Base,
+        o: &CreateOpts,
+    ) -> Result<()> {
         self.backend.create_jail(uuid, p, base)?;
         if let Ok(ms) = std::env::var("JAILCTL_CREATE_DELAY_MS") {
             // A testing aid: widen the window in which a create can be interrupted.
@@ -445,10 +610,23 @@ impl Manager {
         }
         if let Some(list) = &o.pkglist {
             let root = self.backend.root_dir(uuid)?;
-            let pkgs = fs::read_to_string(list).map_err(|e| ManagerError::Io { path: list.display().to_string(), source: e })?;
-            let names: Vec<&str> = pkgs.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+            let pkgs = fs::read_to_string(list).map_err(|e| ManagerError::Io {
+                path: list.display().to_string(),
+                source: e,
+            })?;
+            let names: Vec<&str> = pkgs
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
             if !names.is_empty() {
-                storage::run(Command::new("pkg").arg("-r").arg(&root).args(["install", "-y"]).args(&names))?;
+                storage::run(
+                    Command::new("pkg")
+                        .arg("-r")
+                        .arg(&root)
+                        .args(["install", "-y"])
+                        .args(&names),
+                )?;
             }
         }
         self.backend.finish_jail(uuid)?;
@@ -471,16 +649,30 @@ impl Manager {
             self.backend.write_defaults(&old, &new)?;
             return Ok(vec![]);
         }
-        let _g = if assignments.iter().any(|(k, _)| k == "tag") { Some(self.lock_global()?) } else { None };
+        let _g = if assignments.iter().any(|(k, _)| k == "tag") {
+            Some(self.lock_global()?)
+        } else {
+            None
+        };
         let j = self.resolve(key)?;
         if let Some(why) = &j.problem {
-            return Err(ManagerError::Corrupt { uuid: j.uuid.clone(), why: why.clone() });
+            return Err(ManagerError::Corrupt {
+                uuid: j.uuid.clone(),
+                why: why.clone(),
+            });
         }
         let _l = self.lock_jail(&j.uuid)?;
         if let Some((_, t)) = assignments.iter().find(|(k, _)| k == "tag") {
             check_tag(t)?;
-            if let Some(o) = self.jails()?.iter().find(|o| o.tag() == t && o.uuid != j.uuid) {
-                return Err(ManagerError::TagInUse { tag: t.clone(), uuid: o.uuid.clone() });
+            if let Some(o) = self
+                .jails()?
+                .iter()
+                .find(|o| o.tag() == t && o.uuid != j.uuid)
+            {
+                return Err(ManagerError::TagInUse {
+                    tag: t.clone(),
+                    uuid: o.uuid.clone(),
+                });
             }
         }
         let mut new = j.stored.clone();
@@ -490,7 +682,10 @@ impl Manager {
             new.insert(k.clone(), v.clone());
             let p = props::lookup(k)?;
             if running && p.restart {
-                notes.push(format!("{k}: takes effect when jail {} is restarted", j.tag()));
+                notes.push(format!(
+                    "{k}: takes effect when jail {} is restarted",
+                    j.tag()
+                ));
             }
             if cfg!(target_os = "linux") && !p.linux {
                 notes.push(format!("{k}: stored; it has no effect on Linux"));
@@ -535,14 +730,30 @@ impl Manager {
     }
 
     pub fn clean(&self, what: &str) -> Result<()> {
-        let running: Vec<String> = self.jails()?.iter().filter(|j| self.is_running(j).is_some()).map(|j| j.tag().to_string()).collect();
+        let running: Vec<String> = self
+            .jails()?
+            .iter()
+            .filter(|j| self.is_running(j).is_some())
+            .map(|j| j.tag().to_string())
+            .collect();
         if matches!(what, "all" | "jails") && !running.is_empty() {
-            return Err(invalid(format!("jails are running ({}); stop them first", running.join(", "))));
+            return Err(invalid(format!(
+                "jails are running ({}); stop them first",
+                running.join(", ")
+            )));
         }
         if what == "releases" {
-            let used: Vec<String> = self.jails()?.iter().filter(|j| j.get("type") == "basejail").map(|j| j.tag().to_string()).collect();
+            let used: Vec<String> = self
+                .jails()?
+                .iter()
+                .filter(|j| j.get("type") == "basejail")
+                .map(|j| j.tag().to_string())
+                .collect();
             if !used.is_empty() {
-                return Err(invalid(format!("basejails use the releases ({}); destroy them first", used.join(", "))));
+                return Err(invalid(format!(
+                    "basejails use the releases ({}); destroy them first",
+                    used.join(", ")
+                )));
             }
         }
         self.backend.clean(what)?;
@@ -558,9 +769,15 @@ impl Manager {
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(cmd).current_dir("/").stdin(Stdio::null());
         if j.get("exec_clean") == "1" {
-            c.env_clear().env("PATH", "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin");
+            c.env_clear().env(
+                "PATH",
+                "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin",
+            );
         }
-        c.env("IOCAGE_UUID", &j.uuid).env("IOCAGE_TAG", j.tag()).env("JAILCTL_UUID", &j.uuid).env("JAILCTL_TAG", j.tag());
+        c.env("IOCAGE_UUID", &j.uuid)
+            .env("IOCAGE_TAG", j.tag())
+            .env("JAILCTL_UUID", &j.uuid)
+            .env("JAILCTL_TAG", j.tag());
         self.run_timed(j, step, c)
     }
 
@@ -570,12 +787,17 @@ impl Manager {
             return Ok(());
         }
         let mut c = Command::new(&self.exe);
-        c.args(["jail", "exec", &j.kname(), "/bin/sh", "-c", cmd]).stdin(Stdio::null());
+        c.args(["jail", "exec", &j.kname(), "/bin/sh", "-c", cmd])
+            .stdin(Stdio::null());
         self.run_timed(j, step, c)
     }
 
     fn console_log(&self, uuid: &str) -> PathBuf {
-        self.backend.base_dir().map(|b| b.join("log")).unwrap_or_else(|_| PathBuf::from("/var/log")).join(format!("{uuid}-console.log"))
+        self.backend
+            .base_dir()
+            .map(|b| b.join("log"))
+            .unwrap_or_else(|_| PathBuf::from("/var/log"))
+            .join(format!("{uuid}-console.log"))
     }
 
     fn run_timed(&self, j: &Jail, step: &str, mut c: Command) -> Result<()> {
@@ -583,11 +805,25 @@ impl Manager {
         if let Some(d) = log.parent() {
             let _ = fs::create_dir_all(d);
         }
-        let out = OpenOptions::new().create(true).append(true).open(&log).map_err(|e| ManagerError::Io { path: log.display().to_string(), source: e })?;
-        let err = out.try_clone().map_err(|e| ManagerError::Io { path: log.display().to_string(), source: e })?;
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| ManagerError::Io {
+                path: log.display().to_string(),
+                source: e,
+            })?;
+        let err = out.try_clone().map_err(|e| ManagerError::Io {
+            path: log.display().to_string(),
+            source: e,
+        })?;
         c.stdout(out).stderr(err);
         let timeout = Duration::from_secs(j.get("exec_timeout").parse().unwrap_or(60));
-        let fail = |msg: String| ManagerError::Step { jail: j.label(), step: step.to_string(), msg };
+        let fail = |msg: String| ManagerError::Step {
+            jail: j.label(),
+            step: step.to_string(),
+            msg,
+        };
         let mut child = c.spawn().map_err(|e| fail(e.to_string()))?;
         let start = Instant::now();
         loop {
@@ -597,7 +833,10 @@ impl Manager {
                 None if start.elapsed() > timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(fail(format!("did not finish within exec_timeout={}s", timeout.as_secs())));
+                    return Err(fail(format!(
+                        "did not finish within exec_timeout={}s",
+                        timeout.as_secs()
+                    )));
                 }
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
@@ -624,14 +863,25 @@ impl Manager {
         }
         for (prop, param) in [("ip4_addr", "ip4.addr"), ("ip6_addr", "ip6.addr")] {
             let v = j.get(prop);
-            let addrs: Vec<&str> = v.split(',').filter(|e| !e.ends_with('|') && *e != "none" && !e.is_empty()).collect();
+            let addrs: Vec<&str> = v
+                .split(',')
+                .filter(|e| !e.ends_with('|') && *e != "none" && !e.is_empty())
+                .collect();
             if !addrs.is_empty() && j.get("vnet") != "on" {
                 a.push(format!("{param}={}", addrs.join(",")));
             }
         }
         if cfg!(target_os = "freebsd") {
             for p in props::PROPS.iter().filter(|p| p.name.starts_with("allow_")) {
-                a.push(format!("{}={}", p.name.replacen('_', ".", 1).replace("mount_", "mount."), if j.get(p.name) == "1" { "true" } else { "false" }));
+                a.push(format!(
+                    "{}={}",
+                    p.name.replacen('_', ".", 1).replace("mount_", "mount."),
+                    if j.get(p.name) == "1" {
+                        "true"
+                    } else {
+                        "false"
+                    }
+                ));
             }
             a.push(format!("devfs_ruleset={}", j.get("devfs_ruleset")));
         }
@@ -658,14 +908,23 @@ impl Manager {
     pub fn start(&self, key: &str, force_template: bool) -> Result<i32> {
         let j = self.resolve(key)?;
         if let Some(why) = &j.problem {
-            return Err(ManagerError::Corrupt { uuid: j.uuid.clone(), why: why.clone() });
+            return Err(ManagerError::Corrupt {
+                uuid: j.uuid.clone(),
+                why: why.clone(),
+            });
         }
         if j.get("istemplate") == "yes" && !force_template {
-            return Err(invalid(format!("{} is a template; use start -f to start it for editing", j.label())));
+            return Err(invalid(format!(
+                "{} is a template; use start -f to start it for editing",
+                j.label()
+            )));
         }
         let _l = self.lock_jail(&j.uuid)?;
         if let Some(jid) = self.is_running(&j) {
-            return Err(invalid(format!("jail {} is already running (jid {jid})", j.label())));
+            return Err(invalid(format!(
+                "jail {} is already running (jid {jid})",
+                j.label()
+            )));
         }
         // leftovers of an interrupted start or stop
         self.unmount_state(&j.uuid)?;
@@ -693,12 +952,24 @@ impl Manager {
         // the jail's fstab: "source target type options" (target inside the jail)
         let fstab = self.backend.jail_dir(&j.uuid)?.join("fstab");
         if let Ok(text) = fs::read_to_string(&fstab) {
-            for (n, line) in text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#')) {
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .map(|(n, l)| (n + 1, l.trim()))
+                .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if f.len() < 3 {
-                    return Err(invalid(format!("{}:{n}: expected \"source target type [options]\"", fstab.display())));
+                    return Err(invalid(format!(
+                        "{}:{n}: expected \"source target type [options]\"",
+                        fstab.display()
+                    )));
                 }
-                let target = if f[1].starts_with(&root.display().to_string()) { PathBuf::from(f[1]) } else { root.join(f[1].trim_start_matches('/')) };
+                let target = if f[1].starts_with(&root.display().to_string()) {
+                    PathBuf::from(f[1])
+                } else {
+                    root.join(f[1].trim_start_matches('/'))
+                };
                 let opts = f.get(3).copied().unwrap_or("rw");
                 if !target.exists() && Path::new(f[0]).is_dir() {
                     let _ = fs::create_dir_all(&target);
@@ -712,20 +983,42 @@ impl Manager {
                 } else {
                     c.args(["-t", f[2], "-o", opts]);
                 }
-                storage::run(c.arg(f[0]).arg(&target)).map_err(|e| ManagerError::Step { jail: j.label(), step: format!("fstab line {n}"), msg: e.to_string() })?;
-                st.mounts.push(MountRecord { target, what: format!("fstab line {n}") });
+                storage::run(c.arg(f[0]).arg(&target)).map_err(|e| ManagerError::Step {
+                    jail: j.label(),
+                    step: format!("fstab line {n}"),
+                    msg: e.to_string(),
+                })?;
+                st.mounts.push(MountRecord {
+                    target,
+                    what: format!("fstab line {n}"),
+                });
                 self.write_state(&j.uuid, &st)?;
             }
         }
         // FreeBSD's devfs, fdescfs and procfs (a Linux jail has its own /proc and /dev)
         if cfg!(target_os = "freebsd") {
             let ruleset = format!("ruleset={}", j.get("devfs_ruleset"));
-            for (prop, fstype, dir, opts) in [("mount_devfs", "devfs", "dev", ruleset.as_str()), ("mount_fdescfs", "fdescfs", "dev/fd", "rw"), ("mount_procfs", "procfs", "proc", "rw")] {
+            for (prop, fstype, dir, opts) in [
+                ("mount_devfs", "devfs", "dev", ruleset.as_str()),
+                ("mount_fdescfs", "fdescfs", "dev/fd", "rw"),
+                ("mount_procfs", "procfs", "proc", "rw"),
+            ] {
                 if j.get(prop) == "1" {
                     let target = root.join(dir);
-                    storage::run(Command::new("mount").args(["-t", fstype, "-o", opts, fstype]).arg(&target))
-                        .map_err(|e| ManagerError::Step { jail: j.label(), step: prop.to_string(), msg: e.to_string() })?;
-                    st.mounts.push(MountRecord { target, what: prop.to_string() });
+                    storage::run(
+                        Command::new("mount")
+                            .args(["-t", fstype, "-o", opts, fstype])
+                            .arg(&target),
+                    )
+                    .map_err(|e| ManagerError::Step {
+                        jail: j.label(),
+                        step: prop.to_string(),
+                        msg: e.to_string(),
+                    })?;
+                    st.mounts.push(MountRecord {
+                        target,
+                        what: prop.to_string(),
+                    });
                     self.write_state(&j.uuid, &st)?;
                 }
             }
@@ -770,8 +1063,13 @@ impl Manager {
                 for p in &pids {
                     let _ = sys::signal(*p, libc::SIGTERM);
                 }
-                let deadline = Instant::now() + Duration::from_secs(j.get("stop_timeout").parse().unwrap_or(30));
-                while Instant::now() < deadline && jail::processes(&kname).map(|p| !p.is_empty()).unwrap_or(false) {
+                let deadline = Instant::now()
+                    + Duration::from_secs(j.get("stop_timeout").parse().unwrap_or(30));
+                while Instant::now() < deadline
+                    && jail::processes(&kname)
+                        .map(|p| !p.is_empty())
+                        .unwrap_or(false)
+                {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
@@ -803,13 +1101,30 @@ impl Manager {
 
     /// Jails with boot=on in start order (priority ascending, then tag).
     pub fn boot_order(&self) -> Result<Vec<Jail>> {
-        let mut v: Vec<Jail> = self.jails()?.into_iter().filter(|j| j.problem.is_none() && j.get("boot") == "on" && j.get("istemplate") != "yes").collect();
-        v.sort_by_key(|j| (j.get("priority").parse::<u32>().unwrap_or(99), j.tag().to_string()));
+        let mut v: Vec<Jail> = self
+            .jails()?
+            .into_iter()
+            .filter(|j| {
+                j.problem.is_none() && j.get("boot") == "on" && j.get("istemplate") != "yes"
+            })
+            .collect();
+        v.sort_by_key(|j| {
+            (
+                j.get("priority").parse::<u32>().unwrap_or(99),
+                j.tag().to_string(),
+            )
+        });
         Ok(v)
     }
 
     /// Run a command in a jail with jexec semantics; returns its exit status.
-    pub fn exec(&self, j: &Jail, user: Option<&str>, host_user: Option<&str>, cmd: &[String]) -> Result<i32> {
+    pub fn exec(
+        &self,
+        j: &Jail,
+        user: Option<&str>,
+        host_user: Option<&str>,
+        cmd: &[String],
+    ) -> Result<i32> {
         if self.is_running(j).is_none() {
             return Err(ManagerError::NotRunning(j.label()));
         }
@@ -822,7 +1137,10 @@ impl Manager {
             c.args(["-U", u]);
         }
         c.arg(j.kname()).args(cmd);
-        let st = c.status().map_err(|e| ManagerError::Io { path: self.exe.display().to_string(), source: e })?;
+        let st = c.status().map_err(|e| ManagerError::Io {
+            path: self.exe.display().to_string(),
+            source: e,
+        })?;
         use std::os::unix::process::ExitStatusExt;
         Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
     }
@@ -831,7 +1149,10 @@ impl Manager {
         let j = self.resolve(key)?;
         if self.is_running(&j).is_none() {
             if !force {
-                return Err(invalid(format!("jail {} is not running; console -f starts it", j.label())));
+                return Err(invalid(format!(
+                    "jail {} is not running; console -f starts it",
+                    j.label()
+                )));
             }
             self.start(key, false)?;
         }
@@ -846,23 +1167,44 @@ impl Manager {
         if self.is_running(&j).is_none() {
             return Err(ManagerError::NotRunning(j.label()));
         }
-        Ok(jail::get(&j.kname(), &[], Flags::NONE)?.into_iter().map(|p| (p.name().to_string(), p.export())).collect())
+        Ok(jail::get(&j.kname(), &[], Flags::NONE)?
+            .into_iter()
+            .map(|p| (p.name().to_string(), p.export()))
+            .collect())
     }
 }
 
 fn is_uuid(s: &str) -> bool {
-    s.len() == 36 && s.chars().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 fn check_tag(t: &str) -> Result<()> {
-    if t.is_empty() || t == "ALL" || t == "default" || t.contains('/') || t.contains(char::is_whitespace) || t.contains(',') {
-        return Err(invalid(format!("tag \"{t}\": must be non-empty, not ALL or default, without '/', ',' or spaces")));
+    if t.is_empty()
+        || t == "ALL"
+        || t == "default"
+        || t.contains('/')
+        || t.contains(char::is_whitespace)
+        || t.contains(',')
+    {
+        return Err(invalid(format!(
+            "tag \"{t}\": must be non-empty, not ALL or default, without '/', ',' or spaces"
+        )));
     }
     Ok(())
 }
 
 fn host_id() -> String {
-    fs::read_to_string("/etc/hostid").or_else(|_| fs::read_to_string("/etc/machine-id")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+    fs::read_to_string("/etc/hostid")
+        .or_else(|_| fs::read_to_string("/etc/machine-id"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Resolve a key among jails: exact UUID, exact TAG, then unique UUID prefix.
@@ -883,7 +1225,11 @@ pub fn resolve_in(all: Vec<Jail>, key: &str) -> Result<Jail> {
         (0, 0) => Err(ManagerError::NotFound(key.into())),
         _ => Err(ManagerError::Ambiguous {
             key: key.into(),
-            matches: by_tag.iter().chain(by_prefix.iter()).map(|j| format!("{} ({})", j.uuid, j.tag())).collect(),
+            matches: by_tag
+                .iter()
+                .chain(by_prefix.iter())
+                .map(|j| format!("{} ({})", j.uuid, j.tag()))
+                .collect(),
         }),
     }
 }
@@ -895,18 +1241,39 @@ mod tests {
     fn j(uuid: &str, tag: &str) -> Jail {
         let mut props = BTreeMap::new();
         props.insert("tag".to_string(), tag.to_string());
-        Jail { uuid: uuid.into(), stored: props, defaults: Arc::new(BTreeMap::new()), problem: None }
+        Jail {
+            uuid: uuid.into(),
+            stored: props,
+            defaults: Arc::new(BTreeMap::new()),
+            problem: None,
+        }
     }
 
     #[test]
     fn identity_resolution() {
-        let all = vec![j("1234abcd-0000", "web"), j("1299ffff-0000", "db"), j("5555aaaa-0000", "5555")];
-        assert_eq!(resolve_in(all.clone(), "web").unwrap().uuid, "1234abcd-0000");
+        let all = vec![
+            j("1234abcd-0000", "web"),
+            j("1299ffff-0000", "db"),
+            j("5555aaaa-0000", "5555"),
+        ];
+        assert_eq!(
+            resolve_in(all.clone(), "web").unwrap().uuid,
+            "1234abcd-0000"
+        );
         assert_eq!(resolve_in(all.clone(), "1234").unwrap().tag(), "web");
-        assert_eq!(resolve_in(all.clone(), "1299ffff-0000").unwrap().tag(), "db");
+        assert_eq!(
+            resolve_in(all.clone(), "1299ffff-0000").unwrap().tag(),
+            "db"
+        );
         let e = resolve_in(all.clone(), "12").unwrap_err().to_string();
-        assert!(e.contains("1234abcd-0000") && e.contains("1299ffff-0000"), "{e}");
-        assert!(matches!(resolve_in(all.clone(), "nope"), Err(ManagerError::NotFound(_))));
+        assert!(
+            e.contains("1234abcd-0000") && e.contains("1299ffff-0000"),
+            "{e}"
+        );
+        assert!(matches!(
+            resolve_in(all.clone(), "nope"),
+            Err(ManagerError::NotFound(_))
+        ));
         // a tag that is also a prefix of its own uuid names that one jail
         assert_eq!(resolve_in(all, "5555").unwrap().uuid, "5555aaaa-0000");
     }

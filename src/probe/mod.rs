@@ -170,7 +170,13 @@ pub fn spawn(
     }
     match (ok, pid, err) {
         (true, Some(pid), None) => Ok(Spawned { pid, helper_pid }),
-        (_, _, Some(message)) => Err(ProbeError::Setup { jid: params.jid, message }),
-        _ => Err(ProbeError::Setup { jid: params.jid, message: "the probe helper ended without reporting".into() }),
+        (_, _, Some(message)) => Err(ProbeError::Setup {
+            jid: params.jid,
+            message,
+        }),
+        _ => Err(ProbeError::Setup {
+            jid: params.jid,
+            message: "the probe helper ended without reporting".into(),
+        }),
     }
 }

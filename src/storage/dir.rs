@@ -21,7 +21,11 @@ const CONFIG: &str = "config.json";
 /// Write a file atomically: temporary file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StorageError> {
     let dir = path.parent().expect("file in a directory");
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
     let res = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
@@ -68,7 +72,14 @@ impl Backend for DirBackend {
     }
 
     fn ensure_layout(&self) -> Result<(), StorageError> {
-        for d in ["jails", "releases", "templates", "download", "images", "log"] {
+        for d in [
+            "jails",
+            "releases",
+            "templates",
+            "download",
+            "images",
+            "log",
+        ] {
             let p = self.root.join(d);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
@@ -85,16 +96,34 @@ impl Backend for DirBackend {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(uuid) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".partial")) {
-                out.push(Record { uuid: uuid.to_string(), props: BTreeMap::new(), problem: None, incomplete: true });
+            if let Some(uuid) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".partial"))
+            {
+                out.push(Record {
+                    uuid: uuid.to_string(),
+                    props: BTreeMap::new(),
+                    problem: None,
+                    incomplete: true,
+                });
                 continue;
             }
             if name.starts_with('.') || !e.path().is_dir() {
                 continue;
             }
             match read_props(&e.path().join(CONFIG)) {
-                Ok(props) => out.push(Record { uuid: name, props, problem: None, incomplete: false }),
-                Err(why) => out.push(Record { uuid: name, props: BTreeMap::new(), problem: Some(why), incomplete: false }),
+                Ok(props) => out.push(Record {
+                    uuid: name,
+                    props,
+                    problem: None,
+                    incomplete: false,
+                }),
+                Err(why) => out.push(Record {
+                    uuid: name,
+                    props: BTreeMap::new(),
+                    problem: Some(why),
+                    incomplete: false,
+                }),
             }
         }
         Ok(out)
@@ -106,12 +135,27 @@ impl Backend for DirBackend {
             return Ok(None);
         }
         Ok(Some(match read_props(&d.join(CONFIG)) {
-            Ok(props) => Record { uuid: uuid.to_string(), props, problem: None, incomplete: false },
-            Err(why) => Record { uuid: uuid.to_string(), props: BTreeMap::new(), problem: Some(why), incomplete: false },
+            Ok(props) => Record {
+                uuid: uuid.to_string(),
+                props,
+                problem: None,
+                incomplete: false,
+            },
+            Err(why) => Record {
+                uuid: uuid.to_string(),
+                props: BTreeMap::new(),
+                problem: Some(why),
+                incomplete: false,
+            },
         }))
     }
 
-    fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError> {
+    fn create_jail(
+        &self,
+        uuid: &str,
+        props: &BTreeMap<String, String>,
+        base: &Base,
+    ) -> Result<(), StorageError> {
         let tmp = self.partial(uuid);
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         match base {
@@ -135,10 +179,17 @@ impl Backend for DirBackend {
         let from = self.partial(uuid);
         let to = self.jail(uuid);
         fs::rename(&from, &to).map_err(io_err(&to))?;
-        fs::File::open(self.jails()).and_then(|d| d.sync_all()).map_err(io_err(&to))
+        fs::File::open(self.jails())
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&to))
     }
 
-    fn write_props(&self, uuid: &str, _old: &BTreeMap<String, String>, props: &BTreeMap<String, String>) -> Result<(), StorageError> {
+    fn write_props(
+        &self,
+        uuid: &str,
+        _old: &BTreeMap<String, String>,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError> {
         Self::write_json(&self.jail(uuid).join(CONFIG), props)
     }
 
@@ -149,7 +200,10 @@ impl Backend for DirBackend {
             }
             let m = mounted_below(&p);
             if !m.is_empty() {
-                return Err(StorageError::Invalid(format!("{} is still mounted: {m:?}", p.display())));
+                return Err(StorageError::Invalid(format!(
+                    "{} is still mounted: {m:?}",
+                    p.display()
+                )));
             }
             fs::remove_dir_all(&p).map_err(io_err(&p))?;
         }
@@ -164,30 +218,54 @@ impl Backend for DirBackend {
         Ok(self.jail(uuid).join("root"))
     }
 
-    fn mount_root(&self, uuid: &str, props: &BTreeMap<String, String>) -> Result<Vec<MountRecord>, StorageError> {
+    fn mount_root(
+        &self,
+        uuid: &str,
+        props: &BTreeMap<String, String>,
+    ) -> Result<Vec<MountRecord>, StorageError> {
         if props.get("type").map(String::as_str) != Some("basejail") {
             return Ok(vec![]);
         }
         let release = props.get("release").cloned().unwrap_or_default();
         let lower = self.release_root(&release)?;
         if !lower.is_dir() {
-            return Err(StorageError::Invalid(format!("release {release} of jail {uuid} is missing ({})", lower.display())));
+            return Err(StorageError::Invalid(format!(
+                "release {release} of jail {uuid} is missing ({})",
+                lower.display()
+            )));
         }
         let j = self.jail(uuid);
         let target = j.join("root");
         if cfg!(target_os = "linux") {
-            let opts = format!("lowerdir={},upperdir={},workdir={}", lower.display(), j.join("upper").display(), j.join("work").display());
-            run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(&target))?;
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                j.join("upper").display(),
+                j.join("work").display()
+            );
+            run(Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o", &opts])
+                .arg(&target))?;
         } else {
-            run(Command::new("mount").args(["-t", "nullfs", "-o", "ro"]).arg(&lower).arg(&target))?;
+            run(Command::new("mount")
+                .args(["-t", "nullfs", "-o", "ro"])
+                .arg(&lower)
+                .arg(&target))?;
         }
-        Ok(vec![MountRecord { target, what: format!("release {release}") }])
+        Ok(vec![MountRecord {
+            target,
+            what: format!("release {release}"),
+        }])
     }
 
     fn releases(&self) -> Result<Vec<String>, StorageError> {
         let dir = self.root.join("releases");
         let mut v: Vec<String> = match fs::read_dir(&dir) {
-            Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect(),
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
             Err(_) => vec![],
         };
         v.sort();
@@ -211,7 +289,10 @@ impl Backend for DirBackend {
     }
 
     fn drop_release(&self, name: &str) -> Result<(), StorageError> {
-        for p in [self.root.join("releases").join(format!(".{name}.partial")), self.root.join("releases").join(name)] {
+        for p in [
+            self.root.join("releases").join(format!(".{name}.partial")),
+            self.root.join("releases").join(name),
+        ] {
             if p.exists() {
                 fs::remove_dir_all(&p).map_err(io_err(&p))?;
             }
@@ -231,7 +312,11 @@ impl Backend for DirBackend {
         read_props(&p).map_err(StorageError::Invalid)
     }
 
-    fn write_defaults(&self, _old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Result<(), StorageError> {
+    fn write_defaults(
+        &self,
+        _old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError> {
         fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
         Self::write_json(&self.root.join("defaults.json"), new)
     }
@@ -244,7 +329,10 @@ impl Backend for DirBackend {
         for t in targets {
             let m = mounted_below(&t);
             if !m.is_empty() {
-                return Err(StorageError::Invalid(format!("{} has mounts below it: {m:?}", t.display())));
+                return Err(StorageError::Invalid(format!(
+                    "{} has mounts below it: {m:?}",
+                    t.display()
+                )));
             }
             if t.exists() {
                 fs::remove_dir_all(&t).map_err(io_err(&t))?;
@@ -263,7 +351,10 @@ impl Backend for DirBackend {
 
 fn copy_release(from: &Path, to: &Path) -> Result<(), StorageError> {
     if !from.is_dir() {
-        return Err(StorageError::Invalid(format!("release root {} is missing", from.display())));
+        return Err(StorageError::Invalid(format!(
+            "release root {} is missing",
+            from.display()
+        )));
     }
     super::copy_tree(from, to)
 }

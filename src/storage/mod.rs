@@ -19,22 +19,46 @@ pub enum StorageError {
     #[error("{cmd}: {msg}")]
     Command { cmd: String, msg: String },
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io { path: path.display().to_string(), source }
+    move |source| StorageError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Run a command, returning its stdout; a failure carries its stderr.
 pub fn run(cmd: &mut Command) -> Result<String, StorageError> {
-    let label = format!("{} {}", cmd.get_program().to_string_lossy(), cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
-    let out = cmd.output().map_err(|e| StorageError::Command { cmd: label.clone(), msg: e.to_string() })?;
+    let label = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = cmd.output().map_err(|e| StorageError::Command {
+        cmd: label.clone(),
+        msg: e.to_string(),
+    })?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(StorageError::Command { cmd: label, msg: if msg.is_empty() { format!("exited with {}", out.status) } else { msg } });
+        return Err(StorageError::Command {
+            cmd: label,
+            msg: if msg.is_empty() {
+                format!("exited with {}", out.status)
+            } else {
+                msg
+            },
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -81,10 +105,20 @@ pub trait Backend {
     }
     /// Create a jail's storage with its properties; the jail is marked incomplete
     /// until [`Backend::finish_jail`].
-    fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError>;
+    fn create_jail(
+        &self,
+        uuid: &str,
+        props: &BTreeMap<String, String>,
+        base: &Base,
+    ) -> Result<(), StorageError>;
     fn finish_jail(&self, uuid: &str) -> Result<(), StorageError>;
     /// Replace the stored properties of a jail with `props` (validated by the caller).
-    fn write_props(&self, uuid: &str, old: &BTreeMap<String, String>, props: &BTreeMap<String, String>) -> Result<(), StorageError>;
+    fn write_props(
+        &self,
+        uuid: &str,
+        old: &BTreeMap<String, String>,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError>;
     fn destroy_jail(&self, uuid: &str) -> Result<(), StorageError>;
     /// The jail's own directory (where `fstab` and the console log live).
     fn jail_dir(&self, uuid: &str) -> Result<PathBuf, StorageError>;
@@ -92,7 +126,11 @@ pub trait Backend {
     fn root_dir(&self, uuid: &str) -> Result<PathBuf, StorageError>;
     /// Mounts the root needs on the host before start (an overlay on a directory
     /// backend); returned so stop undoes exactly them.
-    fn mount_root(&self, uuid: &str, props: &BTreeMap<String, String>) -> Result<Vec<MountRecord>, StorageError>;
+    fn mount_root(
+        &self,
+        uuid: &str,
+        props: &BTreeMap<String, String>,
+    ) -> Result<Vec<MountRecord>, StorageError>;
     fn releases(&self) -> Result<Vec<String>, StorageError>;
     /// A fresh, empty release root to extract into.
     fn begin_release(&self, name: &str) -> Result<PathBuf, StorageError>;
@@ -100,7 +138,11 @@ pub trait Backend {
     fn drop_release(&self, name: &str) -> Result<(), StorageError>;
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError>;
     fn defaults(&self) -> Result<BTreeMap<String, String>, StorageError>;
-    fn write_defaults(&self, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Result<(), StorageError>;
+    fn write_defaults(
+        &self,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError>;
     /// `clean`: destroy all jails (`jails`), releases, templates, or everything.
     fn clean(&self, what: &str) -> Result<(), StorageError>;
     /// Base directory (mountpoint of POOL/iocage, or the root directory).
@@ -110,7 +152,11 @@ pub trait Backend {
 /// Copy a tree with `cp -a` (thick jails).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<(), StorageError> {
     std::fs::create_dir_all(to).map_err(io_err(to))?;
-    run(Command::new("cp").arg("-a").arg(format!("{}/.", from.display())).arg(to)).map(|_| ())
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to))
+    .map(|_| ())
 }
 
 /// Is anything mounted at or below `path` on the host?

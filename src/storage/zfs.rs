@@ -35,7 +35,9 @@ fn destroy_retry(ds: &str, extra: &[&str]) -> Result<(), StorageError> {
     loop {
         match zfs(&args) {
             Ok(_) => return Ok(()),
-            Err(StorageError::Command { msg, .. }) if msg.contains("busy") && std::time::Instant::now() < deadline => {
+            Err(StorageError::Command { msg, .. })
+                if msg.contains("busy") && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(e) => return Err(e),
@@ -47,7 +49,11 @@ fn destroy_retry(ds: &str, extra: &[&str]) -> Result<(), StorageError> {
 pub fn active_pools() -> Result<Vec<String>, StorageError> {
     let pools = match run(Command::new("zpool").args(["list", "-H", "-o", "name"])) {
         Ok(p) => p,
-        Err(StorageError::Command { msg, .. }) if msg.contains("No such file") || msg.contains("not found") => return Ok(vec![]),
+        Err(StorageError::Command { msg, .. })
+            if msg.contains("No such file") || msg.contains("not found") =>
+        {
+            return Ok(vec![])
+        }
         Err(e) => return Err(e),
     };
     let mut active = Vec::new();
@@ -82,16 +88,34 @@ impl ZfsBackend {
     }
 
     fn mountpoint(&self, ds: &str) -> Result<PathBuf, StorageError> {
-        Ok(PathBuf::from(zfs(&["get", "-H", "-o", "value", "mountpoint", ds])?.trim()))
+        Ok(PathBuf::from(
+            zfs(&["get", "-H", "-o", "value", "mountpoint", ds])?.trim(),
+        ))
     }
 
     /// Read every user property below `ds` with one recursive call.
-    fn user_props(&self, ds: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, StorageError> {
-        let out = zfs(&["get", "-H", "-p", "-r", "-s", "local", "-o", "name,property,value", "all", ds])?;
+    fn user_props(
+        &self,
+        ds: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StorageError> {
+        let out = zfs(&[
+            "get",
+            "-H",
+            "-p",
+            "-r",
+            "-s",
+            "local",
+            "-o",
+            "name,property,value",
+            "all",
+            ds,
+        ])?;
         let mut map: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for line in out.lines() {
             let mut f = line.splitn(3, '\t');
-            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else { continue };
+            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
             let entry = map.entry(name.to_string()).or_default();
             if let Some(p) = prop.strip_prefix(PROP_PREFIX) {
                 entry.insert(p.to_string(), value.to_string());
@@ -100,7 +124,12 @@ impl ZfsBackend {
         Ok(map)
     }
 
-    fn set_props(&self, ds: &str, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Result<(), StorageError> {
+    fn set_props(
+        &self,
+        ds: &str,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError> {
         for (k, v) in new {
             if old.get(k) != Some(v) {
                 if v.is_empty() {
@@ -125,10 +154,19 @@ impl Backend for ZfsBackend {
     fn ensure_layout(&self) -> Result<(), StorageError> {
         let top = self.ds("");
         if !self.exists(&top) {
-            let mp = std::env::var("JAILCTL_MOUNTPOINT").unwrap_or_else(|_| DEFAULT_MOUNTPOINT.to_string());
+            let mp = std::env::var("JAILCTL_MOUNTPOINT")
+                .unwrap_or_else(|_| DEFAULT_MOUNTPOINT.to_string());
             zfs(&["create", "-o", &format!("mountpoint={mp}"), &top])?;
         }
-        for d in ["jails", "releases", "templates", "download", "images", "log", ".defaults"] {
+        for d in [
+            "jails",
+            "releases",
+            "templates",
+            "download",
+            "images",
+            "log",
+            ".defaults",
+        ] {
             let ds = self.ds(d);
             if !self.exists(&ds) {
                 zfs(&["create", &ds])?;
@@ -141,7 +179,20 @@ impl Backend for ZfsBackend {
         let jails = self.ds("jails");
         // One call for every jail: depth 1 skips the root datasets; the "none" source
         // adds read-only rows (such as `type`) so a jail without properties still shows.
-        let out = match zfs(&["get", "-H", "-p", "-r", "-d", "1", "-s", "local,none", "-o", "name,property,value", "all", &jails]) {
+        let out = match zfs(&[
+            "get",
+            "-H",
+            "-p",
+            "-r",
+            "-d",
+            "1",
+            "-s",
+            "local,none",
+            "-o",
+            "name,property,value",
+            "all",
+            &jails,
+        ]) {
             Ok(o) => o,
             Err(_) if !self.exists(&jails) => return Ok(vec![]),
             Err(e) => return Err(e),
@@ -149,7 +200,9 @@ impl Backend for ZfsBackend {
         let mut all: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for line in out.lines() {
             let mut f = line.splitn(3, '\t');
-            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else { continue };
+            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
             if name == jails {
                 continue;
             }
@@ -167,11 +220,19 @@ impl Backend for ZfsBackend {
             } else if props.is_empty() {
                 Some(format!("{name} has no {PROP_PREFIX}* properties"))
             } else if props.get("uuid") != Some(&uuid) {
-                Some(format!("{name}: uuid property is {:?}, not the dataset's name", props.get("uuid")))
+                Some(format!(
+                    "{name}: uuid property is {:?}, not the dataset's name",
+                    props.get("uuid")
+                ))
             } else {
                 None
             };
-            out.push(Record { uuid, props, problem, incomplete });
+            out.push(Record {
+                uuid,
+                props,
+                problem,
+                incomplete,
+            });
         }
         Ok(out)
     }
@@ -181,20 +242,53 @@ impl Backend for ZfsBackend {
         if uuid.contains('/') || !self.exists(&ds) {
             return Ok(None);
         }
-        let out = zfs(&["get", "-H", "-p", "-s", "local", "-o", "property,value", "all", &ds])?;
+        let out = zfs(&[
+            "get",
+            "-H",
+            "-p",
+            "-s",
+            "local",
+            "-o",
+            "property,value",
+            "all",
+            &ds,
+        ])?;
         let mut props: BTreeMap<String, String> = out
             .lines()
             .filter_map(|l| l.split_once('\t'))
-            .filter_map(|(p, v)| p.strip_prefix(PROP_PREFIX).map(|p| (p.to_string(), v.to_string())))
+            .filter_map(|(p, v)| {
+                p.strip_prefix(PROP_PREFIX)
+                    .map(|p| (p.to_string(), v.to_string()))
+            })
             .collect();
         let incomplete = props.remove(INCOMPLETE).is_some();
-        let problem = (!incomplete && props.get("uuid").map(String::as_str) != Some(uuid)).then(|| format!("{ds}: uuid property is {:?}, not the dataset's name", props.get("uuid")));
-        Ok(Some(Record { uuid: uuid.to_string(), props, problem, incomplete }))
+        let problem =
+            (!incomplete && props.get("uuid").map(String::as_str) != Some(uuid)).then(|| {
+                format!(
+                    "{ds}: uuid property is {:?}, not the dataset's name",
+                    props.get("uuid")
+                )
+            });
+        Ok(Some(Record {
+            uuid: uuid.to_string(),
+            props,
+            problem,
+            incomplete,
+        }))
     }
 
-    fn create_jail(&self, uuid: &str, props: &BTreeMap<String, String>, base: &Base) -> Result<(), StorageError> {
+    fn create_jail(
+        &self,
+        uuid: &str,
+        props: &BTreeMap<String, String>,
+        base: &Base,
+    ) -> Result<(), StorageError> {
         let ds = self.jail_ds(uuid);
-        let mut args: Vec<String> = vec!["create".into(), "-o".into(), format!("{PROP_PREFIX}{INCOMPLETE}={}", std::process::id())];
+        let mut args: Vec<String> = vec![
+            "create".into(),
+            "-o".into(),
+            format!("{PROP_PREFIX}{INCOMPLETE}={}", std::process::id()),
+        ];
         for (k, v) in props.iter().filter(|(_, v)| !v.is_empty()) {
             args.push("-o".into());
             args.push(format!("{PROP_PREFIX}{k}={v}"));
@@ -227,13 +321,28 @@ impl Backend for ZfsBackend {
     }
 
     fn finish_jail(&self, uuid: &str) -> Result<(), StorageError> {
-        zfs(&["inherit", &format!("{PROP_PREFIX}{INCOMPLETE}"), &self.jail_ds(uuid)]).map(|_| ())
+        zfs(&[
+            "inherit",
+            &format!("{PROP_PREFIX}{INCOMPLETE}"),
+            &self.jail_ds(uuid),
+        ])
+        .map(|_| ())
     }
 
-    fn write_props(&self, uuid: &str, old: &BTreeMap<String, String>, props: &BTreeMap<String, String>) -> Result<(), StorageError> {
+    fn write_props(
+        &self,
+        uuid: &str,
+        old: &BTreeMap<String, String>,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError> {
         let ds = self.jail_ds(uuid);
         self.set_props(&ds, old, props)?;
-        for (k, native) in [("quota", "quota"), ("reservation", "reservation"), ("compression", "compression"), ("dedup", "dedup")] {
+        for (k, native) in [
+            ("quota", "quota"),
+            ("reservation", "reservation"),
+            ("compression", "compression"),
+            ("dedup", "dedup"),
+        ] {
             if let Some(v) = props.get(k).filter(|v| old.get(k) != Some(*v)) {
                 zfs(&["set", &format!("{native}={v}"), &ds])?;
             }
@@ -257,7 +366,11 @@ impl Backend for ZfsBackend {
         self.mountpoint(&format!("{}/root", self.jail_ds(uuid)))
     }
 
-    fn mount_root(&self, _uuid: &str, _props: &BTreeMap<String, String>) -> Result<Vec<MountRecord>, StorageError> {
+    fn mount_root(
+        &self,
+        _uuid: &str,
+        _props: &BTreeMap<String, String>,
+    ) -> Result<Vec<MountRecord>, StorageError> {
         Ok(vec![])
     }
 
@@ -269,7 +382,12 @@ impl Backend for ZfsBackend {
         };
         let mut v: Vec<String> = out
             .lines()
-            .filter_map(|l| l.trim().strip_prefix(&format!("{rel}/")).and_then(|r| r.strip_suffix("/root@base")).map(String::from))
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("{rel}/"))
+                    .and_then(|r| r.strip_suffix("/root@base"))
+                    .map(String::from)
+            })
             .collect();
         v.sort();
         Ok(v)
@@ -285,7 +403,11 @@ impl Backend for ZfsBackend {
     }
 
     fn commit_release(&self, name: &str) -> Result<(), StorageError> {
-        zfs(&["snapshot", &format!("{}@base", self.ds(&format!("releases/{name}/root")))]).map(|_| ())
+        zfs(&[
+            "snapshot",
+            &format!("{}@base", self.ds(&format!("releases/{name}/root"))),
+        ])
+        .map(|_| ())
     }
 
     fn drop_release(&self, name: &str) -> Result<(), StorageError> {
@@ -308,13 +430,21 @@ impl Backend for ZfsBackend {
         Ok(self.user_props(&ds)?.remove(&ds).unwrap_or_default())
     }
 
-    fn write_defaults(&self, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Result<(), StorageError> {
+    fn write_defaults(
+        &self,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError> {
         self.ensure_layout()?;
         self.set_props(&self.ds(".defaults"), old, new)
     }
 
     fn clean(&self, what: &str) -> Result<(), StorageError> {
-        let ds = if what == "all" { self.ds("") } else { self.ds(what) };
+        let ds = if what == "all" {
+            self.ds("")
+        } else {
+            self.ds(what)
+        };
         if self.exists(&ds) {
             destroy_retry(&ds, &["-R", "-f"])?;
         }

@@ -92,7 +92,11 @@ impl Params {
 
     fn name(&self, i: usize) -> String {
         // SAFETY: jp_name was set by jailparam_init to a NUL-terminated string.
-        unsafe { CStr::from_ptr(self.0[i].jp_name).to_string_lossy().into_owned() }
+        unsafe {
+            CStr::from_ptr(self.0[i].jp_name)
+                .to_string_lossy()
+                .into_owned()
+        }
     }
 }
 
@@ -146,7 +150,11 @@ pub fn set(values: &[(String, String)], flags: i32) -> Result<i32, String> {
 
 /// `jailparam_get`: the key (`jid`, `name` or `lastjid`) with its value, then the
 /// names to read; names the running kernel does not know are skipped.
-pub fn get(key: (&str, &str), names: &[&str], flags: i32) -> Result<(i32, Vec<(String, String)>), String> {
+pub fn get(
+    key: (&str, &str),
+    names: &[&str],
+    flags: i32,
+) -> Result<(i32, Vec<(String, String)>), String> {
     let mut ps = Params::new();
     ps.push(key.0, Some(key.1))?;
     for n in names {
@@ -186,6 +194,3 @@ pub fn attach(jid: i32) -> io::Result<()> {
     }
     Ok(())
 }
-
-
-

@@ -59,7 +59,13 @@ struct Msg {
 const MSG_LEN: usize = std::mem::size_of::<Msg>();
 
 fn send(fd: RawFd, tag: u8, value: i32, errno: i32, stage: &str) {
-    let mut m = Msg { tag, _pad: [0; 3], value, errno, stage: [0; 52] };
+    let mut m = Msg {
+        tag,
+        _pad: [0; 3],
+        value,
+        errno,
+        stage: [0; 52],
+    };
     let n = stage.len().min(51);
     m.stage[..n].copy_from_slice(&stage.as_bytes()[..n]);
     // SAFETY: `m` is a plain repr(C) value of MSG_LEN bytes (< PIPE_BUF, so atomic).
@@ -76,8 +82,15 @@ fn fail(fd: RawFd, stage: &str) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-const SIGNALS: [libc::c_int; 7] =
-    [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGCHLD, libc::SIGUSR1, libc::SIGUSR2];
+const SIGNALS: [libc::c_int; 7] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGHUP,
+    libc::SIGCHLD,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 /// Start the init of a new Linux jail: fork, new namespaces (mount, pid, uts, ipc,
 /// cgroup, and net with `vnet`), a fork into the pid namespace, mounts, root and
@@ -93,14 +106,23 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
     let path_dev = join("/dev");
     let devs: Vec<(CString, CString)> = ["null", "zero", "full", "random", "urandom", "tty"]
         .iter()
-        .map(|d| (CString::new(format!("/dev/{d}")).unwrap(), join(&format!("/dev/{d}"))))
+        .map(|d| {
+            (
+                CString::new(format!("/dev/{d}")).unwrap(),
+                join(&format!("/dev/{d}")),
+            )
+        })
         .collect();
     let proc_exists = Path::new(path_proc.to_str().unwrap_or("")).is_dir();
     let dev_exists = !root_is_slash && Path::new(path_dev.to_str().unwrap_or("")).is_dir();
 
     let (ready_r, ready_w) = pipe().map_err(|e| ("pipe".to_string(), e))?;
     let (commit_r, commit_w) = pipe().map_err(|e| ("pipe".to_string(), e))?;
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
+    let mut flags = libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWCGROUP;
     if cfg.vnet {
         flags |= libc::CLONE_NEWNET;
     }
@@ -137,7 +159,16 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
                 fail(3, "fork into the pid namespace");
             }
             if b == 0 {
-                init_main(cfg, root_is_slash, proc_exists, dev_exists, &path_proc, &path_dev, &devs, &set);
+                init_main(
+                    cfg,
+                    root_is_slash,
+                    proc_exists,
+                    dev_exists,
+                    &path_proc,
+                    &path_dev,
+                    &devs,
+                    &set,
+                );
             }
             send(3, b'P', b, 0, "");
             libc::_exit(0);
@@ -153,7 +184,10 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
             Ok(true) => {}
             Ok(false) => {
                 if result.is_none() {
-                    result = Some(Err(("jail init exited during setup".into(), io::Error::from_raw_os_error(libc::ECHILD))));
+                    result = Some(Err((
+                        "jail init exited during setup".into(),
+                        io::Error::from_raw_os_error(libc::ECHILD),
+                    )));
                 }
                 break;
             }
@@ -168,7 +202,11 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
             b'P' => pid = Some(m.value),
             b'O' => result = Some(Ok(())),
             _ => {
-                let end = m.stage.iter().position(|&c| c == 0).unwrap_or(m.stage.len());
+                let end = m
+                    .stage
+                    .iter()
+                    .position(|&c| c == 0)
+                    .unwrap_or(m.stage.len());
                 let stage = String::from_utf8_lossy(&m.stage[..end]).into_owned();
                 result = Some(Err((stage, io::Error::from_raw_os_error(m.errno))));
             }
@@ -178,9 +216,15 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
     // SAFETY: reaping our own direct child.
     unsafe { libc::waitpid(a, &mut st, 0) };
     match (result, pid) {
-        (Some(Ok(())), Some(pid)) => Ok(InitHandle { pid, commit: commit_w }),
+        (Some(Ok(())), Some(pid)) => Ok(InitHandle {
+            pid,
+            commit: commit_w,
+        }),
         (Some(Err(e)), _) => Err(e),
-        _ => Err(("jail init did not report".into(), io::Error::from_raw_os_error(libc::EIO))),
+        _ => Err((
+            "jail init did not report".into(),
+            io::Error::from_raw_os_error(libc::EIO),
+        )),
     }
 }
 
@@ -222,41 +266,92 @@ unsafe fn init_main(
         let null = std::ptr::null::<libc::c_char>();
         libc::prctl(libc::PR_SET_NAME, c"jail-init".as_ptr());
         libc::prctl(libc::PR_SET_PDEATHSIG, 0);
-        let host_proc = libc::open(c"/proc".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        let host_proc = libc::open(
+            c"/proc".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
         if host_proc < 0 {
             fail(3, "open host /proc");
         }
         let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+        if libc::mount(
+            null,
+            c"/".as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
             fail(3, "make mounts private");
         }
         let pflags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        if libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), pflags, std::ptr::null()) != 0 {
+        if libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            pflags,
+            std::ptr::null(),
+        ) != 0
+        {
             fail(3, "mount the jail's procfs");
         }
-        let jail_proc = libc::open(c"/proc".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        let jail_proc = libc::open(
+            c"/proc".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
         if jail_proc < 0 {
             fail(3, "open the jail's procfs");
         }
         if !root_is_slash {
-            if libc::mount(cfg.path.as_ptr(), cfg.path.as_ptr(), null, libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0 {
+            if libc::mount(
+                cfg.path.as_ptr(),
+                cfg.path.as_ptr(),
+                null,
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) != 0
+            {
                 fail(3, "bind-mount the jail path");
             }
             if proc_exists
-                && libc::mount(c"proc".as_ptr(), path_proc.as_ptr(), c"proc".as_ptr(), pflags, std::ptr::null()) != 0
+                && libc::mount(
+                    c"proc".as_ptr(),
+                    path_proc.as_ptr(),
+                    c"proc".as_ptr(),
+                    pflags,
+                    std::ptr::null(),
+                ) != 0
             {
                 fail(3, "mount procfs on PATH/proc");
             }
             if dev_exists {
                 let opts = c"mode=0755,size=64k";
-                if libc::mount(c"tmpfs".as_ptr(), path_dev.as_ptr(), c"tmpfs".as_ptr(), libc::MS_NOSUID | libc::MS_NOEXEC, opts.as_ptr().cast()) != 0 {
+                if libc::mount(
+                    c"tmpfs".as_ptr(),
+                    path_dev.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    opts.as_ptr().cast(),
+                ) != 0
+                {
                     fail(3, "mount tmpfs on PATH/dev");
                 }
                 for (host, inside) in devs {
-                    let fd = libc::open(inside.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o666);
+                    let fd = libc::open(
+                        inside.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o666,
+                    );
                     if fd >= 0 {
                         libc::close(fd);
-                        if libc::mount(host.as_ptr(), inside.as_ptr(), null, libc::MS_BIND, std::ptr::null()) != 0 {
+                        if libc::mount(
+                            host.as_ptr(),
+                            inside.as_ptr(),
+                            null,
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        ) != 0
+                        {
                             libc::unlink(inside.as_ptr());
                         }
                     }
@@ -293,8 +388,17 @@ unsafe fn init_main(
             fail(3, "stat own mount namespace");
         }
         let mut selfbuf = [0u8; 32];
-        let n = libc::readlinkat(host_proc, c"self".as_ptr(), selfbuf.as_mut_ptr().cast(), selfbuf.len());
-        let self_host = if n > 0 { parse_u32(&selfbuf[..n as usize]).unwrap_or(0) } else { 0 };
+        let n = libc::readlinkat(
+            host_proc,
+            c"self".as_ptr(),
+            selfbuf.as_mut_ptr().cast(),
+            selfbuf.len(),
+        );
+        let self_host = if n > 0 {
+            parse_u32(&selfbuf[..n as usize]).unwrap_or(0)
+        } else {
+            0
+        };
 
         hide_cmdline(host_proc);
         send(3, b'O', 0, 0, "");
@@ -305,7 +409,11 @@ unsafe fn init_main(
         // Keep only the two procfs handles, on fixed numbers, and /dev/null as stdio.
         let hp = libc::fcntl(host_proc, libc::F_DUPFD, 100);
         let jp = libc::fcntl(jail_proc, libc::F_DUPFD, 100);
-        let dn = if devnull >= 0 { libc::fcntl(devnull, libc::F_DUPFD, 100) } else { -1 };
+        let dn = if devnull >= 0 {
+            libc::fcntl(devnull, libc::F_DUPFD, 100)
+        } else {
+            -1
+        };
         if dn >= 0 {
             libc::dup2(dn, 0);
             libc::dup2(dn, 1);
@@ -323,14 +431,28 @@ unsafe fn init_main(
 /// Reap, obey signals, and leave when told or (without persist) when alone.
 /// SIGTERM/SIGINT/SIGQUIT/SIGHUP: kill everything in the jail and exit.
 /// SIGUSR1 / SIGUSR2: persist on / off.
-unsafe fn init_loop(mut persist: bool, set: &libc::sigset_t, host_proc: RawFd, jail_proc: RawFd, self_host: u32, dev: u64, ino: u64) -> ! {
+unsafe fn init_loop(
+    mut persist: bool,
+    set: &libc::sigset_t,
+    host_proc: RawFd,
+    jail_proc: RawFd,
+    self_host: u32,
+    dev: u64,
+    ino: u64,
+) -> ! {
     // SAFETY (whole function): raw system calls on stack values only.
     unsafe {
         loop {
             let ts = if persist {
-                libc::timespec { tv_sec: 5, tv_nsec: 0 }
+                libc::timespec {
+                    tv_sec: 5,
+                    tv_nsec: 0,
+                }
             } else {
-                libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 }
+                libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 100_000_000,
+                }
             };
             let sig = libc::sigtimedwait(set, std::ptr::null_mut(), &ts);
             let mut st = 0;
@@ -358,7 +480,11 @@ unsafe fn hide_cmdline(host_proc: RawFd) {
     // SAFETY: reads /proc/self/stat into a stack buffer, then writes within
     // [arg_start, arg_end), the argv area of our own address space.
     unsafe {
-        let fd = libc::openat(host_proc, c"self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let fd = libc::openat(
+            host_proc,
+            c"self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         if fd < 0 {
             return;
         }
@@ -369,11 +495,16 @@ unsafe fn hide_cmdline(host_proc: RawFd) {
             return;
         }
         let s = &buf[..n as usize];
-        let Some(rp) = s.iter().rposition(|&c| c == b')') else { return };
+        let Some(rp) = s.iter().rposition(|&c| c == b')') else {
+            return;
+        };
         // Fields after the comm start at field 3; arg_start and arg_end are 48 and 49.
         let mut field = 2;
         let (mut start, mut end) = (0usize, 0usize);
-        for tok in s[rp + 1..].split(|&c| c == b' ' || c == b'\n').filter(|t| !t.is_empty()) {
+        for tok in s[rp + 1..]
+            .split(|&c| c == b' ' || c == b'\n')
+            .filter(|t| !t.is_empty())
+        {
             field += 1;
             if field == 48 {
                 start = parse_u64(tok).unwrap_or(0) as usize;
@@ -442,7 +573,13 @@ unsafe fn any_pid(dirfd: RawFd, mut f: impl FnMut(u32, &[u8]) -> bool) -> bool {
     }
 }
 
-unsafe fn others_alive(host_proc: RawFd, jail_proc: RawFd, self_host: u32, dev: u64, ino: u64) -> bool {
+unsafe fn others_alive(
+    host_proc: RawFd,
+    jail_proc: RawFd,
+    self_host: u32,
+    dev: u64,
+    ino: u64,
+) -> bool {
     // SAFETY: see any_pid; fstatat on a NUL-terminated stack path.
     unsafe {
         if any_pid(jail_proc, |pid, _| pid != 1) {
@@ -462,7 +599,9 @@ unsafe fn others_alive(host_proc: RawFd, jail_proc: RawFd, self_host: u32, dev: 
             p[..name.len()].copy_from_slice(name);
             p[name.len()..name.len() + suffix.len()].copy_from_slice(suffix);
             let mut st: libc::stat = std::mem::zeroed();
-            libc::fstatat(host_proc, p.as_ptr().cast(), &mut st, 0) == 0 && st.st_dev == dev && st.st_ino == ino
+            libc::fstatat(host_proc, p.as_ptr().cast(), &mut st, 0) == 0
+                && st.st_dev == dev
+                && st.st_ino == ino
         })
     }
 }
@@ -485,7 +624,6 @@ unsafe fn loopback_up() {
     }
 }
 
-
 /// Start time (clock ticks since boot) of a process, and whether it is a zombie.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -501,7 +639,6 @@ pub fn mnt_ns_id(pid: i32) -> Option<(u64, u64)> {
     let m = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok()?;
     Some((m.dev(), m.ino()))
 }
-
 
 const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "uts", "net", "pid", "mnt"];
 
@@ -522,7 +659,10 @@ fn setns(f: &impl AsRawFd, what: &str) -> io::Result<()> {
 /// (started at `start`). Children forked afterwards are in the jail's pid namespace.
 /// The caller must be single-threaded (setns of a mount namespace requires it).
 pub fn attach(pid: i32, start: u64) -> io::Result<()> {
-    let fds: Vec<(std::fs::File, &str)> = NAMESPACES.iter().map(|n| open_ns(pid, n).map(|f| (f, *n))).collect::<Result<_, _>>()?;
+    let fds: Vec<(std::fs::File, &str)> = NAMESPACES
+        .iter()
+        .map(|n| open_ns(pid, n).map(|f| (f, *n)))
+        .collect::<Result<_, _>>()?;
     let root = std::fs::File::open(format!("/proc/{pid}/root"))?;
     if proc_start_time(pid).map(|t| t.0) != Some(start) {
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
@@ -532,7 +672,10 @@ pub fn attach(pid: i32, start: u64) -> io::Result<()> {
     }
     // SAFETY: fchdir to a directory descriptor we hold; chroot/chdir on static strings.
     unsafe {
-        if libc::fchdir(root.as_raw_fd()) != 0 || libc::chroot(c".".as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+        if libc::fchdir(root.as_raw_fd()) != 0
+            || libc::chroot(c".".as_ptr()) != 0
+            || libc::chdir(c"/".as_ptr()) != 0
+        {
             return Err(io::Error::last_os_error());
         }
     }
@@ -541,7 +684,11 @@ pub fn attach(pid: i32, start: u64) -> io::Result<()> {
 
 /// Set hostname and/or domain name inside the uts namespace of process `pid`, from a
 /// short-lived child so the caller stays where it is.
-pub fn set_names_in(pid: i32, hostname: Option<&CStr>, domainname: Option<&CStr>) -> io::Result<()> {
+pub fn set_names_in(
+    pid: i32,
+    hostname: Option<&CStr>,
+    domainname: Option<&CStr>,
+) -> io::Result<()> {
     let uts = open_ns(pid, "uts")?;
     // SAFETY: the child makes raw system calls only and leaves with _exit.
     let child = unsafe { libc::fork() };
@@ -551,7 +698,11 @@ pub fn set_names_in(pid: i32, hostname: Option<&CStr>, domainname: Option<&CStr>
     if child == 0 {
         // SAFETY: in the child: raw calls on valid strings, then _exit.
         unsafe {
-            let mut rc = if libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS) == 0 { 0 } else { 2 };
+            let mut rc = if libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS) == 0 {
+                0
+            } else {
+                2
+            };
             if rc == 0 {
                 if let Some(h) = hostname {
                     if libc::sethostname(h.as_ptr(), h.to_bytes().len()) != 0 {
@@ -573,14 +724,16 @@ pub fn set_names_in(pid: i32, hostname: Option<&CStr>, domainname: Option<&CStr>
     if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
         Ok(())
     } else {
-        Err(io::Error::other(format!("setting names in the jail failed (status {st})")))
+        Err(io::Error::other(format!(
+            "setting names in the jail failed (status {st})"
+        )))
     }
 }
 
 /// The host's hostname.
 pub fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
 }
-
-
-

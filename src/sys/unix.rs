@@ -54,7 +54,13 @@ pub fn command_pass_fd(cmd: &mut std::process::Command, fd: RawFd, target: RawFd
     // SAFETY: dup2 is async-signal-safe; `fd` stays open in the parent until spawn
     // returns.
     unsafe {
-        cmd.pre_exec(move || if libc::dup2(fd, target) < 0 { Err(io::Error::last_os_error()) } else { Ok(()) });
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, target) < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
     }
 }
 
@@ -80,7 +86,11 @@ pub fn take_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
 
 /// Take (`exclusive`) or release an flock(2) lock on a descriptor, waiting for it.
 pub fn flock(fd: RawFd, exclusive: bool) -> io::Result<()> {
-    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_UN };
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_UN
+    };
     loop {
         // SAFETY: flock(2) on a descriptor the caller holds open.
         if unsafe { libc::flock(fd, op) } == 0 {
@@ -215,7 +225,14 @@ pub fn become_subreaper() -> io::Result<()> {
     let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     #[cfg(target_os = "freebsd")]
     // SAFETY: procctl on our own pid with no data argument.
-    let rc = unsafe { libc::procctl(libc::P_PID, libc::getpid() as _, libc::PROC_REAP_ACQUIRE, std::ptr::null_mut()) };
+    let rc = unsafe {
+        libc::procctl(
+            libc::P_PID,
+            libc::getpid() as _,
+            libc::PROC_REAP_ACQUIRE,
+            std::ptr::null_mut(),
+        )
+    };
     check(rc)
 }
 
@@ -308,7 +325,13 @@ pub fn syslog(priority: c_int, msg: &str) {
 /// openlog(3) with the program's identity and the pid.
 pub fn openlog(ident: &'static std::ffi::CStr) {
     // SAFETY: `ident` is static, as openlog requires.
-    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_DAEMON) };
+    unsafe {
+        libc::openlog(
+            ident.as_ptr(),
+            libc::LOG_PID | libc::LOG_NDELAY,
+            libc::LOG_DAEMON,
+        )
+    };
 }
 
 /// Broken-down local time (year, month, day, hour, minute, second) of a Unix time.
@@ -318,7 +341,14 @@ pub fn local_time(secs: i64) -> (i32, u32, u32, u32, u32, u32) {
         let t: libc::time_t = secs as libc::time_t;
         let mut tm: libc::tm = std::mem::zeroed();
         libc::localtime_r(&t, &mut tm);
-        (tm.tm_year + 1900, (tm.tm_mon + 1) as u32, tm.tm_mday as u32, tm.tm_hour as u32, tm.tm_min as u32, tm.tm_sec as u32)
+        (
+            tm.tm_year + 1900,
+            (tm.tm_mon + 1) as u32,
+            tm.tm_mday as u32,
+            tm.tm_hour as u32,
+            tm.tm_min as u32,
+            tm.tm_sec as u32,
+        )
     }
 }
 
@@ -386,7 +416,15 @@ impl ProcessRef {
         if let Some(fd) = &self.fd {
             use std::os::fd::AsRawFd;
             // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
-            let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
             if rc != 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() != Some(libc::ESRCH) {

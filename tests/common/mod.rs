@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 pub const JAILCTL: &str = env!("CARGO_BIN_EXE_jailctl");
 
 pub fn require_root() {
-    assert!(nix::unistd::geteuid().is_root(), "these tests need root (namespaces, mounts, setns): run them as root, as CI does");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (namespaces, mounts, setns): run them as root, as CI does"
+    );
 }
 
 /// A test sandbox: its own jail registry and a busybox root filesystem.
@@ -23,17 +26,28 @@ pub struct Sandbox {
 pub fn make_root(root: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/busybox-root.sh");
     let o = Command::new("sh").arg(&script).arg(root).output().unwrap();
-    assert!(o.status.success(), "building a busybox root failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "building a busybox root failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
         require_root();
-        let dir = tempfile::Builder::new().prefix("jd-test-").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("jd-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
         let root = dir.path().join("root");
         make_root(&root);
         let registry = dir.path().join("registry");
-        Sandbox { dir, root, registry }
+        Sandbox {
+            dir,
+            root,
+            registry,
+        }
     }
 
     /// A second root in the same sandbox.
@@ -56,14 +70,23 @@ impl Sandbox {
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "jailctl {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "jailctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
     /// Run and require failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(!o.status.success(), "jailctl {args:?} should have failed: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "jailctl {args:?} should have failed: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         String::from_utf8(o.stderr).unwrap()
     }
 
@@ -81,7 +104,11 @@ impl Sandbox {
 
     pub fn registry_files(&self) -> Vec<String> {
         match std::fs::read_dir(&self.registry) {
-            Ok(rd) => rd.flatten().map(|d| d.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".json")).collect(),
+            Ok(rd) => rd
+                .flatten()
+                .map(|d| d.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json"))
+                .collect(),
             Err(_) => vec![],
         }
     }
@@ -93,14 +120,24 @@ impl Sandbox {
         let me = std::process::id() as i32;
         let mut out = vec![];
         for d in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = d.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = d.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if pid == me {
                 continue;
             }
-            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
             if env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                if !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z') {
+                if !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+                {
                     out.push(pid);
                 }
             }
@@ -112,7 +149,10 @@ impl Sandbox {
     pub fn host_mounts(&self) -> Vec<String> {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let d = self.dir.path().display().to_string();
-        mi.lines().filter(|l| l.contains(&d)).map(String::from).collect()
+        mi.lines()
+            .filter(|l| l.contains(&d))
+            .map(String::from)
+            .collect()
     }
 
     /// Wait up to `secs` for `f` to hold.
@@ -129,9 +169,21 @@ impl Sandbox {
 
     /// Nothing left: no registry entry, no process, no host mount.
     pub fn assert_clean(&self) {
-        assert!(self.wait_for(5, || self.processes().is_empty()), "processes left behind: {:?}", self.processes());
-        assert!(self.registry_files().is_empty(), "registry entries left behind: {:?}", self.registry_files());
-        assert!(self.host_mounts().is_empty(), "host mounts left behind: {:?}", self.host_mounts());
+        assert!(
+            self.wait_for(5, || self.processes().is_empty()),
+            "processes left behind: {:?}",
+            self.processes()
+        );
+        assert!(
+            self.registry_files().is_empty(),
+            "registry entries left behind: {:?}",
+            self.registry_files()
+        );
+        assert!(
+            self.host_mounts().is_empty(),
+            "host mounts left behind: {:?}",
+            self.host_mounts()
+        );
     }
 }
 
@@ -144,7 +196,8 @@ impl Drop for Sandbox {
             }
         }
         for pid in self.processes() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
     }
 }
@@ -166,21 +219,41 @@ impl Daemon {
         let socket = sb.dir.path().join("jd.sock");
         let pidfile = sb.dir.path().join("jd.pid");
         let log = sb.dir.path().join("jd.log");
-        let mut d = Daemon { sb, socket, pidfile, log, child: None };
+        let mut d = Daemon {
+            sb,
+            socket,
+            pidfile,
+            log,
+            child: None,
+        };
         d.spawn();
         d
     }
 
     /// Start (again) a daemon process on this sandbox's socket and pidfile.
     pub fn spawn(&mut self) {
-        let child = self.daemon_cmd(&["-D", "-F"]).stderr(std::fs::File::create(&self.log).unwrap()).spawn().unwrap();
+        let child = self
+            .daemon_cmd(&["-D", "-F"])
+            .stderr(std::fs::File::create(&self.log).unwrap())
+            .spawn()
+            .unwrap();
         self.child = Some(child);
-        assert!(self.sb.wait_for(10, || self.ping()), "the daemon did not come up; log:\n{}", self.log_text());
+        assert!(
+            self.sb.wait_for(10, || self.ping()),
+            "the daemon did not come up; log:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn daemon_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(JAILDAEMON);
-        c.args(args).arg("-p").arg(&self.pidfile).arg("-f").arg(&self.socket).env("JAILDAEMON_REGISTRY", &self.sb.registry).env("RUST_LOG", "debug");
+        c.args(args)
+            .arg("-p")
+            .arg(&self.pidfile)
+            .arg("-f")
+            .arg(&self.socket)
+            .env("JAILDAEMON_REGISTRY", &self.sb.registry)
+            .env("RUST_LOG", "debug");
         c
     }
 
@@ -205,7 +278,12 @@ impl Daemon {
 
     pub fn register(&self, args: &[&str]) {
         let o = self.util(args);
-        assert!(o.status.success(), "jaildaemon {args:?} failed: {}\nlog:\n{}", String::from_utf8_lossy(&o.stderr), self.log_text());
+        assert!(
+            o.status.success(),
+            "jaildaemon {args:?} failed: {}\nlog:\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log_text()
+        );
     }
 
     pub fn probes(&self) -> Vec<serde_json::Value> {
@@ -217,13 +295,17 @@ impl Daemon {
     /// Send SIGHUP from inside jail `jail` to every process whose command line
     /// matches `title`, as a user of the jail would.
     pub fn trigger(&self, jail: &str, title: &str) -> Output {
-        self.sb.run(&["jail", "exec", jail, "pkill", "-HUP", "-f", title])
+        self.sb
+            .run(&["jail", "exec", jail, "pkill", "-HUP", "-f", title])
     }
 
     /// Pids (inside the jail) of processes matching `title`, found with pgrep there.
     pub fn pgrep(&self, jail: &str, title: &str) -> Vec<String> {
         let o = self.sb.run(&["jail", "exec", jail, "pgrep", "-f", title]);
-        String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect()
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -237,7 +319,11 @@ impl Daemon {
     /// SIGTERM the daemon and wait for it.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("daemon running");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::SIGTERM,
+        )
+        .unwrap();
         c.wait().unwrap()
     }
 }
@@ -245,7 +331,10 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::SIGTERM,
+            );
             let _ = c.wait();
         }
     }
