@@ -346,11 +346,7 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         }
         ManageCmd::Stop { jail } => {
             let targets: Vec<String> = if jail == "ALL" {
-                m.jails()?
-                    .into_iter()
-                    .filter(|j| m.is_running(j).is_some())
-                    .map(|j| j.uuid)
-                    .collect()
+                m.running()?.into_iter().map(|(j, _)| j.uuid).collect()
             } else {
                 vec![jail]
             };
@@ -377,10 +373,7 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             command,
         }) => {
             let jails: Vec<Jail> = if jail == "ALL" {
-                m.jails()?
-                    .into_iter()
-                    .filter(|j| m.is_running(j).is_some())
-                    .collect()
+                m.running()?.into_iter().map(|(j, _)| j).collect()
             } else {
                 vec![m.resolve(&jail)?]
             };

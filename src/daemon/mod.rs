@@ -15,7 +15,7 @@ pub mod server;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -255,9 +255,4 @@ async fn main_loop(
     let _ = server.await;
     reaper.reap();
     Ok(())
-}
-
-/// Whether `path` names a live daemon (for the utility's error messages).
-pub fn is_running(path: &Path) -> bool {
-    client::ping(path).is_some()
 }

@@ -65,11 +65,6 @@ impl Reaper {
         rx
     }
 
-    /// Stop waiting for `pid` (its status will be kept as unclaimed).
-    pub fn forget(&self, pid: i32) {
-        self.inner.lock().expect("reaper lock").waiting.remove(&pid);
-    }
-
     /// Reap every child that has ended.
     pub fn reap(&self) {
         let mut inner = self.inner.lock().expect("reaper lock");
@@ -90,10 +85,5 @@ impl Reaper {
                 }
             }
         }
-    }
-
-    /// Pids still waited for (probes and commands alive).
-    pub fn waiting(&self) -> usize {
-        self.inner.lock().expect("reaper lock").waiting.len()
     }
 }

@@ -83,12 +83,14 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
     sys::remove(jid).map_err(|e| JailError::os(format!("jail {jid}: remove"), e))
 }
 
-pub fn attach(jid: i32) -> Result<(), JailError> {
+pub fn attach(key: Key<'_>) -> Result<(), JailError> {
+    let jid = getid(key)?;
     sys::attach(jid).map_err(|e| JailError::os(format!("jail {jid}: attach"), e))
 }
 
 /// Pids of the processes in a jail, from pgrep(1) `-j`.
-pub fn processes(jid: i32) -> Result<Vec<i32>, JailError> {
+pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
+    let jid = getid(key)?;
     let out = std::process::Command::new("pgrep")
         .args(["-j", &jid.to_string(), "."])
         .output()

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{self, JailParam, LinuxSupport, Value};
+use super::params::{JailParam, LinuxSupport, Value};
 use super::{decide, Existing, Flags, JailError, JailInfo, Key, SetAction};
 use crate::sys::linux as sys;
 
@@ -235,13 +235,13 @@ pub fn list() -> Result<Vec<JailInfo>, JailError> {
 }
 
 /// The entry's init pid and start time, for attaching and signalling (used by the probe).
-pub fn init_of(jid: i32) -> Result<(i32, u64), JailError> {
+pub fn init_of(key: Key<'_>) -> Result<(i32, u64), JailError> {
     let reg = Registry::open()?;
     let entries = reg.entries()?;
-    find(&entries, Key::Jid(jid), false)
+    find(&entries, key, false)
         .map(|e| (e.init_pid, e.init_start))
-        .ok_or(JailError::NotFound {
-            jail: jid.to_string(),
+        .ok_or_else(|| JailError::NotFound {
+            jail: key.to_string(),
         })
 }
 
@@ -598,61 +598,44 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Kill the processes attached with setns that are not in the jail's pid namespace.
+/// Kill what is left of the jail, from the host: the processes attached with setns
+/// that are not in its pid namespace (the init takes care of those that are).
 fn kill_members(e: &Entry) {
-    let Some(ns) = sys::mnt_ns_id(e.init_pid) else {
-        return;
-    };
     let me = std::process::id() as i32;
-    if let Ok(rd) = fs::read_dir("/proc") {
-        for d in rd.flatten() {
-            if let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-                if pid != e.init_pid && pid != me && sys::mnt_ns_id(pid) == Some(ns) {
-                    let _ = crate::sys::unix::signal(pid, libc::SIGKILL);
-                }
-            }
+    for pid in members(e.init_pid) {
+        if pid != me {
+            let _ = crate::sys::unix::signal(pid, libc::SIGKILL);
         }
     }
 }
 
-pub fn attach(jid: i32) -> Result<(), JailError> {
-    let (pid, start) = init_of(jid)?;
-    sys::attach(pid, start).map_err(|e| JailError::os(format!("jail {jid}: attach"), e))
-}
-
-/// All parameters with a value, for `jailparam_export`-style listing.
-pub fn exported(info: &JailInfo) -> Vec<(String, String)> {
-    params::PARAMS
-        .iter()
-        .filter_map(|p| {
-            info.params
-                .get(p.name)
-                .map(|v| (p.name.to_string(), v.clone()))
-        })
-        .collect()
+pub fn attach(key: Key<'_>) -> Result<(), JailError> {
+    let (pid, start) = init_of(key)?;
+    sys::attach(pid, start).map_err(|e| JailError::os(format!("jail {key}: attach"), e))
 }
 
 /// Host pids of the processes in the jail's pid namespace, and of processes attached
 /// to its mount namespace, its init excluded.
-pub fn processes(jid: i32) -> Result<Vec<i32>, JailError> {
-    let (init, _) = init_of(jid)?;
+pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
+    let (init, _) = init_of(key)?;
+    Ok(members(init))
+}
+
+/// One scan of /proc for the live members of the jail whose init is `init`: its pid
+/// namespace, or its mount namespace (attached but not forked yet); zombies and the
+/// init excluded.
+fn members(init: i32) -> Vec<i32> {
     let pid_ns = fs::read_link(format!("/proc/{init}/ns/pid")).ok();
     let mnt = sys::mnt_ns_id(init);
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir("/proc") {
-        for d in rd.flatten() {
-            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if pid == init || matches!(sys::proc_start_time(pid), Some((_, true)) | None) {
-                continue;
-            }
-            if fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == pid_ns
-                || sys::mnt_ns_id(pid) == mnt
-            {
-                out.push(pid);
-            }
-        }
-    }
-    Ok(out)
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.flatten()
+        .filter_map(|d| d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|&pid| pid != init && matches!(sys::proc_start_time(pid), Some((_, false))))
+        .filter(|&pid| {
+            fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == pid_ns
+                || (mnt.is_some() && sys::mnt_ns_id(pid) == mnt)
+        })
+        .collect()
 }

@@ -175,6 +175,15 @@ pub fn set(params: &[JailParam], flags: Flags) -> Result<i32, JailError> {
 /// `jail_get(2)`: read the named parameters of a jail (all of them when `names` is
 /// empty). Without DYING, a dying jail is not found.
 pub fn get(jail: &str, names: &[&str], flags: Flags) -> Result<Vec<JailParam>, JailError> {
+    get_with_jid(jail, names, flags).map(|(_, ps)| ps)
+}
+
+/// [`get`], with the jid of the jail found (one lookup).
+fn get_with_jid(
+    jail: &str,
+    names: &[&str],
+    flags: Flags,
+) -> Result<(i32, Vec<JailParam>), JailError> {
     let wanted: Vec<&'static params::ParamSpec> = if names.is_empty() {
         params::PARAMS.iter().collect()
     } else {
@@ -194,7 +203,7 @@ pub fn get(jail: &str, names: &[&str], flags: Flags) -> Result<Vec<JailParam>, J
             out.push(JailParam { spec, value: None });
         }
     }
-    Ok(out)
+    Ok((info.jid, out))
 }
 
 /// `jail_remove(2)`: kill every process in the jail and remove it.
@@ -207,14 +216,12 @@ pub fn remove(jail: &str) -> Result<(), JailError> {
 /// process must be single-threaded, and membership of the jail's process namespace
 /// applies to the children it forks afterwards (see [`linux`]).
 pub fn attach(jail: &str) -> Result<(), JailError> {
-    let jid = getid(jail)?;
-    os::attach(jid)
+    os::attach(parse_key(jail))
 }
 
 /// Host pids of the processes in a jail (its init excluded on Linux).
 pub fn processes(jail: &str) -> Result<Vec<i32>, JailError> {
-    let jid = getid(jail)?;
-    os::processes(jid)
+    os::processes(parse_key(jail))
 }
 
 /// Every live jail, in jid order (stale Linux registry entries are cleaned on the way).
@@ -271,8 +278,7 @@ pub mod lua {
         names: &[&str],
         flags: Flags,
     ) -> Result<(i32, BTreeMap<String, String>), JailError> {
-        let ps = super::get(jail, names, flags)?;
-        let jid = super::lookup(jail, flags.contains(Flags::DYING))?.jid;
+        let (jid, ps) = super::get_with_jid(jail, names, flags)?;
         Ok((
             jid,
             ps.into_iter()

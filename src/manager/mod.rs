@@ -399,6 +399,17 @@ impl Manager {
         Ok(vec![self.resolve(key)?])
     }
 
+    /// The jails that are running, with their jid: one read of the jail layer.
+    pub fn running(&self) -> Result<Vec<(Jail, i32)>> {
+        let kernel: BTreeMap<String, i32> =
+            jail::list()?.into_iter().map(|i| (i.name, i.jid)).collect();
+        Ok(self
+            .jails()?
+            .into_iter()
+            .filter_map(|j| kernel.get(&j.kname()).map(|&jid| (j, jid)))
+            .collect())
+    }
+
     pub fn is_running(&self, j: &Jail) -> Option<i32> {
         jail::getid(&j.kname()).ok()
     }
@@ -731,10 +742,9 @@ impl Manager {
 
     pub fn clean(&self, what: &str) -> Result<()> {
         let running: Vec<String> = self
-            .jails()?
+            .running()?
             .iter()
-            .filter(|j| self.is_running(j).is_some())
-            .map(|j| j.tag().to_string())
+            .map(|(j, _)| j.tag().to_string())
             .collect();
         if matches!(what, "all" | "jails") && !running.is_empty() {
             return Err(invalid(format!(

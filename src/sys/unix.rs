@@ -173,11 +173,6 @@ pub fn getpid() -> i32 {
     unsafe { libc::getpid() }
 }
 
-pub fn geteuid() -> u32 {
-    // SAFETY: plain system call.
-    unsafe { libc::geteuid() }
-}
-
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
