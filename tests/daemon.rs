@@ -213,13 +213,7 @@ fn probe_is_confined_and_holds_nothing_from_the_host() {
         );
     }
     // own session, no controlling terminal
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let f = common::stat_fields(pid).unwrap();
     assert_eq!(f[3], pid.to_string(), "the probe is not a session leader");
     assert_eq!(f[4], "0", "the probe has a controlling terminal");
     // the command is nowhere: argv, environment, memory
@@ -784,13 +778,7 @@ fn detached_daemon_writes_pidfile_and_returns_once_ready() {
         std::fs::read_to_string(&pidf).unwrap().trim(),
         pid.to_string()
     );
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let f = common::stat_fields(pid as i32).unwrap();
     assert_eq!(f[3], pid.to_string(), "not a session leader");
     assert_eq!(f[4], "0", "the daemon has a terminal");
     assert_eq!(
@@ -856,14 +844,12 @@ fn fifty_trigger_cycles_leave_no_zombies_or_descriptor_growth() {
     let (fd1, rss1) = (fds(d.pid()), rss(d.pid()));
     assert!(fd1 <= fd0 + 2, "descriptors grew from {fd0} to {fd1}");
     assert!(rss1 < rss0 + 4096, "RSS grew from {rss0} kB to {rss1} kB");
-    let zombies: Vec<String> = std::fs::read_dir("/proc")
+    let zombies: Vec<Vec<String>> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|s| {
-            let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
-            f[0] == "Z" && f[1] == d.pid().to_string()
-        })
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(common::stat_fields)
+        .filter(|f| f[0] == "Z" && f[1] == d.pid().to_string())
         .collect();
     assert!(zombies.is_empty(), "zombies of the daemon: {zombies:?}");
     assert_eq!(d.probes()[0]["triggers"], 55);

@@ -476,17 +476,7 @@ fn killed_holder_leaves_a_stale_entry_that_is_cleaned() {
     let pid = entry["init_pid"].as_i64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     // dead: gone, or a zombie (kill(2) returns before the process has finished exiting)
-    let dead = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
-    };
+    let dead = || common::stat_fields(pid).is_none_or(|f| f[0] == "Z");
     assert!(sb.wait_for(5, dead), "the jail init survived SIGKILL");
     assert!(sb.wait_for(5, || sb.processes().is_empty()));
     assert_eq!(

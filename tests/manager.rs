@@ -12,6 +12,17 @@ use std::time::Duration;
 
 use common::{make_root, require_root, JAILCTL};
 
+/// `zfs get -H -p -o value PROP DATASET`: the value, or None when zfs fails.
+fn zfs_get(prop: &str, ds: &str) -> Option<String> {
+    let o = Command::new("zfs")
+        .args(["get", "-H", "-p", "-o", "value", prop, ds])
+        .output()
+        .unwrap();
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     Dir,
@@ -205,21 +216,11 @@ impl Env {
     /// A property as stored, read without jailctl.
     fn stored(&self, uuid: &str, prop: &str) -> Option<String> {
         match self.kind {
-            Kind::Zfs => {
-                let o = Command::new("zfs")
-                    .args([
-                        "get",
-                        "-H",
-                        "-o",
-                        "value",
-                        &format!("org.freebsd.iocage:{prop}"),
-                        &format!("{}/iocage/jails/{uuid}", self.pool),
-                    ])
-                    .output()
-                    .unwrap();
-                let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                (o.status.success() && v != "-").then_some(v)
-            }
+            Kind::Zfs => zfs_get(
+                &format!("org.freebsd.iocage:{prop}"),
+                &format!("{}/iocage/jails/{uuid}", self.pool),
+            )
+            .filter(|v| v != "-"),
             Kind::Dir => {
                 let p = self.base().join("jails").join(uuid).join("config.json");
                 let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
@@ -342,18 +343,10 @@ fn ordered_lifecycle_suite() {
     both(|e| {
         if e.kind == Kind::Zfs {
             e.ok(&["activate", &e.pool]);
-            let v = Command::new("zfs")
-                .args([
-                    "get",
-                    "-H",
-                    "-o",
-                    "value",
-                    "org.freebsd.ioc:active",
-                    &e.pool,
-                ])
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "yes");
+            assert_eq!(
+                zfs_get("org.freebsd.ioc:active", &e.pool).as_deref(),
+                Some("yes")
+            );
             for d in [
                 "jails",
                 "releases",
@@ -407,19 +400,10 @@ fn ordered_lifecycle_suite() {
         assert_eq!(e.stored(&uuid, "release").as_deref(), Some("bb-1"));
         assert_eq!(e.stored(&uuid, "type").as_deref(), Some("basejail"));
         if e.kind == Kind::Zfs {
-            let o = Command::new("zfs")
-                .args([
-                    "get",
-                    "-H",
-                    "-o",
-                    "value",
-                    "origin",
-                    &format!("{}/iocage/jails/{uuid}/root", e.pool),
-                ])
-                .output()
-                .unwrap();
+            let origin = zfs_get("origin", &format!("{}/iocage/jails/{uuid}/root", e.pool))
+                .unwrap_or_default();
             assert!(
-                String::from_utf8_lossy(&o.stdout).contains("releases/bb-1/root@base"),
+                origin.contains("releases/bb-1/root@base"),
                 "not a clone of the release"
             );
         }
@@ -632,18 +616,10 @@ fn create_variants() {
         assert_eq!(e.stored(&u, "type").as_deref(), Some("thickjail"));
         assert!(e.root(&u).join("bin/busybox").exists());
         if e.kind == Kind::Zfs {
-            let o = Command::new("zfs")
-                .args([
-                    "get",
-                    "-H",
-                    "-o",
-                    "value",
-                    "origin",
-                    &format!("{}/iocage/jails/{u}/root", e.pool),
-                ])
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "-");
+            assert_eq!(
+                zfs_get("origin", &format!("{}/iocage/jails/{u}/root", e.pool)).as_deref(),
+                Some("-")
+            );
         }
         e.ok(&["start", "thick1"]);
         assert_eq!(
@@ -1052,20 +1028,8 @@ fn zfs_native_properties_and_send_receive_carry_the_configuration() {
     let e = Env::new(Kind::Zfs);
     e.fetch();
     let u = e.create(&["tag=moved", "quota=200M", "notes=travels along"]);
-    let q = Command::new("zfs")
-        .args([
-            "get",
-            "-H",
-            "-p",
-            "-o",
-            "value",
-            "quota",
-            &format!("{}/iocage/jails/{u}", e.pool),
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&q.stdout).trim(),
+        zfs_get("quota", &format!("{}/iocage/jails/{u}", e.pool)).unwrap_or_default(),
         (200u64 << 20).to_string()
     );
     // zfs send | zfs receive of the jail's dataset keeps its properties
@@ -1082,20 +1046,9 @@ fn zfs_native_properties_and_send_receive_carry_the_configuration() {
         .status()
         .unwrap();
     assert!(st.success());
-    let notes = Command::new("zfs")
-        .args([
-            "get",
-            "-H",
-            "-o",
-            "value",
-            "org.freebsd.iocage:notes",
-            &copy,
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&notes.stdout).trim(),
-        "travels along"
+        zfs_get("org.freebsd.iocage:notes", &copy).as_deref(),
+        Some("travels along")
     );
 }
 

@@ -72,14 +72,7 @@ impl Backend for DirBackend {
     }
 
     fn ensure_layout(&self) -> Result<(), StorageError> {
-        for d in [
-            "jails",
-            "releases",
-            "templates",
-            "download",
-            "images",
-            "log",
-        ] {
+        for d in super::LAYOUT {
             let p = self.root.join(d);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }

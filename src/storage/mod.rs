@@ -11,6 +11,15 @@ use std::process::Command;
 
 /// Prefix of iocage's ZFS user properties.
 pub const PROP_PREFIX: &str = "org.freebsd.iocage:";
+/// The folders (datasets) of the layout, under the root (`POOL/iocage`).
+pub const LAYOUT: [&str; 6] = [
+    "jails",
+    "releases",
+    "templates",
+    "download",
+    "images",
+    "log",
+];
 /// Marker property of a jail whose creation has not finished.
 pub const INCOMPLETE: &str = "jailctl_incomplete";
 

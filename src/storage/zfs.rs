@@ -158,15 +158,7 @@ impl Backend for ZfsBackend {
                 .unwrap_or_else(|_| DEFAULT_MOUNTPOINT.to_string());
             zfs(&["create", "-o", &format!("mountpoint={mp}"), &top])?;
         }
-        for d in [
-            "jails",
-            "releases",
-            "templates",
-            "download",
-            "images",
-            "log",
-            ".defaults",
-        ] {
+        for d in super::LAYOUT.into_iter().chain([".defaults"]) {
             let ds = self.ds(d);
             if !self.exists(&ds) {
                 zfs(&["create", &ds])?;

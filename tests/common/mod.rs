@@ -5,6 +5,19 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The fields of /proc/PID/stat after the command name: state, ppid, pgrp,
+/// session, tty_nr, ... (None when the process is gone).
+pub fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        s.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+    )
+}
+
 pub const JAILCTL: &str = env!("CARGO_BIN_EXE_jailctl");
 
 pub fn require_root() {
@@ -129,17 +142,10 @@ impl Sandbox {
             let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
                 continue;
             };
-            if env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                if !stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-                {
-                    out.push(pid);
-                }
+            if env.split(|&b| b == 0).any(|v| v == needle.as_bytes())
+                && stat_fields(pid).is_some_and(|f| f[0] != "Z")
+            {
+                out.push(pid);
             }
         }
         out
