@@ -406,9 +406,18 @@ fn bad_input_is_refused_and_leaves_nothing() {
                 "name=b1".into(),
                 path.clone(),
                 "persist".into(),
-                "allow.raw_sockets".into(),
+                "allow.quotas".into(),
             ],
             "not supported",
+        ),
+        (
+            vec![
+                "name=b1".into(),
+                path.clone(),
+                "persist".into(),
+                "linux.userns=maybe".into(),
+            ],
+            "disable, identity or new",
         ),
         (
             vec![

@@ -295,13 +295,28 @@ fn run_jail(cmd: JailCmd) -> Result<ExitCode, JailError> {
                 } else {
                     "kernel"
                 };
+                let linux = match jail::confine::rule(p.name) {
+                    Some(r) if cfg!(target_os = "linux") => format!(" [Linux: {}]", r.effect),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "{:<32} {:<40} {:<24} {}",
+                    "{:<32} {:<40} {:<24} {}{linux}",
                     p.name,
                     p.ty.to_string(),
                     os,
                     p.descr
+                );
+            }
+            if cfg!(target_os = "linux") {
+                let base = jail::confine::Policy::from_params(0, &Default::default())
+                    .map(|p| p.cap_names().join(" "))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "\nLinux: every jail keeps only {base};");
+                let _ = writeln!(
+                    out,
+                    "its seccomp filter refuses (EPERM): {}.",
+                    jail::confine::DENIED_SYSCALLS.join(", ")
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::confine::Policy;
 use super::params::{JailParam, LinuxSupport, Value};
 use super::{decide, Existing, Flags, JailError, JailInfo, Key, SetAction};
 use crate::sys::linux as sys;
@@ -63,6 +64,9 @@ pub struct Entry {
     pub init_pid: i32,
     pub init_start: u64,
     pub dying: bool,
+    /// The jail's devices cgroup (v1) directory, when the host has that controller.
+    #[serde(default)]
+    pub cgroup: Option<String>,
 }
 
 impl Entry {
@@ -85,6 +89,87 @@ impl Entry {
     fn alive(&self) -> bool {
         matches!(sys::proc_start_time(self.init_pid), Some((t, false)) if t == self.init_start)
     }
+
+    /// What processes entering this jail may do.
+    fn confinement(&self) -> Result<sys::Confinement, JailError> {
+        let policy = Policy::from_params(self.jid, &self.params)
+            .map_err(|e| JailError::Invalid(e.to_string()))?;
+        Ok(confinement(&policy))
+    }
+
+    fn cgroup_procs(&self) -> Option<PathBuf> {
+        self.cgroup.as_ref().map(|c| Path::new(c).join("cgroup.procs"))
+    }
+
+    /// Remove the jail's devices cgroup once its processes are gone.
+    fn remove_cgroup(&self) {
+        if let Some(c) = &self.cgroup {
+            for _ in 0..100 {
+                match fs::remove_dir(c) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    _ => return,
+                }
+            }
+            tracing::warn!(cgroup = %c, "the jail's devices cgroup is still busy; left in place");
+        }
+    }
+}
+
+fn confinement(policy: &Policy) -> sys::Confinement {
+    sys::Confinement {
+        caps: policy.caps,
+        filters: super::confine::filters(policy),
+    }
+}
+
+/// Where the jails' devices cgroups (v1) live.
+const DEVICES_CGROUP: &str = "/sys/fs/cgroup/devices";
+
+/// Device nodes a jail may use: those of FreeBSD's default devfs ruleset (null, zero,
+/// full, random, urandom, tty, ptmx and the pts of its own devpts).
+const DEVICES_ALLOWED: &[&str] = &[
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
+/// Make a devices cgroup for a new jail that denies every device but
+/// [`DEVICES_ALLOWED`]. `None` when the host has no v1 devices controller (cgroup v2
+/// only): the jail then relies on its nodev root and the missing CAP_MKNOD.
+fn make_devices_cgroup(jid: i32) -> Result<Option<PathBuf>, JailError> {
+    let base = Path::new(DEVICES_CGROUP);
+    if !base.join("devices.deny").exists() {
+        tracing::warn!("no cgroup v1 devices controller at {DEVICES_CGROUP}: jails rely on a nodev root and no CAP_MKNOD");
+        return Ok(None);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = base
+        .join("jaildaemon")
+        .join(format!("{jid}-{}-{nanos}", std::process::id()));
+    let err = |e: std::io::Error| JailError::os(format!("devices cgroup {}", dir.display()), e);
+    fs::create_dir_all(&dir).map_err(err)?;
+    let rules = (|| {
+        fs::write(dir.join("devices.deny"), "a")?;
+        for r in DEVICES_ALLOWED {
+            fs::write(dir.join("devices.allow"), r)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = rules {
+        let _ = fs::remove_dir(&dir);
+        return Err(err(e));
+    }
+    Ok(Some(dir))
 }
 
 /// The locked registry.
@@ -144,6 +229,7 @@ impl Registry {
                 Ok(e) => {
                     tracing::info!(jid = e.jid, name = %e.name, "removing stale jail registry entry (its init is gone)");
                     let _ = fs::remove_file(&path);
+                    e.remove_cgroup();
                 }
                 Err(why) => {
                     tracing::warn!(path = %path.display(), %why, "ignoring corrupt jail registry entry")
@@ -425,7 +511,26 @@ fn create(
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| JailError::Invalid(format!("{what}: contains a NUL byte")))
     };
+    let policy =
+        Policy::from_params(jid, &stored).map_err(|e| JailError::Invalid(e.to_string()))?;
+    if stored.get("allow.set_hostname").map(String::as_str) == Some("true")
+        && policy.userns == super::confine::UserNs::Disabled
+    {
+        tracing::info!(jail = %name, "allow.set_hostname: refused on Linux without a user namespace (linux.userns=identity|new)");
+    }
+    let cgroup = make_devices_cgroup(jid)?;
+    let cgroup_procs = cgroup
+        .as_ref()
+        .map(|c| cstr(&c.join("cgroup.procs").display().to_string(), "cgroup"))
+        .transpose()?;
     let cfg = sys::InitConfig {
+        confine: confinement(&policy),
+        userns: match policy.userns {
+            super::confine::UserNs::Disabled => sys::UserNsMode::None,
+            super::confine::UserNs::Identity => sys::UserNsMode::Identity,
+            super::confine::UserNs::Mapped { base } => sys::UserNsMode::Mapped { base },
+        },
+        cgroup_procs,
         path: cstr(&path, "path")?,
         hostname: hostname
             .as_deref()
@@ -438,8 +543,15 @@ fn create(
         vnet,
         persist,
     };
-    let handle = sys::spawn_jail_init(&cfg)
-        .map_err(|(stage, e)| JailError::os(format!("jail \"{name}\": {stage}"), e))?;
+    let drop_cgroup = || {
+        if let Some(c) = &cgroup {
+            let _ = fs::remove_dir(c);
+        }
+    };
+    let handle = sys::spawn_jail_init(&cfg).map_err(|(stage, e)| {
+        drop_cgroup();
+        JailError::os(format!("jail \"{name}\": {stage}"), e)
+    })?;
     let init_start = sys::proc_start_time(handle.pid)
         .map(|t| t.0)
         .ok_or_else(|| {
@@ -455,17 +567,29 @@ fn create(
         init_pid: handle.pid,
         init_start,
         dying: false,
+        cgroup: cgroup.as_ref().map(|c| c.display().to_string()),
     };
     // On any error from here on, dropping `handle` uncommitted makes the init exit.
-    reg.write(&entry)?;
+    if let Err(e) = reg.write(&entry) {
+        drop(handle);
+        entry.remove_cgroup();
+        return Err(e);
+    }
     if flags.contains(Flags::ATTACH) {
-        if let Err(e) = sys::attach(handle.pid, init_start) {
+        let attached = entry.confinement().and_then(|c| {
+            sys::attach(handle.pid, init_start, &c, entry.cgroup_procs().as_deref())
+                .map_err(|e| JailError::os(format!("jail \"{name}\": attach"), e))
+        });
+        if let Err(e) = attached {
             reg.delete(jid);
-            return Err(JailError::os(format!("jail \"{name}\": attach"), e));
+            drop(handle);
+            entry.remove_cgroup();
+            return Err(e);
         }
     }
     if let Err(e) = handle.commit() {
         reg.delete(jid);
+        entry.remove_cgroup();
         return Err(JailError::os(
             format!("jail \"{name}\": starting the jail init"),
             e,
@@ -560,7 +684,8 @@ fn update(
             crate::sys::unix::signal(e.init_pid, if on { libc::SIGUSR1 } else { libc::SIGUSR2 });
     }
     if flags.contains(Flags::ATTACH) {
-        sys::attach(e.init_pid, e.init_start)
+        let c = e.confinement()?;
+        sys::attach(e.init_pid, e.init_start, &c, e.cgroup_procs().as_deref())
             .map_err(|err| JailError::os(format!("jail \"{label}\": attach"), err))?;
     }
     Ok(e.jid)
@@ -592,6 +717,7 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
     let reg = Registry::open()?;
     if !e.alive() {
         reg.delete(jid);
+        e.remove_cgroup();
     } else {
         tracing::warn!(jid, name = %e.name, "jail init still running after removal; the jail stays dying");
     }
@@ -609,9 +735,20 @@ fn kill_members(e: &Entry) {
     }
 }
 
+/// Enter the jail, confined as its own processes are (see [`super::confine`]).
 pub fn attach(key: Key<'_>) -> Result<(), JailError> {
-    let (pid, start) = init_of(key)?;
-    sys::attach(pid, start).map_err(|e| JailError::os(format!("jail {key}: attach"), e))
+    let e = {
+        let reg = Registry::open()?;
+        let entries = reg.entries()?;
+        find(&entries, key, false)
+            .cloned()
+            .ok_or_else(|| JailError::NotFound {
+                jail: key.to_string(),
+            })?
+    };
+    let c = e.confinement()?;
+    sys::attach(e.init_pid, e.init_start, &c, e.cgroup_procs().as_deref())
+        .map_err(|err| JailError::os(format!("jail {key}: attach"), err))
 }
 
 /// Host pids of the processes in the jail's pid namespace, and of processes attached

@@ -10,6 +10,7 @@
 //! namespaces around a root directory held by a small init; see [`linux`].
 
 pub mod error;
+pub mod confine;
 pub mod params;
 
 #[cfg(target_os = "freebsd")]

@@ -235,70 +235,70 @@ pub static PARAMS: &[ParamSpec] = &[
     p!(
         "allow.set_hostname",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may change its hostname"
     ),
     p!(
         "allow.sysvipc",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may use SysV IPC"
     ),
     p!(
         "allow.raw_sockets",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may use raw sockets"
     ),
     p!(
         "allow.chflags",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may change file flags"
     ),
     p!(
         "allow.mount",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may mount file systems"
     ),
     p!(
         "allow.mount.devfs",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may mount devfs"
     ),
     p!(
         "allow.mount.fdescfs",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may mount fdescfs"
     ),
     p!(
         "allow.mount.nullfs",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may mount nullfs"
     ),
     p!(
         "allow.mount.procfs",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may mount procfs"
     ),
     p!(
         "allow.mount.tmpfs",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may mount tmpfs"
     ),
@@ -326,21 +326,21 @@ pub static PARAMS: &[ParamSpec] = &[
     p!(
         "allow.mlock",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may lock memory"
     ),
     p!(
         "allow.reserved_ports",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may bind reserved ports"
     ),
     p!(
         "allow.read_msgbuf",
         Bool,
-        Unsupported,
+        Enforced,
         false,
         "the jail may read the kernel message buffer"
     ),
@@ -392,6 +392,13 @@ pub static PARAMS: &[ParamSpec] = &[
         Unsupported,
         false,
         "the jail may change routing tables"
+    ),
+    p!(
+        "linux.userns",
+        Str(16),
+        Enforced,
+        true,
+        "Linux only: user namespace of the jail: disable, identity or new"
     ),
     p!(
         "linux",

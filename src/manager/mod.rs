@@ -881,18 +881,23 @@ impl Manager {
                 a.push(format!("{param}={}", addrs.join(",")));
             }
         }
+        // FreeBSD gets every allow.* permission; Linux those it enforces (the
+        // capabilities, filter rules and user namespace of jail::confine).
+        for p in props::PROPS
+            .iter()
+            .filter(|p| p.name.starts_with("allow_") && (cfg!(target_os = "freebsd") || p.linux))
+        {
+            a.push(format!(
+                "{}={}",
+                p.name.replacen('_', ".", 1).replace("mount_", "mount."),
+                if j.get(p.name) == "1" {
+                    "true"
+                } else {
+                    "false"
+                }
+            ));
+        }
         if cfg!(target_os = "freebsd") {
-            for p in props::PROPS.iter().filter(|p| p.name.starts_with("allow_")) {
-                a.push(format!(
-                    "{}={}",
-                    p.name.replacen('_', ".", 1).replace("mount_", "mount."),
-                    if j.get(p.name) == "1" {
-                        "true"
-                    } else {
-                        "false"
-                    }
-                ));
-            }
             a.push(format!("devfs_ruleset={}", j.get("devfs_ruleset")));
         }
         Ok(jail::parse_assignments(&a)?)

@@ -113,13 +113,16 @@ macro_rules! rctl {
 
 macro_rules! allow {
     ($n:expr, $d:expr) => {
+        allow!($n, $d, false)
+    };
+    ($n:expr, $d:expr, $linux:expr) => {
         prop!(
             $n,
             OneZero,
             $d,
             Jail,
             true,
-            false,
+            $linux,
             "jail(8) allow.* permission"
         )
     };
@@ -536,15 +539,15 @@ pub static PROPS: &[Prop] = &[
         false,
         "securelevel of the jail"
     ),
-    allow!("allow_set_hostname", "1"),
-    allow!("allow_sysvipc", "0"),
-    allow!("allow_raw_sockets", "0"),
-    allow!("allow_chflags", "0"),
-    allow!("allow_mount", "0"),
-    allow!("allow_mount_devfs", "0"),
-    allow!("allow_mount_nullfs", "0"),
-    allow!("allow_mount_procfs", "0"),
-    allow!("allow_mount_tmpfs", "0"),
+    allow!("allow_set_hostname", "1", true),
+    allow!("allow_sysvipc", "0", true),
+    allow!("allow_raw_sockets", "0", true),
+    allow!("allow_chflags", "0", true),
+    allow!("allow_mount", "0", true),
+    allow!("allow_mount_devfs", "0", true),
+    allow!("allow_mount_nullfs", "0", true),
+    allow!("allow_mount_procfs", "0", true),
+    allow!("allow_mount_tmpfs", "0", true),
     allow!("allow_mount_zfs", "0"),
     allow!("allow_quotas", "0"),
     allow!("allow_socket_af", "0"),

@@ -21,6 +21,126 @@ pub struct InitConfig {
     pub vnet: bool,
     /// Keep the jail when nothing else runs in it.
     pub persist: bool,
+    /// What the jail's processes may do (applied to the init, then to every attach).
+    pub confine: Confinement,
+    pub userns: UserNsMode,
+    /// `cgroup.procs` of the jail's devices cgroup (v1), joined before the namespaces.
+    pub cgroup_procs: Option<CString>,
+}
+
+/// The user namespace of a jail, as the system calls need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserNsMode {
+    None,
+    /// uid/gid maps `0 0 4294967295`.
+    Identity,
+    /// uid/gid maps `0 BASE 65536`, the root directory mounted idmapped.
+    Mapped { base: u32 },
+}
+
+/// Capabilities and system call filters of a jail, prepared before any fork.
+#[derive(Debug, Clone)]
+pub struct Confinement {
+    /// Kept in the bounding, permitted and effective sets.
+    pub caps: u64,
+    /// seccomp programs, installed in order.
+    pub filters: Vec<Vec<libc::sock_filter>>,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Set the effective and permitted capability sets (inheritable empty). Raw system
+/// call only.
+unsafe fn capset(effective: u64, permitted: u64) -> bool {
+    let hdr = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: 0,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: capset reads one header and two data records from valid stack memory.
+    unsafe { libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) == 0 }
+}
+
+/// Confine the calling thread: non-dumpable, the seccomp filters (installed while
+/// CAP_SYS_ADMIN is still held, so `no_new_privs` stays off and setuid programs in
+/// the jail keep working), the bounding set, the ambient set, then permitted and
+/// effective. `extra_permitted` stays in the permitted set only (the init keeps
+/// CAP_SYS_PTRACE there to see processes attaching from the host). Raw system calls
+/// only: usable between fork and exit. Returns the step that failed.
+unsafe fn confine_raw(c: &Confinement, extra_permitted: u64) -> Result<(), &'static str> {
+    // SAFETY (whole function): prctl/seccomp/capset on valid stack or heap memory
+    // prepared before any fork; no allocation.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            return Err("make the process non-dumpable");
+        }
+        for f in &c.filters {
+            let prog = libc::sock_fprog {
+                len: f.len() as libc::c_ushort,
+                filter: f.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+            {
+                return Err("install the seccomp filter");
+            }
+        }
+        for cap in 0..64u32 {
+            if c.caps & (1u64 << cap) != 0 {
+                continue;
+            }
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                && errno() != libc::EINVAL
+            {
+                return Err("drop from the capability bounding set");
+            }
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+            && errno() != libc::EINVAL
+        {
+            return Err("clear the ambient capabilities");
+        }
+        if !capset(c.caps, c.caps | extra_permitted) {
+            return Err("set the capabilities");
+        }
+        Ok(())
+    }
 }
 
 /// A jail init that has finished its setup and waits for [`InitHandle::commit`].
@@ -115,6 +235,49 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
         .collect();
     let proc_exists = Path::new(path_proc.to_str().unwrap_or("")).is_dir();
     let dev_exists = !root_is_slash && Path::new(path_dev.to_str().unwrap_or("")).is_dir();
+    let under = |base: &CStr, names: &[&str]| -> Vec<CString> {
+        names
+            .iter()
+            .map(|n| {
+                let mut v = base.to_bytes().to_vec();
+                v.push(b'/');
+                v.extend_from_slice(n.as_bytes());
+                CString::new(v).expect("no NUL")
+            })
+            .collect()
+    };
+    let map_line = match cfg.userns {
+        UserNsMode::None => Vec::new(),
+        UserNsMode::Identity => b"0 0 4294967295\n".to_vec(),
+        UserNsMode::Mapped { base } => format!("0 {base} 65536\n").into_bytes(),
+    };
+    let prep = Prepared {
+        root_is_slash,
+        proc_exists,
+        dev_exists,
+        proc_ro: under(&path_proc, &["sys", "sysrq-trigger", "irq", "bus"]),
+        proc_masked_files: under(
+            &path_proc,
+            &["kcore", "kmsg", "keys", "timer_list", "sched_debug", "kallsyms"],
+        ),
+        proc_masked_dirs: under(&path_proc, &["acpi", "scsi", "fs/nfsd"]),
+        dev_pts: under(&path_dev, &["pts"]).remove(0),
+        dev_links: ["ptmx", "fd", "stdin", "stdout", "stderr"]
+            .iter()
+            .zip([
+                c"pts/ptmx",
+                c"/proc/self/fd",
+                c"/proc/self/fd/0",
+                c"/proc/self/fd/1",
+                c"/proc/self/fd/2",
+            ])
+            .map(|(n, target)| (under(&path_dev, &[n]).remove(0), target.to_owned()))
+            .collect(),
+        path_proc,
+        path_dev,
+        devs,
+        map_line,
+    };
 
     let (ready_r, ready_w) = pipe().map_err(|e| ("pipe".to_string(), e))?;
     let (commit_r, commit_w) = pipe().map_err(|e| ("pipe".to_string(), e))?;
@@ -123,7 +286,9 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWCGROUP;
-    if cfg.vnet {
+    // In a user namespace, the network stack is made by the init once it is in there,
+    // so that the jail owns it.
+    if cfg.vnet && cfg.userns == UserNsMode::None {
         flags |= libc::CLONE_NEWNET;
     }
 
@@ -151,6 +316,21 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
             }
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             libc::setsid();
+            if let Some(cg) = &cfg.cgroup_procs {
+                let fd = libc::open(cg.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    fail(3, "join the jail's devices cgroup");
+                }
+                libc::close(fd);
+            }
+            // The user namespace is made by a short-lived child whose maps we write
+            // from here (the host's user namespace); the init joins it at the end of
+            // its setup, through this descriptor.
+            let usfd = if cfg.userns == UserNsMode::None {
+                -1
+            } else {
+                make_userns(&prep.map_line)
+            };
             if libc::unshare(flags) != 0 {
                 fail(3, "unshare namespaces");
             }
@@ -159,16 +339,7 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
                 fail(3, "fork into the pid namespace");
             }
             if b == 0 {
-                init_main(
-                    cfg,
-                    root_is_slash,
-                    proc_exists,
-                    dev_exists,
-                    &path_proc,
-                    &path_dev,
-                    &devs,
-                    &set,
-                );
+                init_main(cfg, &prep, usfd, &set);
             }
             send(3, b'P', b, 0, "");
             libc::_exit(0);
@@ -228,6 +399,112 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
     }
 }
 
+/// Paths and contents the init needs, prepared before the fork.
+struct Prepared {
+    root_is_slash: bool,
+    proc_exists: bool,
+    dev_exists: bool,
+    path_proc: CString,
+    path_dev: CString,
+    /// (host device, node inside the jail's /dev)
+    devs: Vec<(CString, CString)>,
+    /// Re-mounted read-only: PATH/proc/{sys,sysrq-trigger,irq,bus}.
+    proc_ro: Vec<CString>,
+    /// Covered with /dev/null: PATH/proc/{kcore,kmsg,keys,timer_list,...}.
+    proc_masked_files: Vec<CString>,
+    /// Covered with an empty read-only tmpfs.
+    proc_masked_dirs: Vec<CString>,
+    dev_pts: CString,
+    /// (link inside the jail's /dev, target)
+    dev_links: Vec<(CString, CString)>,
+    /// uid_map and gid_map contents (user namespace jails).
+    map_line: Vec<u8>,
+}
+
+/// Decimal digits of `n` into `buf`; returns the length.
+fn fmt_u32(buf: &mut [u8], mut n: u32) -> usize {
+    let mut tmp = [0u8; 10];
+    let mut i = 0;
+    loop {
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        i += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for j in 0..i {
+        buf[j] = tmp[i - 1 - j];
+    }
+    i
+}
+
+/// Make a user namespace with `map` as its uid and gid maps and return a descriptor
+/// of it (the caller's creds are unchanged). Raw system calls only; on failure the
+/// error is reported on descriptor 3 and the process exits.
+unsafe fn make_userns(map: &[u8]) -> RawFd {
+    // SAFETY (whole function): raw system calls on stack buffers and on `map`.
+    unsafe {
+        let host_proc = libc::open(
+            c"/proc".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        let mut up = [0i32; 2];
+        let mut down = [0i32; 2];
+        if host_proc < 0
+            || libc::pipe2(up.as_mut_ptr(), libc::O_CLOEXEC) != 0
+            || libc::pipe2(down.as_mut_ptr(), libc::O_CLOEXEC) != 0
+        {
+            fail(3, "prepare the user namespace");
+        }
+        let u = libc::fork();
+        if u < 0 {
+            fail(3, "fork the user namespace holder");
+        }
+        if u == 0 {
+            libc::close(up[0]);
+            libc::close(down[1]);
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                libc::_exit(1);
+            }
+            libc::write(up[1], b"U".as_ptr().cast(), 1);
+            let mut c = [0u8; 1];
+            libc::read(down[0], c.as_mut_ptr().cast(), 1);
+            libc::_exit(0);
+        }
+        libc::close(up[1]);
+        libc::close(down[0]);
+        let mut c = [0u8; 1];
+        if libc::read(up[0], c.as_mut_ptr().cast(), 1) != 1 {
+            fail(3, "create a user namespace");
+        }
+        let mut path = [0u8; 32];
+        let n = fmt_u32(&mut path, u as u32);
+        let mut fd_of = |suffix: &[u8], flags: libc::c_int| {
+            path[n..n + suffix.len()].copy_from_slice(suffix);
+            path[n + suffix.len()] = 0;
+            libc::openat(host_proc, path.as_ptr().cast(), flags | libc::O_CLOEXEC)
+        };
+        for file in [&b"/uid_map"[..], &b"/gid_map"[..]] {
+            let fd = fd_of(file, libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, map.as_ptr().cast(), map.len()) != map.len() as isize {
+                fail(3, "write the user namespace's id maps");
+            }
+            libc::close(fd);
+        }
+        let usfd = fd_of(b"/ns/user", libc::O_RDONLY);
+        if usfd < 0 {
+            fail(3, "open the user namespace");
+        }
+        libc::close(down[1]);
+        let mut st = 0;
+        libc::waitpid(u, &mut st, 0);
+        libc::close(up[0]);
+        libc::close(host_proc);
+        usfd
+    }
+}
+
 fn read_full(fd: RawFd, buf: &mut [u8]) -> io::Result<bool> {
     let mut off = 0;
     while off < buf.len() {
@@ -249,23 +526,16 @@ fn read_full(fd: RawFd, buf: &mut [u8]) -> io::Result<bool> {
 }
 
 /// pid 1 of the jail. Raw system calls only (see the module documentation).
-#[allow(clippy::too_many_arguments)]
-unsafe fn init_main(
-    cfg: &InitConfig,
-    root_is_slash: bool,
-    proc_exists: bool,
-    dev_exists: bool,
-    path_proc: &CStr,
-    path_dev: &CStr,
-    devs: &[(CString, CString)],
-    set: &libc::sigset_t,
-) -> ! {
+unsafe fn init_main(cfg: &InitConfig, prep: &Prepared, usfd: RawFd, set: &libc::sigset_t) -> ! {
     // SAFETY (whole function): raw system calls on valid NUL-terminated strings and
     // stack buffers; every failure is reported and ends the process with _exit.
     unsafe {
         let null = std::ptr::null::<libc::c_char>();
+        let nodata = std::ptr::null::<libc::c_void>();
         libc::prctl(libc::PR_SET_NAME, c"jail-init".as_ptr());
         libc::prctl(libc::PR_SET_PDEATHSIG, 0);
+        // Nothing in the jail may open our /proc links (exe, map_files, fd, root).
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         let host_proc = libc::open(
             c"/proc".as_ptr(),
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -274,25 +544,11 @@ unsafe fn init_main(
             fail(3, "open host /proc");
         }
         let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if libc::mount(
-            null,
-            c"/".as_ptr(),
-            null,
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
-        {
+        if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, nodata) != 0 {
             fail(3, "make mounts private");
         }
         let pflags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        if libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            pflags,
-            std::ptr::null(),
-        ) != 0
-        {
+        if libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), pflags, nodata) != 0 {
             fail(3, "mount the jail's procfs");
         }
         let jail_proc = libc::open(
@@ -302,61 +558,66 @@ unsafe fn init_main(
         if jail_proc < 0 {
             fail(3, "open the jail's procfs");
         }
-        if !root_is_slash {
-            if libc::mount(
+        if !prep.root_is_slash {
+            if let UserNsMode::Mapped { .. } = cfg.userns {
+                idmap_root(&cfg.path, usfd);
+            } else if libc::mount(
                 cfg.path.as_ptr(),
                 cfg.path.as_ptr(),
                 null,
                 libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
+                nodata,
             ) != 0
             {
                 fail(3, "bind-mount the jail path");
             }
-            if proc_exists
+            // No device node in the jail's own files can be opened: only /dev's.
+            let mut vfs: libc::statvfs = std::mem::zeroed();
+            if libc::statvfs(cfg.path.as_ptr(), &mut vfs) != 0 {
+                fail(3, "statvfs the jail path");
+            }
+            let mut keep = 0;
+            for (st, ms) in [
+                (libc::ST_RDONLY, libc::MS_RDONLY),
+                (libc::ST_NOSUID, libc::MS_NOSUID),
+                (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                (libc::ST_NOATIME, libc::MS_NOATIME),
+                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                (libc::ST_RELATIME, libc::MS_RELATIME),
+            ] {
+                if vfs.f_flag & st != 0 {
+                    keep |= ms;
+                }
+            }
+            if libc::mount(
+                null,
+                cfg.path.as_ptr(),
+                null,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NODEV | keep,
+                nodata,
+            ) != 0
+            {
+                fail(3, "mount the jail path nodev");
+            }
+            if prep.proc_exists
                 && libc::mount(
                     c"proc".as_ptr(),
-                    path_proc.as_ptr(),
+                    prep.path_proc.as_ptr(),
                     c"proc".as_ptr(),
                     pflags,
-                    std::ptr::null(),
+                    nodata,
                 ) != 0
             {
                 fail(3, "mount procfs on PATH/proc");
             }
-            if dev_exists {
-                let opts = c"mode=0755,size=64k";
-                if libc::mount(
-                    c"tmpfs".as_ptr(),
-                    path_dev.as_ptr(),
-                    c"tmpfs".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NOEXEC,
-                    opts.as_ptr().cast(),
-                ) != 0
-                {
-                    fail(3, "mount tmpfs on PATH/dev");
-                }
-                for (host, inside) in devs {
-                    let fd = libc::open(
-                        inside.as_ptr(),
-                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                        0o666,
-                    );
-                    if fd >= 0 {
-                        libc::close(fd);
-                        if libc::mount(
-                            host.as_ptr(),
-                            inside.as_ptr(),
-                            null,
-                            libc::MS_BIND,
-                            std::ptr::null(),
-                        ) != 0
-                        {
-                            libc::unlink(inside.as_ptr());
-                        }
-                    }
-                }
+            if prep.dev_exists {
+                make_dev(prep);
             }
+        }
+        if prep.proc_exists {
+            mask_proc(prep);
+        }
+        if !prep.root_is_slash {
             if libc::chdir(cfg.path.as_ptr()) != 0 {
                 fail(3, "chdir into the jail path");
             }
@@ -380,6 +641,30 @@ unsafe fn init_main(
                 fail(3, "set host.domainname");
             }
         }
+        let mut ptrace_extra = 1u64 << CAP_SYS_PTRACE;
+        if usfd >= 0 {
+            // Enter the jail's user namespace and make the namespaces it owns: its
+            // mounts (copied, so every mount made above is locked), hostname, SysV
+            // IPC, and with vnet its network stack.
+            if libc::setns(usfd, libc::CLONE_NEWUSER) != 0 {
+                fail(3, "enter the jail's user namespace");
+            }
+            libc::close(usfd);
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(0, 0, 0) != 0
+                || libc::setresuid(0, 0, 0) != 0
+            {
+                fail(3, "become root of the jail's user namespace");
+            }
+            let mut own = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+            if cfg.vnet {
+                own |= libc::CLONE_NEWNET;
+            }
+            if libc::unshare(own) != 0 {
+                fail(3, "unshare the jail-owned namespaces");
+            }
+            ptrace_extra = 0;
+        }
         if cfg.vnet {
             loopback_up();
         }
@@ -401,6 +686,9 @@ unsafe fn init_main(
         };
 
         hide_cmdline(host_proc);
+        if let Err(step) = confine_raw(&cfg.confine, ptrace_extra) {
+            fail(3, step);
+        }
         send(3, b'O', 0, 0, "");
         let mut c = [0u8; 1];
         if libc::read(4, c.as_mut_ptr().cast(), 1) != 1 {
@@ -424,8 +712,182 @@ unsafe fn init_main(
         libc::close(3);
         libc::close(4);
         libc::syscall(libc::SYS_close_range, 7u32, u32::MAX, 0u32);
-        init_loop(cfg.persist, set, 5, 6, self_host, own.st_dev, own.st_ino)
+        let id = NsId {
+            self_host,
+            dev: own.st_dev,
+            ino: own.st_ino,
+        };
+        init_loop(cfg.persist, set, 5, 6, id, cfg.confine.caps, ptrace_extra)
     }
+}
+
+/// Mount the jail path idmapped through the user namespace `usfd` (uids 0-65535 on
+/// disk are the jail's 0-65535, which are BASE.. on the host).
+unsafe fn idmap_root(path: &CStr, usfd: RawFd) {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: open_tree/mount_setattr/move_mount on a valid path, a stack struct and
+    // descriptors we own.
+    unsafe {
+        let fd = libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
+        ) as RawFd;
+        if fd < 0 {
+            fail(3, "clone the jail path's mount (open_tree)");
+        }
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: usfd as u64,
+        };
+        if libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) != 0
+        {
+            fail(3, "idmap the jail path (its file system must support idmapped mounts)");
+        }
+        if libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        ) != 0
+        {
+            fail(3, "mount the idmapped jail path");
+        }
+        libc::close(fd);
+    }
+}
+
+/// The jail's /dev: a small tmpfs with the nodes of FreeBSD's default devfs ruleset
+/// (bind mounts of the host's null, zero, full, random, urandom, tty), a private devpts
+/// for ptmx/pts, and the fd/stdin/stdout/stderr links.
+unsafe fn make_dev(prep: &Prepared) {
+    // SAFETY: raw system calls on prepared NUL-terminated strings.
+    unsafe {
+        let null = std::ptr::null::<libc::c_char>();
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            prep.path_dev.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            c"mode=0755,size=64k".as_ptr().cast(),
+        ) != 0
+        {
+            fail(3, "mount tmpfs on PATH/dev");
+        }
+        for (host, inside) in &prep.devs {
+            let fd = libc::open(
+                inside.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o666,
+            );
+            if fd >= 0 {
+                libc::close(fd);
+                if libc::mount(host.as_ptr(), inside.as_ptr(), null, libc::MS_BIND, std::ptr::null())
+                    != 0
+                {
+                    libc::unlink(inside.as_ptr());
+                }
+            }
+        }
+        if libc::mkdir(prep.dev_pts.as_ptr(), 0o755) != 0
+            || libc::mount(
+                c"devpts".as_ptr(),
+                prep.dev_pts.as_ptr(),
+                c"devpts".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                c"newinstance,ptmxmode=0666,mode=0620".as_ptr().cast(),
+            ) != 0
+        {
+            fail(3, "mount devpts on PATH/dev/pts");
+        }
+        for (link, target) in &prep.dev_links {
+            libc::symlink(target.as_ptr(), link.as_ptr());
+        }
+    }
+}
+
+/// Read-only and masked parts of the jail's /proc (what a jail must not change or
+/// read about the host kernel). Paths that this kernel lacks are skipped.
+unsafe fn mask_proc(prep: &Prepared) {
+    // SAFETY: raw system calls on prepared NUL-terminated strings.
+    unsafe {
+        let null = std::ptr::null::<libc::c_char>();
+        let nodata = std::ptr::null::<libc::c_void>();
+        let skip = || matches!(errno(), libc::ENOENT | libc::ENOTDIR);
+        for p in &prep.proc_ro {
+            if libc::mount(p.as_ptr(), p.as_ptr(), null, libc::MS_BIND | libc::MS_REC, nodata) != 0 {
+                if skip() {
+                    continue;
+                }
+                fail(3, "bind /proc read-only parts");
+            }
+            if libc::mount(
+                null,
+                p.as_ptr(),
+                null,
+                libc::MS_BIND
+                    | libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC,
+                nodata,
+            ) != 0
+            {
+                fail(3, "make /proc parts read-only");
+            }
+        }
+        for p in &prep.proc_masked_files {
+            if libc::mount(c"/dev/null".as_ptr(), p.as_ptr(), null, libc::MS_BIND, nodata) != 0
+                && !skip()
+            {
+                fail(3, "mask /proc files");
+            }
+        }
+        for p in &prep.proc_masked_dirs {
+            if libc::mount(
+                c"tmpfs".as_ptr(),
+                p.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=0".as_ptr().cast(),
+            ) != 0
+                && !skip()
+            {
+                fail(3, "mask /proc directories");
+            }
+        }
+    }
+}
+
+/// The init's own host pid and mount namespace, to recognise processes attached to
+/// the jail from the host.
+struct NsId {
+    self_host: u32,
+    dev: u64,
+    ino: u64,
 }
 
 /// Reap, obey signals, and leave when told or (without persist) when alone.
@@ -436,9 +898,9 @@ unsafe fn init_loop(
     set: &libc::sigset_t,
     host_proc: RawFd,
     jail_proc: RawFd,
-    self_host: u32,
-    dev: u64,
-    ino: u64,
+    id: NsId,
+    caps: u64,
+    ptrace_extra: u64,
 ) -> ! {
     // SAFETY (whole function): raw system calls on stack values only.
     unsafe {
@@ -467,8 +929,15 @@ unsafe fn init_loop(
                 libc::SIGUSR2 => persist = false,
                 _ => {}
             }
-            if !persist && !others_alive(host_proc, jail_proc, self_host, dev, ino) {
-                libc::_exit(0);
+            if !persist {
+                // CAP_SYS_PTRACE (kept in the permitted set only) is raised just for
+                // the scan: processes attaching from the host are non-dumpable.
+                capset(caps | ptrace_extra, caps | ptrace_extra);
+                let alive = others_alive(host_proc, jail_proc, id.self_host, id.dev, id.ino);
+                capset(caps, caps | ptrace_extra);
+                if !alive {
+                    libc::_exit(0);
+                }
             }
         }
     }
@@ -640,7 +1109,10 @@ pub fn mnt_ns_id(pid: i32) -> Option<(u64, u64)> {
     Some((m.dev(), m.ino()))
 }
 
-const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "uts", "net", "pid", "mnt"];
+/// The jail's namespaces in the order an attaching process joins them: those the
+/// host's user namespace owns first (joining the jail's user namespace gives up the
+/// host's capabilities), then the user namespace, then those it may own.
+const NAMESPACES: [&str; 7] = ["pid", "cgroup", "net", "user", "ipc", "uts", "mnt"];
 
 fn open_ns(pid: i32, which: &str) -> io::Result<std::fs::File> {
     std::fs::File::open(format!("/proc/{pid}/ns/{which}"))
@@ -655,20 +1127,61 @@ fn setns(f: &impl AsRawFd, what: &str) -> io::Result<()> {
     Ok(())
 }
 
+fn same_file(a: &std::fs::File, b: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (a.metadata(), b.metadata()) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 /// Enter every namespace and the root directory of the jail whose init is `pid`
-/// (started at `start`). Children forked afterwards are in the jail's pid namespace.
-/// The caller must be single-threaded (setns of a mount namespace requires it).
-pub fn attach(pid: i32, start: u64) -> io::Result<()> {
-    let fds: Vec<(std::fs::File, &str)> = NAMESPACES
-        .iter()
-        .map(|n| open_ns(pid, n).map(|f| (f, *n)))
-        .collect::<Result<_, _>>()?;
+/// (started at `start`), join its devices cgroup, and take on its confinement
+/// (non-dumpable, seccomp filters, capabilities). Children forked afterwards are in
+/// the jail's pid namespace. The caller must be single-threaded (setns of a mount or
+/// user namespace requires it).
+pub fn attach(
+    pid: i32,
+    start: u64,
+    confine: &Confinement,
+    cgroup_procs: Option<&Path>,
+) -> io::Result<()> {
+    // First of all: nothing of ours may become readable through /proc in the jail.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut fds = Vec::new();
+    for n in NAMESPACES {
+        let target = open_ns(pid, n)?;
+        let mine = std::fs::File::open(format!("/proc/self/ns/{n}"))?;
+        if !same_file(&target, &mine) {
+            fds.push((target, n));
+        }
+    }
     let root = std::fs::File::open(format!("/proc/{pid}/root"))?;
     if proc_start_time(pid).map(|t| t.0) != Some(start) {
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
     }
+    if let Some(cg) = cgroup_procs {
+        std::fs::write(cg, b"0").map_err(|e| {
+            io::Error::new(e.kind(), format!("joining the devices cgroup {}: {e}", cg.display()))
+        })?;
+    }
     for (f, n) in &fds {
         setns(f, n)?;
+        if *n == "user" {
+            // Become the jail's root (a mapped jail does not map the host's uid 0).
+            // SAFETY: credential system calls with constant arguments.
+            unsafe {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setresgid(0, 0, 0) != 0
+                    || libc::setresuid(0, 0, 0) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
     }
     // SAFETY: fchdir to a directory descriptor we hold; chroot/chdir on static strings.
     unsafe {
@@ -679,7 +1192,13 @@ pub fn attach(pid: i32, start: u64) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(())
+    drop(fds);
+    drop(root);
+    // SAFETY: confine_raw makes raw system calls on `confine`'s prepared programs.
+    unsafe { confine_raw(confine, 0) }.map_err(|step| {
+        let e = io::Error::last_os_error();
+        io::Error::new(e.kind(), format!("{step}: {e}"))
+    })
 }
 
 /// Set hostname and/or domain name inside the uts namespace of process `pid`, from a
