@@ -1146,10 +1146,15 @@ pub fn attach(
     confine: &Confinement,
     cgroup_procs: Option<&Path>,
 ) -> io::Result<()> {
-    // First of all: nothing of ours may become readable through /proc in the jail.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
+    // First of all: nothing of ours may become readable through /proc in the jail,
+    // and no descriptor from the host survives an exec inside it.
+    // SAFETY: prctl and close_range with integer arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
     }
     let mut fds = Vec::new();
     for n in NAMESPACES {
