@@ -722,7 +722,7 @@ fn garbage_oversized_and_truncated_frames_are_survived() {
     let mut f = (wrong_version.len() as u32).to_be_bytes().to_vec();
     f.extend_from_slice(wrong_version);
     assert!(err_of(&raw(&d, &f)).contains("version 999"));
-    let unknown = br#"{"version":1,"body":{"Spawn":{"cmd":"reboot"}}}"#;
+    let unknown = br#"{"version":2,"body":{"Spawn":{"cmd":"reboot"}}}"#;
     let mut f = (unknown.len() as u32).to_be_bytes().to_vec();
     f.extend_from_slice(unknown);
     assert!(err_of(&raw(&d, &f)).contains("malformed"));
@@ -807,6 +807,9 @@ fn fifty_trigger_cycles_leave_no_zombies_or_descriptor_growth() {
         "-t",
         "CYCLE_P",
         "-r",
+        // a leak test, not a rate-limit test: let every trigger run its command
+        "-L",
+        "1000/1",
     ]);
     let fds = |pid: i32| {
         std::fs::read_dir(format!("/proc/{pid}/fd"))

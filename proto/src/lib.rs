@@ -22,7 +22,9 @@
 //! * `Ping` -> `Pong`: anyone may ask; used to detect a running daemon.
 //! * `Register` -> `Registered` once the probe runs in the jail, or `Error` with the
 //!   reason (no such jail, attach failed, bad uid ...). Root only.
-//! * `List` -> `Probes`. Root only.
+//! * `List { after }` -> `Probes { probes, next }`: the probes with ids above `after`,
+//!   as many as fit in one frame; `next` is the `after` of the next page, `None` on the
+//!   last one. Root only.
 //! * `Remove` -> `Removed` once the probe process is gone, or `Error`. Root only.
 
 use std::io::{self, Read, Write};
@@ -30,7 +32,7 @@ use std::io::{self, Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Version of the messages below. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame body accepted, in bytes.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -82,6 +84,58 @@ pub struct ProbeSpec {
     pub gid: Option<u32>,
     /// Process title of the probe; a default is chosen when absent.
     pub title: Option<String>,
+    /// Sustained rate of commands (`-L COUNT/SECONDS`); the daemon's default if absent.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    /// Commands of this probe running at once (`-m N`); the daemon's default if absent.
+    #[serde(default)]
+    pub max_running: Option<u32>,
+}
+
+/// A token bucket: at most `count` commands at once, refilled at `count` per `secs`
+/// seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub count: u32,
+    pub secs: u32,
+}
+
+/// The daemon's default rate: 10 commands, refilled over a minute.
+pub const DEFAULT_RATE: Rate = Rate { count: 10, secs: 60 };
+/// The daemon's default number of commands a probe may have running at once.
+pub const DEFAULT_MAX_RUNNING: u32 = 2;
+/// Largest `-m` accepted.
+pub const MAX_MAX_RUNNING: u32 = 1024;
+
+impl Rate {
+    /// Parse `COUNT/SECONDS` (both positive integers).
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        let bad = || {
+            format!("-L {s}: expected COUNT/SECONDS with positive integers, e.g. 10/60")
+        };
+        let (c, t) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = c.trim().parse().map_err(|_| bad())?;
+        let secs: u32 = t.trim().parse().map_err(|_| bad())?;
+        if count == 0 || secs == 0 || count > 1_000_000 || secs > 86_400 * 365 {
+            return Err(bad());
+        }
+        Ok(Rate { count, secs })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.count, self.secs)
+    }
+}
+
+/// A character that must not appear in a title: control characters and the Unicode
+/// bidirectional controls (which make `ps` show something else than what `pkill -f`
+/// matches).
+pub fn bad_title_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl ProbeSpec {
@@ -112,8 +166,21 @@ impl ProbeSpec {
                     t.len()
                 ));
             }
-            if t.chars().any(|c| c.is_control()) {
-                return Err("the title contains control characters (newline, NUL, ...)".into());
+            if t.chars().any(bad_title_char) {
+                return Err(
+                    "the title contains control or bidirectional-override characters (newline, ESC, U+202E, ...); use printable text"
+                        .into(),
+                );
+            }
+        }
+        if let Some(r) = &self.rate {
+            Rate::parse(&r.to_string())?;
+        }
+        if let Some(m) = self.max_running {
+            if m == 0 || m > MAX_MAX_RUNNING {
+                return Err(format!(
+                    "-m {m}: the number of commands running at once must be 1 to {MAX_MAX_RUNNING}"
+                ));
             }
         }
         Ok(())
@@ -125,7 +192,7 @@ impl ProbeSpec {
 pub enum Request {
     Ping,
     Register(ProbeSpec),
-    List,
+    List { after: u64 },
     Remove { id: u64 },
 }
 
@@ -159,6 +226,16 @@ pub struct ProbeInfo {
     pub last_trigger: Option<u64>,
     /// Commands currently running for this probe.
     pub running_commands: u32,
+    /// Triggers that ran no command of their own: coalesced into a later one because
+    /// of the rate limit or the cap on running commands.
+    pub coalesced: u64,
+    /// A command is waiting for the rate limit or a free slot.
+    pub pending: bool,
+    /// The rate limit: `rate_count` commands refilled over `rate_secs` seconds.
+    pub rate_count: u32,
+    pub rate_secs: u32,
+    /// Commands of this probe that may run at once.
+    pub max_running: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +252,10 @@ pub enum Response {
         pid: i32,
         title: String,
     },
-    Probes(Vec<ProbeInfo>),
+    Probes {
+        probes: Vec<ProbeInfo>,
+        next: Option<u64>,
+    },
     Removed {
         id: u64,
     },
@@ -283,6 +363,8 @@ mod tests {
             uid: Some(80),
             gid: None,
             title: Some("T".into()),
+            rate: None,
+            max_running: None,
         }
     }
 
@@ -323,15 +405,15 @@ mod tests {
             Err(FrameError::Version { got: 99 })
         ));
         assert!(matches!(
-            decode::<Request>(br#"{"version":1,"body":"Launch"}"#),
+            decode::<Request>(br#"{"version":2,"body":"Launch"}"#),
             Err(FrameError::Malformed(_))
         ));
         assert!(matches!(
-            decode::<Request>(br#"{"version":1,"body":"Ping","extra":1}"#),
+            decode::<Request>(br#"{"version":2,"body":"Ping","extra":1}"#),
             Err(FrameError::Malformed(_))
         ));
         assert_eq!(
-            decode::<Request>(br#"{"version":1,"body":"Ping"}"#).unwrap(),
+            decode::<Request>(br#"{"version":2,"body":"Ping"}"#).unwrap(),
             Request::Ping
         );
     }
@@ -358,6 +440,19 @@ mod tests {
         let mut s = spec();
         s.title = Some("t".repeat(MAX_TITLE + 1));
         assert!(s.validate().unwrap_err().contains("title"));
+        for evil in ["evil\u{202E}txt", "a\u{1b}[2Jb", "x\u{2066}y"] {
+            s.title = Some(evil.into());
+            assert!(s.validate().unwrap_err().contains("bidirectional"), "{evil:?}");
+        }
+        s.title = Some("WWW_RESTART é".into());
+        assert!(s.validate().is_ok());
+        s.max_running = Some(0);
+        assert!(s.validate().unwrap_err().contains("-m 0"));
+        s.max_running = Some(3);
+        assert_eq!(Rate::parse("3/60"), Ok(Rate { count: 3, secs: 60 }));
+        for bad in ["0/0", "x", "3/", "/5", "3/0", "-1/5"] {
+            assert!(Rate::parse(bad).unwrap_err().contains("-L"), "{bad}");
+        }
         let mut s = spec();
         s.command = "  ".into();
         assert!(s.validate().is_err());

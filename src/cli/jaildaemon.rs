@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! jaildaemon -D [-F] [-p pidfile] [-f ipcsockpath]
-//! jaildaemon -c command -j jail [-rR] [-u uid] [-g gid] [-t proctitle] [-f ipcsockpath]
+//! jaildaemon -c command -j jail [-rR] [-u uid] [-g gid] [-t proctitle] [-L count/secs] [-m max]
+//!            [-f ipcsockpath]                (-L, -m new: rate limit, commands at once)
 //! jaildaemon -l [-J] [-f ipcsockpath]        (new: list probes)
 //! jaildaemon -k id [-f ipcsockpath]          (new: remove a probe)
 //! ```
@@ -16,7 +17,8 @@ use jaildaemon_proto::{ProbeInfo, ProbeSpec, Request, Respawn, Response};
 use crate::daemon::{self, client};
 
 pub const USAGE: &str = "usage: jaildaemon -D [-F] [-p pidfile] [-f ipcsockpath]
-       jaildaemon -c command -j jail [-rR] [-u uid] [-g gid] [-t proctitle] [-f ipcsockpath]
+       jaildaemon -c command -j jail [-rR] [-u uid] [-g gid] [-t proctitle]
+                  [-L count/seconds] [-m max_running] [-f ipcsockpath]
        jaildaemon -l [-J] [-f ipcsockpath]
        jaildaemon -k id [-f ipcsockpath]";
 
@@ -38,7 +40,7 @@ pub struct Invocation {
 }
 
 /// Options taking an argument.
-const WITH_ARG: &[char] = &['p', 'f', 'c', 'j', 'u', 'g', 't', 'k'];
+const WITH_ARG: &[char] = &['p', 'f', 'c', 'j', 'u', 'g', 't', 'k', 'L', 'm'];
 /// Options without one.
 const FLAGS: &[char] = &['D', 'F', 'r', 'R', 'l', 'J', 'h'];
 
@@ -128,6 +130,13 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
                 uid: num('u', "uid")?,
                 gid: num('g', "gid")?,
                 title: last('t'),
+                rate: last('L').map(|v| jaildaemon_proto::Rate::parse(&v)).transpose()?,
+                max_running: match last('m') {
+                    None => None,
+                    Some(v) => Some(v.parse::<u32>().map_err(|_| {
+                        format!("-m {v}: the number of commands running at once must be a number")
+                    })?),
+                },
             };
             spec.validate()?;
             Mode::Register(spec)
@@ -198,7 +207,26 @@ pub fn main() -> ExitCode {
 fn utility(mode: Mode, socket: &std::path::Path) -> ExitCode {
     let (req, timeout) = match &mode {
         Mode::Register(spec) => (Request::Register(spec.clone()), Duration::from_secs(60)),
-        Mode::List { .. } => (Request::List, Duration::from_secs(10)),
+        Mode::List { json } => {
+            return match client::list_all(socket, Duration::from_secs(10)) {
+                Ok(Ok(list)) => {
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&list).expect("json"));
+                    } else {
+                        print!("{}", table(&list));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(message)) => {
+                    eprintln!("jaildaemon: {message}");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("jaildaemon: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Mode::Remove { id } => (Request::Remove { id: *id }, Duration::from_secs(30)),
         Mode::Daemon { .. } => unreachable!(),
     };
@@ -216,14 +244,6 @@ fn utility(mode: Mode, socket: &std::path::Path) -> ExitCode {
         }
         (Mode::Register(_), Response::Registered { .. }) => ExitCode::SUCCESS,
         (Mode::Remove { .. }, Response::Removed { .. }) => ExitCode::SUCCESS,
-        (Mode::List { json }, Response::Probes(list)) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list).expect("json"));
-            } else {
-                print!("{}", table(&list));
-            }
-            ExitCode::SUCCESS
-        }
         (_, other) => {
             eprintln!("jaildaemon: unexpected answer from the daemon: {other:?}");
             ExitCode::from(1)
@@ -234,7 +254,7 @@ fn utility(mode: Mode, socket: &std::path::Path) -> ExitCode {
 /// The probe table of `jaildaemon -l`.
 pub fn table(list: &[ProbeInfo]) -> String {
     let mut out = format!(
-        "{:>4} {:<16} {:>5} {:<24} {:>5} {:>5} {:<4} {:<14} {:>8} {:<20} {}\n",
+        "{:>4} {:<16} {:>5} {:<24} {:>5} {:>5} {:<4} {:<14} {:>8} {:<20} {:>9} {:>7} {:>9} {}\n",
         "ID",
         "JAIL",
         "JID",
@@ -245,6 +265,9 @@ pub fn table(list: &[ProbeInfo]) -> String {
         "STATE",
         "TRIGGERS",
         "LAST TRIGGER",
+        "RATE",
+        "RUNNING",
+        "COALESCED",
         "COMMAND"
     );
     for p in list {
@@ -254,8 +277,13 @@ pub fn table(list: &[ProbeInfo]) -> String {
             jaildaemon_proto::ProbeState::Running => "running".to_string(),
             jaildaemon_proto::ProbeState::WaitingForJail => "waiting-jail".to_string(),
         };
+        let state = if p.pending {
+            format!("{state}+pending")
+        } else {
+            state
+        };
         out.push_str(&format!(
-            "{:>4} {:<16} {:>5} {:<24} {:>5} {:>5} {:<4} {:<14} {:>8} {:<20} {}\n",
+            "{:>4} {:<16} {:>5} {:<24} {:>5} {:>5} {:<4} {:<14} {:>8} {:<20} {:>9} {:>7} {:>9} {}\n",
             p.id,
             p.jail,
             p.jid,
@@ -266,6 +294,9 @@ pub fn table(list: &[ProbeInfo]) -> String {
             state,
             p.triggers,
             last,
+            format!("{}/{}s", p.rate_count, p.rate_secs),
+            format!("{}/{}", p.running_commands, p.max_running),
+            p.coalesced,
             p.command
         ));
     }

@@ -17,6 +17,8 @@ pub enum ClientError {
     Io { path: PathBuf, source: io::Error },
     #[error("talking to jaildaemon on {}: {source}", path.display())]
     Frame { path: PathBuf, source: FrameError },
+    #[error("refusing to talk to {}: the process listening there runs as uid {uid}, not root", path.display())]
+    NotRoot { path: PathBuf, uid: u32 },
 }
 
 /// Send `req` and wait up to `timeout` for the answer.
@@ -35,6 +37,14 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
         path: socket.into(),
         source: e,
     };
+    // Nothing is sent to a server that is not root's: a fake daemon learns nothing.
+    let uid = crate::sys::unix::peer_uid(std::os::fd::AsRawFd::as_raw_fd(&s)).map_err(io_err)?;
+    if uid != 0 {
+        return Err(ClientError::NotRoot {
+            path: socket.into(),
+            uid,
+        });
+    }
     s.set_read_timeout(Some(timeout)).map_err(io_err)?;
     s.set_write_timeout(Some(timeout)).map_err(io_err)?;
     let fr = |e: FrameError| ClientError::Frame {
@@ -44,6 +54,26 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
     proto::write_message(&mut s, req).map_err(fr)?;
     let body = proto::read_frame(&mut s).map_err(fr)?;
     proto::decode(&body).map_err(fr)
+}
+
+/// Every probe, a page at a time.
+pub fn list_all(socket: &Path, timeout: Duration) -> Result<Result<Vec<proto::ProbeInfo>, String>, ClientError> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        match request(socket, &Request::List { after }, timeout)? {
+            Response::Probes { probes, next } => {
+                all.extend(probes);
+                match next {
+                    Some(n) if n > after => after = n,
+                    Some(_) => return Ok(Err("the daemon's list did not advance".into())),
+                    None => return Ok(Ok(all)),
+                }
+            }
+            Response::Error { message } => return Ok(Err(message)),
+            other => return Ok(Err(format!("unexpected answer from the daemon: {other:?}"))),
+        }
+    }
 }
 
 /// The pid of the daemon answering on `socket`, if one does.

@@ -8,6 +8,7 @@
 //! and command itself ([`reaper`]).
 
 pub mod client;
+pub mod pidfile;
 pub mod probes;
 pub mod reaper;
 pub mod server;
@@ -83,23 +84,29 @@ fn own_exe() -> PathBuf {
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(opts: &Options) -> Result<(), DaemonError> {
     sys::close_fds_from(3);
+    // One descriptor per armed probe: take every descriptor the hard limit allows.
+    let (nofile_soft, nofile) = sys::raise_nofile_limit().map_err(io("raising RLIMIT_NOFILE"))?;
     if let Some(pid) = client::ping(&opts.socket) {
         return Err(DaemonError::AlreadyRunning {
             pid,
             socket: opts.socket.clone(),
         });
     }
-    let mut pidfile = pidfile_rs::Pidfile::new(&opts.pidfile, fs::Permissions::from_mode(0o600))
-        .map_err(|e| match e {
-            pidfile_rs::PidfileError::AlreadyRunning { pid } => DaemonError::PidfileLocked {
-                path: opts.pidfile.clone(),
-                pid,
-            },
-            pidfile_rs::PidfileError::Io(source) => DaemonError::Pidfile {
-                path: opts.pidfile.clone(),
-                source,
-            },
-        })?;
+    if let Some(why) = pidfile::unsafe_dir(
+        opts.socket
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new(".")),
+    ) {
+        return Err(DaemonError::Socket {
+            path: opts.socket.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{why}: refusing to put the socket there"),
+            ),
+        });
+    }
+    let mut pidfile = pidfile::Pidfile::open(&opts.pidfile)?;
     match fs::symlink_metadata(&opts.socket) {
         Ok(m) if m.file_type().is_socket() => {
             tracing::info!(socket = %opts.socket.display(), "replacing a stale socket (nobody answers on it)");
@@ -170,10 +177,10 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
             let _ = r.write_all(e.to_string().as_bytes());
         }
     };
-    if let Err(e) = pidfile.write() {
+    if let Err(source) = pidfile.write() {
         let e = DaemonError::Pidfile {
             path: opts.pidfile.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         };
         fail(&mut ready, &e);
         return Err(e);
@@ -195,7 +202,9 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
             return Err(e);
         }
     };
-    let res = rt.block_on(main_loop(listener, &mut ready, opts));
+    let capacity = probe_capacity(nofile);
+    tracing::info!(nofile, capacity, "descriptor limit raised to the hard limit");
+    let res = rt.block_on(main_loop(listener, &mut ready, opts, capacity, nofile_soft));
     if let Err(e) = &res {
         fail(&mut ready, e);
     }
@@ -208,10 +217,18 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     res
 }
 
+/// Probes the daemon can hold with `nofile` descriptors: one pidfd each, less a
+/// reserve for connections, commands' pipes and the runtime.
+pub fn probe_capacity(nofile: u64) -> usize {
+    nofile.saturating_sub(server::MAX_CONNECTIONS as u64 + 256) as usize
+}
+
 async fn main_loop(
     listener: std::os::unix::net::UnixListener,
     ready: &mut Option<fs::File>,
     opts: &Options,
+    capacity: usize,
+    nofile_soft: u64,
 ) -> Result<(), DaemonError> {
     let reaper = Arc::new(reaper::Reaper::default());
     let mut sigchld = signal(SignalKind::child()).map_err(io("SIGCHLD handler"))?;
@@ -219,12 +236,7 @@ async fn main_loop(
     let mut sigint = signal(SignalKind::interrupt()).map_err(io("SIGINT handler"))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(io("SIGHUP handler"))?;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(io("socket"))?;
-    let registry = if cfg!(target_os = "linux") {
-        std::env::var("JAILDAEMON_REGISTRY").ok()
-    } else {
-        None
-    };
-    let mgr = probes::Manager::new(reaper.clone(), own_exe(), registry);
+    let mgr = probes::Manager::new(reaper.clone(), own_exe(), capacity, nofile_soft);
     let r2 = reaper.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jaildaemon_proto::{ProbeInfo, ProbeSpec, ProbeState, Respawn, Response};
+use jaildaemon_proto::{
+    ProbeInfo, ProbeSpec, ProbeState, Rate, Respawn, Response, DEFAULT_MAX_RUNNING, DEFAULT_RATE,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -26,6 +28,60 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Longest line of command output kept in one log record.
 const MAX_LOG_LINE: usize = 4096;
+/// How often a command that cannot be started (no descriptors, no processes) is tried.
+const COMMAND_START_TRIES: u32 = 5;
+
+/// A token bucket of `rate.count` commands refilled over `rate.secs` seconds.
+struct TokenBucket {
+    rate: Rate,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: Rate) -> TokenBucket {
+        TokenBucket {
+            rate,
+            tokens: rate.count as f64,
+            at: Instant::now(),
+        }
+    }
+
+    fn per_sec(&self) -> f64 {
+        self.rate.count as f64 / self.rate.secs as f64
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec())
+            .min(self.rate.count as f64);
+        self.at = now;
+    }
+
+    fn take(&mut self) -> bool {
+        self.refill();
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn give_back(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.rate.count as f64);
+    }
+
+    /// Time until the next token.
+    fn wait(&mut self) -> Duration {
+        self.refill();
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec()) + Duration::from_millis(1)
+        }
+    }
+}
 
 struct Entry {
     info: ProbeInfo,
@@ -36,7 +92,10 @@ struct Entry {
 pub struct Manager {
     reaper: Arc<Reaper>,
     exe: PathBuf,
-    registry: Option<String>,
+    /// Most probes held at once (each holds one descriptor: its pidfd).
+    capacity: usize,
+    /// Soft descriptor limit the daemon was started with, restored for commands.
+    nofile_soft: u64,
     probes: Mutex<BTreeMap<u64, Entry>>,
     next_id: AtomicU64,
     shutdown_tx: watch::Sender<bool>,
@@ -60,12 +119,18 @@ struct Arm {
 }
 
 impl Manager {
-    pub fn new(reaper: Arc<Reaper>, exe: PathBuf, registry: Option<String>) -> Arc<Manager> {
+    pub fn new(
+        reaper: Arc<Reaper>,
+        exe: PathBuf,
+        capacity: usize,
+        nofile_soft: u64,
+    ) -> Arc<Manager> {
         let (shutdown_tx, _) = watch::channel(false);
         Arc::new(Manager {
             reaper,
             exe,
-            registry,
+            capacity,
+            nofile_soft,
             probes: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             shutdown_tx,
@@ -73,13 +138,25 @@ impl Manager {
         })
     }
 
-    pub fn list(&self) -> Vec<ProbeInfo> {
-        self.probes
-            .lock()
-            .expect("probes lock")
-            .values()
-            .map(|e| e.info.clone())
-            .collect()
+    /// The probes with ids above `after`, as many as fit in one frame (`budget` bytes
+    /// of JSON), and the `after` of the next page if there are more.
+    pub fn list_page(&self, after: u64, budget: usize) -> (Vec<ProbeInfo>, Option<u64>) {
+        let probes = self.probes.lock().expect("probes lock");
+        let mut out = Vec::new();
+        let mut used = 0;
+        for (id, e) in probes.range(after.saturating_add(1)..) {
+            let size = serde_json::to_vec(&e.info).map(|v| v.len() + 1).unwrap_or(0);
+            if !out.is_empty() && used + size > budget {
+                return (out, Some(*id - 1));
+            }
+            used += size;
+            out.push(e.info.clone());
+        }
+        (out, None)
+    }
+
+    pub fn count(&self) -> usize {
+        self.probes.lock().expect("probes lock").len()
     }
 
     fn update(&self, id: u64, f: impl FnOnce(&mut ProbeInfo)) {
@@ -101,7 +178,8 @@ impl Manager {
         self.probes.lock().expect("probes lock").remove(&id);
     }
 
-    /// Spawn a probe process in jail `arm.jid`; returns its pid and exit receiver.
+    /// Spawn a probe process in jail `arm.jid`; returns it and its exit receiver.
+    /// Runs on a blocking thread: at most `probe::SETUP_TIMEOUT`.
     async fn spawn_probe(
         &self,
         arm: &Arm,
@@ -113,7 +191,6 @@ impl Manager {
             title: arm.title.clone(),
             uid: arm.uid,
             gid: arm.gid,
-            registry: self.registry.clone(),
         };
         tokio::task::spawn_blocking(move || {
             let mut helper_rx = None;
@@ -123,18 +200,26 @@ impl Manager {
                 Ok(child)
             })
             .map_err(|e| e.to_string())?;
-            // The probe cannot have been reaped by anyone but our reaper, which keeps
-            // its pid unused until the status is claimed: the pidfd names it exactly.
-            let proc_ref = ProcessRef::new(spawned.pid);
-            let rx = if spawned.pid == spawned.helper_pid {
+            // Linux: the probe is named by the pidfd the helper handed over, and it is
+            // (or is about to become) our child: only our reaper reaps it. FreeBSD: it
+            // is the helper we forked.
+            let rx = if spawned.probe.pid == spawned.helper_pid {
                 helper_rx.expect("helper watched")
             } else {
-                reaper.watch(spawned.pid)
+                reaper.watch(spawned.probe.pid)
             };
-            Ok((proc_ref, rx))
+            Ok((spawned.probe, rx))
         })
         .await
         .map_err(|e| format!("probe spawner failed: {e}"))?
+    }
+
+    /// Look a jail up off the async threads (the registry lock may be held).
+    async fn lookup(name: &str) -> Result<jail::JailInfo, jail::JailError> {
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || jail::lookup(&name, false))
+            .await
+            .unwrap_or_else(|e| Err(jail::JailError::Invalid(format!("jail lookup failed: {e}"))))
     }
 
     /// Register a probe: it runs in its jail when this returns Ok.
@@ -147,7 +232,15 @@ impl Manager {
                 message: "jaildaemon is shutting down".into(),
             };
         }
-        let j = match jail::lookup(&spec.jail, false) {
+        if self.count() >= self.capacity {
+            return Response::Error {
+                message: format!(
+                    "jaildaemon holds {} probes, its capacity (one descriptor each; raise the daemon's descriptor limit, e.g. LimitNOFILE)",
+                    self.capacity
+                ),
+            };
+        }
+        let j = match Self::lookup(&spec.jail).await {
             Ok(j) => j,
             Err(jail::JailError::NotFound { .. }) => {
                 return Response::Error {
@@ -194,6 +287,11 @@ impl Manager {
             triggers: 0,
             last_trigger: None,
             running_commands: 0,
+            coalesced: 0,
+            pending: false,
+            rate_count: spec.rate.unwrap_or(DEFAULT_RATE).count,
+            rate_secs: spec.rate.unwrap_or(DEFAULT_RATE).secs,
+            max_running: spec.max_running.unwrap_or(DEFAULT_MAX_RUNNING),
         };
         self.probes.lock().expect("probes lock").insert(
             id,
@@ -275,6 +373,7 @@ impl Manager {
             Some(e) => e.spec.clone(),
             None => return,
         };
+        let triggers = self.clone().dispatcher(id, spec.clone());
         loop {
             let status = tokio::select! {
                 st = &mut exit_rx => st.unwrap_or(ExitStatus::Signal(0)),
@@ -301,7 +400,8 @@ impl Manager {
                 i.pid = None;
             });
             tracing::info!(probe = id, jid = arm.jid, title = %arm.title, "probe triggered");
-            let done = self.start_command(id, &spec, &arm);
+            let (done_tx, done) = oneshot::channel();
+            let _ = triggers.send((arm.clone(), done_tx));
             match spec.respawn {
                 Respawn::Never => {
                     let _ = done.await;
@@ -367,7 +467,7 @@ impl Manager {
         let deadline = Instant::now() + JAIL_RETURN_GRACE;
         let mut failures = 0;
         loop {
-            match jail::lookup(&name, false) {
+            match Self::lookup(&name).await {
                 Ok(j) => {
                     if j.jid != arm.jid {
                         tracing::info!(probe = id, jail = %name, old_jid = arm.jid, new_jid = j.jid, "jail came back with a new jid; re-arming there");
@@ -415,6 +515,90 @@ impl Manager {
         }
     }
 
+    /// The probe's command runner: triggers come in; commands start as the token
+    /// bucket and the cap on running commands allow; a trigger that cannot start is
+    /// coalesced into the next run (every waiter of that run is told when it ends).
+    fn dispatcher(
+        self: Arc<Self>,
+        id: u64,
+        spec: ProbeSpec,
+    ) -> mpsc::UnboundedSender<(Arm, oneshot::Sender<()>)> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Arm, oneshot::Sender<()>)>();
+        let rate = spec.rate.unwrap_or(DEFAULT_RATE);
+        let max_running = spec.max_running.unwrap_or(DEFAULT_MAX_RUNNING);
+        tokio::spawn(async move {
+            let mut bucket = TokenBucket::new(rate);
+            let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<()>();
+            let mut running = 0u32;
+            let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+            let mut last_arm: Option<Arm> = None;
+            let mut failures = 0u32;
+            let mut open = true;
+            loop {
+                let wait = if waiters.is_empty() || running >= max_running {
+                    Duration::from_secs(3600)
+                } else if failures > 0 {
+                    Duration::from_secs(1)
+                } else {
+                    bucket.wait()
+                };
+                tokio::select! {
+                    m = rx.recv(), if open => match m {
+                        Some((arm, w)) => {
+                            if !waiters.is_empty() {
+                                self.update(id, |i| i.coalesced += 1);
+                            }
+                            waiters.push(w);
+                            last_arm = Some(arm);
+                        }
+                        None => open = false,
+                    },
+                    Some(()) = ended_rx.recv() => running -= 1,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                if !waiters.is_empty() && running < max_running && bucket.take() {
+                    let arm = last_arm.clone().expect("a trigger came with its arm");
+                    match self.start_command(id, &spec, &arm) {
+                        Ok(done) => {
+                            failures = 0;
+                            running += 1;
+                            let run_waiters = std::mem::take(&mut waiters);
+                            let ended = ended_tx.clone();
+                            tokio::spawn(async move {
+                                let _ = done.await;
+                                let _ = ended.send(());
+                                for w in run_waiters {
+                                    let _ = w.send(());
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            bucket.give_back();
+                            failures += 1;
+                            if failures >= COMMAND_START_TRIES {
+                                tracing::error!(probe = id, error = %e, tries = failures, "the command could not be started; this trigger is dropped");
+                                failures = 0;
+                                waiters.clear();
+                            } else {
+                                tracing::warn!(probe = id, error = %e, tries = failures, "the command could not be started; retrying in 1 s");
+                            }
+                        }
+                    }
+                }
+                let pending = !waiters.is_empty();
+                let r = running;
+                self.update(id, |i| {
+                    i.pending = pending;
+                    i.running_commands = r;
+                });
+                if !open && waiters.is_empty() && running == 0 {
+                    return;
+                }
+            }
+        });
+        tx
+    }
+
     /// Run the command on the host: `/bin/sh -c COMMAND`, cwd `/`, stdin /dev/null,
     /// output into the log. Resolves when the command has ended.
     fn start_command(
@@ -422,7 +606,7 @@ impl Manager {
         id: u64,
         spec: &ProbeSpec,
         arm: &Arm,
-    ) -> oneshot::Receiver<()> {
+    ) -> std::io::Result<oneshot::Receiver<()>> {
         let (done_tx, done_rx) = oneshot::channel();
         let jail_name = self
             .probes
@@ -458,6 +642,7 @@ impl Manager {
                 None
             }
         };
+        sys::command_nofile(&mut cmd, self.nofile_soft);
         let started = Instant::now();
         let spawned = self.reaper.spawn(&mut cmd);
         drop(cmd);
@@ -466,13 +651,8 @@ impl Manager {
                 tracing::info!(probe = id, pid = child.id(), "command started");
                 rx
             }
-            Err(e) => {
-                tracing::error!(probe = id, error = %e, "command could not be started");
-                let _ = done_tx.send(());
-                return done_rx;
-            }
+            Err(e) => return Err(e),
         };
-        self.update(id, |i| i.running_commands += 1);
         if let Some(r) = reader {
             tokio::task::spawn_blocking(move || {
                 let mut br = BufReader::new(std::fs::File::from(r));
@@ -502,11 +682,9 @@ impl Manager {
             } else {
                 tracing::warn!(probe = id, status = %st, duration_ms = ms, "command failed");
             }
-            me.update(id, |i| {
-                i.running_commands = i.running_commands.saturating_sub(1)
-            });
             let _ = done_tx.send(());
+            drop(me);
         });
-        done_rx
+        Ok(done_rx)
     }
 }

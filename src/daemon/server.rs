@@ -6,29 +6,35 @@ use std::time::Duration;
 use jaildaemon_proto::{self as proto, FrameError, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, Semaphore};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::watch;
 
 use super::probes::Manager;
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections handled at once; more wait in the listen queue.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once. Each is served on its own (an idle client delays
+/// nobody); past this bound new connections are closed at once, so a flood of idle
+/// clients cannot exhaust the daemon's descriptors.
+pub const MAX_CONNECTIONS: usize = 512;
 
 pub async fn serve(listener: UnixListener, mgr: Arc<Manager>, mut stop: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let live = Arc::new(AtomicUsize::new(0));
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = stop.changed() => return,
-        };
         tokio::select! {
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
+                    if live.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                        tracing::warn!(max = MAX_CONNECTIONS, "too many connections; one refused");
+                        drop(stream);
+                        continue;
+                    }
+                    live.fetch_add(1, Ordering::Relaxed);
                     let mgr = mgr.clone();
+                    let live = live.clone();
                     tokio::spawn(async move {
                         handle(stream, mgr).await;
-                        drop(permit);
+                        live.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
                 Err(e) => {
@@ -98,7 +104,10 @@ async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
         },
         (_, Some(0)) => match req {
             Request::Register(spec) => mgr.register(spec).await,
-            Request::List => Response::Probes(mgr.list()),
+            Request::List { after } => {
+                let (probes, next) = mgr.list_page(after, proto::MAX_FRAME - 4096);
+                Response::Probes { probes, next }
+            }
             Request::Remove { id } => mgr.remove(id).await,
             Request::Ping => unreachable!(),
         },

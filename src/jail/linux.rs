@@ -87,7 +87,13 @@ impl Entry {
     }
 
     fn alive(&self) -> bool {
-        matches!(sys::proc_start_time(self.init_pid), Some((t, false)) if t == self.init_start)
+        self.liveness().unwrap_or(true)
+    }
+
+    /// Whether the init still runs; an error when that cannot be told (only "no such
+    /// process" or another process under its pid proves it gone).
+    fn liveness(&self) -> std::io::Result<bool> {
+        Ok(matches!(sys::proc_state(self.init_pid)?, Some((t, false)) if t == self.init_start))
     }
 
     /// What processes entering this jail may do.
@@ -225,12 +231,18 @@ impl Registry {
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()));
             match parsed {
-                Ok(e) if e.alive() => out.push(e),
-                Ok(e) => {
+                Ok(e) => match e.liveness() {
+                    Ok(true) => out.push(e),
+                    Err(err) => {
+                        tracing::warn!(jid = e.jid, name = %e.name, error = %err, "cannot tell whether the jail's init runs; keeping its entry");
+                        out.push(e);
+                    }
+                    Ok(false) => {
                     tracing::info!(jid = e.jid, name = %e.name, "removing stale jail registry entry (its init is gone)");
                     let _ = fs::remove_file(&path);
                     e.remove_cgroup();
-                }
+                    }
+                },
                 Err(why) => {
                     tracing::warn!(path = %path.display(), %why, "ignoring corrupt jail registry entry")
                 }

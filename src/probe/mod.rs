@@ -1,27 +1,43 @@
 //! The probe: a process attached to a jail, showing a title, holding nothing from the
-//! host, that ends with [`TRIGGER_EXIT`] when a process sends it SIGHUP.
+//! host, that ends with [`TRIGGER_EXIT`] when a process *inside its jail* sends it
+//! SIGHUP.
 //!
 //! The daemon never forks from its multi-threaded runtime to run Rust code: it execs
 //! its own binary as a small single-threaded *helper* (argv[0] = the title, an empty
-//! environment but for [`HELPER_ENV`]), and hands it its parameters as JSON on an
-//! inherited pipe (descriptor 3), never in argv or the environment. The helper:
+//! environment but for [`HELPER_ENV`]). Helper and daemon talk over a `SOCK_SEQPACKET`
+//! socket pair on the helper's descriptor 3: the parameters go down as one datagram,
+//! one typed [`Handoff`] comes back. The helper:
 //!
-//! 1. blocks SIGHUP (a HUP during setup stays pending), reads its parameters;
-//! 2. attaches to the jail (FreeBSD `jail_attach`; Linux: the jail layer's attach,
-//!    then a fork, as joining a pid namespace applies to children; the helper's parent
-//!    half reports the child's host pid and exits, the daemon being the subreaper);
-//! 3. becomes a session leader without terminal, drops supplementary groups, sets gid
-//!    then uid, shows the title, reports `ok` on its status pipe (stdout);
-//! 4. closes every descriptor it has (all from the host), points 0-2 at the jail's
-//!    /dev/null, and waits for a SIGHUP sent by a process.
+//! 1. blocks SIGHUP (a HUP during setup stays pending), reads its parameters, makes
+//!    itself untraceable (non-dumpable; FreeBSD `PROC_TRACE_CTL_DISABLE`);
+//! 2. attaches to the jail (the jail layer's attach: on Linux the namespaces, the
+//!    devices cgroup and the jail's confinement). On Linux, as joining a pid namespace
+//!    applies to children, it forks the probe, opens a pidfd for it (its own unreaped
+//!    child: the pidfd names exactly that process) and waits at most
+//!    [`SETUP_TIMEOUT`] for the probe's own report on a private pipe. The probe first
+//!    closes the daemon's socket, so nothing visible in the jail ever holds the
+//!    handoff channel;
+//! 3. the probe becomes a session leader without terminal, drops supplementary groups,
+//!    sets gid then uid, closes every descriptor it has (all from the host), points 0-2
+//!    at /dev/null and waits for a SIGHUP sent by a process of its jail;
+//! 4. the helper sends [`Handoff::Ready`] with the pidfd attached (`SCM_RIGHTS`) and
+//!    exits; the probe is reparented to the daemon, a subreaper. On FreeBSD the helper
+//!    is the probe (jail_attach needs no fork): the daemon knows it by the pid it
+//!    forked.
+//!
+//! The daemon learns the probe's identity from the kernel only (the pidfd, or the pid
+//! it forked), never from bytes: the handoff carries no pid. Anything but exactly one
+//! `Ready` with exactly one pidfd (Linux) fails the registration, and so does silence
+//! past [`SETUP_TIMEOUT`] (the helper is then killed, and with it, by its parent-death
+//! signal or the helper's own kill, the half-made probe).
 //!
 //! The command is never sent to the helper: nothing in the probe's argv, environment
 //! or memory names it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,15 +49,41 @@ pub const HELPER_ENV: &str = "JAILDAEMON_PROBE_HELPER";
 /// Exit status of a probe that received SIGHUP from a process: the trigger.
 pub const TRIGGER_EXIT: i32 = 97;
 
-/// What the helper needs; sent on descriptor 3.
+/// How long a probe may take to be set up before it is killed and its registration
+/// fails. The helper gives up a little earlier, so that it reports why.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+const HELPER_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Largest handoff datagram.
+const MAX_MESSAGE: usize = 4096;
+
+/// What the helper needs; sent as one datagram on descriptor 3.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProbeParams {
     pub jid: i32,
     pub title: String,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    /// Linux jail registry directory of the daemon.
-    pub registry: Option<String>,
+}
+
+/// The helper's one answer (and, on Linux, the probe's report to the helper).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Handoff {
+    /// The probe runs in its jail; on Linux its pidfd is attached.
+    Ready,
+    /// Setup failed at `step` with `errno` (0 when not a system error).
+    Failed { step: String, errno: i32 },
+}
+
+impl Handoff {
+    fn failed(step: impl Into<String>, e: &std::io::Error) -> Handoff {
+        Handoff::Failed {
+            step: format!("{}: {e}", step.into()),
+            errno: e.raw_os_error().unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,133 +92,282 @@ pub enum ProbeError {
     Spawn(#[source] std::io::Error),
     #[error("probe in jail {jid}: {message}")]
     Setup { jid: i32, message: String },
+    #[error("probe in jail {jid}: did not finish setting up within {} s; it was killed", SETUP_TIMEOUT.as_secs())]
+    Timeout { jid: i32 },
 }
 
-/// The probe helper's status lines.
-fn report(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+fn encode(h: &Handoff) -> Vec<u8> {
+    serde_json::to_vec(h).expect("handoff serializes")
 }
 
 /// Entry point of the helper (the binary calls this when [`HELPER_ENV`] is set).
 pub fn helper_main() -> ! {
     sys::block_sighup();
-    let Some(fd) = sys::take_inherited_fd(3) else {
-        report("err no parameter pipe on descriptor 3");
+    let Some(sock) = sys::take_inherited_fd(3) else {
         sys::exit_now(2);
     };
-    let mut raw = String::new();
-    let _ = std::fs::File::from(fd).read_to_string(&mut raw);
-    let params: ProbeParams = match serde_json::from_str(&raw) {
-        Ok(p) => p,
-        Err(e) => {
-            report(&format!("err bad parameters: {e}"));
-            sys::exit_now(2);
-        }
+    let fail = |h: Handoff| -> ! {
+        let _ = sys::send_with_fds(&sock, &encode(&h), &[]);
+        sys::exit_now(1);
     };
-    drop(raw);
-    #[cfg(target_os = "linux")]
-    if let Some(r) = &params.registry {
-        std::env::set_var(crate::jail::linux::REGISTRY_ENV, r);
+    let params: ProbeParams = match sys::recv_with_fds(&sock, MAX_MESSAGE, HELPER_TIMEOUT) {
+        Ok(Some((bytes, fds))) if fds.is_empty() => match serde_json::from_slice(&bytes) {
+            Ok(p) => p,
+            Err(e) => fail(Handoff::Failed {
+                step: format!("bad parameters: {e}"),
+                errno: 0,
+            }),
+        },
+        _ => fail(Handoff::Failed {
+            step: "no parameters on descriptor 3".into(),
+            errno: 0,
+        }),
+    };
+    if let Err(e) = sys::make_untraceable() {
+        fail(Handoff::failed("make the probe untraceable", &e));
     }
     if let Err(e) = crate::jail::attach(&params.jid.to_string()) {
-        report(&format!("err cannot attach to jail {}: {e}", params.jid));
-        sys::exit_now(1);
+        fail(Handoff::Failed {
+            step: format!("cannot attach to jail {}: {e}", params.jid),
+            errno: 0,
+        });
     }
     #[cfg(target_os = "linux")]
-    match sys::fork() {
-        Ok(sys::Forked::Parent(pid)) => {
-            report(&format!("pid {pid}"));
-            sys::exit_now(0);
-        }
-        Ok(sys::Forked::Child) => {}
-        Err(e) => {
-            report(&format!("err fork into the jail: {e}"));
-            sys::exit_now(1);
+    {
+        let (pidfd, report) = match fork_probe(&params, &sock) {
+            Ok(x) => x,
+            Err(h) => fail(h),
+        };
+        match wait_report(report) {
+            Handoff::Ready => {
+                if let Err(e) = sys::send_with_fds(&sock, &encode(&Handoff::Ready), &[pidfd.as_raw_fd()]) {
+                    let _ = sys::pidfd_kill(&pidfd);
+                    fail(Handoff::failed("hand the probe over", &e));
+                }
+                sys::exit_now(0);
+            }
+            h => {
+                let _ = sys::pidfd_kill(&pidfd);
+                fail(h);
+            }
         }
     }
     #[cfg(target_os = "freebsd")]
-    report(&format!("pid {}", sys::getpid()));
-
-    sys::probe_signals();
-    if let Err(e) = sys::setsid() {
-        report(&format!("err setsid: {e}"));
-        sys::exit_now(1);
+    {
+        if let Err(h) = become_probe(&params) {
+            fail(h);
+        }
+        if sys::send_with_fds(&sock, &encode(&Handoff::Ready), &[]).is_err() {
+            sys::exit_now(1);
+        }
+        drop(sock);
+        drop(params);
+        arm()
     }
+}
+
+/// The probe's own setup after attach: session, credentials, title.
+fn become_probe(params: &ProbeParams) -> Result<(), Handoff> {
+    sys::probe_signals();
+    sys::setsid().map_err(|e| Handoff::failed("setsid", &e))?;
     let gid = params.gid.unwrap_or(0);
     let uid = params.uid.unwrap_or(0);
-    if let Err(e) = sys::drop_privileges(uid, gid, &[]) {
-        report(&format!("err cannot set uid {uid} gid {gid}: {e}"));
-        sys::exit_now(1);
-    }
+    sys::drop_privileges(uid, gid, &[])
+        .map_err(|e| Handoff::failed(format!("cannot set uid {uid} gid {gid}"), &e))?;
     sys::set_title(&params.title);
-    report("ok");
-    drop(params);
+    Ok(())
+}
+
+/// Close everything from the host and wait for the trigger.
+fn arm() -> ! {
     sys::close_fds_from(0);
     sys::stdio_to_devnull();
     sys::wait_for_sighup_from_process();
     sys::exit_now(TRIGGER_EXIT);
 }
 
+/// Fork the probe inside the jail. Returns its pidfd and the read end of its report
+/// pipe.
+#[cfg(target_os = "linux")]
+fn fork_probe(params: &ProbeParams, sock: &OwnedFd) -> Result<(OwnedFd, OwnedFd), Handoff> {
+    let (r, w) = sys::pipe().map_err(|e| Handoff::failed("pipe", &e))?;
+    // The helper is single-threaded: fork is fine here.
+    match sys::fork() {
+        Err(e) => Err(Handoff::failed("fork into the jail", &e)),
+        Ok(sys::Forked::Child) => {
+            // The handoff channel must not live in a process the jail can see.
+            sys::close_fd(sock.as_raw_fd());
+            sys::close_fd(r.as_raw_fd());
+            let report = |h: &Handoff| {
+                let _ = sys::write_all_fd(w.as_raw_fd(), &encode(h));
+            };
+            // A helper killed by the daemon's timeout takes the half-made probe with
+            // it. Asked for before and after the credential change, which clears it.
+            sys::parent_death_signal(libc::SIGKILL);
+            let setup = become_probe(params).map(|()| {
+                sys::parent_death_signal(libc::SIGKILL);
+            });
+            match setup {
+                Ok(()) => {
+                    sys::parent_death_signal(0);
+                    report(&Handoff::Ready);
+                    arm()
+                }
+                Err(h) => {
+                    report(&h);
+                    sys::exit_now(1)
+                }
+            }
+        }
+        Ok(sys::Forked::Parent(pid)) => {
+            drop(w);
+            // Our unreaped child: its pid cannot name anything else.
+            let fd = sys::pidfd_open(pid).map_err(|e| {
+                let _ = sys::signal(pid, libc::SIGKILL);
+                Handoff::failed("pidfd_open of the probe", &e)
+            })?;
+            Ok((fd, r))
+        }
+    }
+}
+
+/// The probe's report, or a failure when it says nothing in time.
+#[cfg(target_os = "linux")]
+fn wait_report(r: OwnedFd) -> Handoff {
+    match sys::read_with_timeout(&r, MAX_MESSAGE, HELPER_TIMEOUT) {
+        Ok(Some(bytes)) if !bytes.is_empty() => serde_json::from_slice(&bytes).unwrap_or(Handoff::Failed {
+            step: "the probe sent an unreadable report".into(),
+            errno: 0,
+        }),
+        Ok(Some(_)) => Handoff::Failed {
+            step: "the probe ended during setup".into(),
+            errno: 0,
+        },
+        Ok(None) => Handoff::Failed {
+            step: format!(
+                "the probe did not finish setting up within {} s (stopped from inside the jail?)",
+                HELPER_TIMEOUT.as_secs()
+            ),
+            errno: libc::ETIMEDOUT,
+        },
+        Err(e) => Handoff::failed("reading the probe's report", &e),
+    }
+}
+
 /// A probe that runs in its jail.
 #[derive(Debug)]
 pub struct Spawned {
-    /// Host pid of the probe.
-    pub pid: i32,
+    /// The probe, named by the kernel (its pidfd on Linux; on FreeBSD the pid the
+    /// daemon forked).
+    pub probe: sys::ProcessRef,
     /// Host pid of the helper (already exited on Linux; the probe itself on FreeBSD).
     pub helper_pid: i32,
 }
 
 /// Start a probe: exec the helper (`exe`) with argv[0] = title, hand it `params`, and
-/// read its status lines. `spawn` starts the command (the caller registers the pid
-/// with its reaper while doing so) and returns the helper's pid.
+/// take the probe over. `spawn` starts the command (the caller registers the pid with
+/// its reaper while doing so). Blocks at most [`SETUP_TIMEOUT`].
 pub fn spawn(
     exe: &Path,
     params: &ProbeParams,
     spawn: impl FnOnce(&mut Command) -> std::io::Result<std::process::Child>,
 ) -> Result<Spawned, ProbeError> {
     use std::os::unix::process::CommandExt;
-    let (r, w) = sys::pipe().map_err(ProbeError::Spawn)?;
+    let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
     let mut cmd = Command::new(exe);
     cmd.arg0(&params.title)
         .env_clear()
         .env(HELPER_ENV, "1")
         .current_dir("/")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::null());
-    sys::command_pass_fd(&mut cmd, r.as_raw_fd(), 3);
-    let mut child = spawn(&mut cmd).map_err(ProbeError::Spawn)?;
-    drop(r);
+    #[cfg(target_os = "linux")]
+    if let Some(r) = std::env::var_os(crate::jail::linux::REGISTRY_ENV) {
+        cmd.env(crate::jail::linux::REGISTRY_ENV, r);
+    }
+    sys::command_pass_fd(&mut cmd, theirs.as_raw_fd(), 3);
+    let child = spawn(&mut cmd).map_err(ProbeError::Spawn)?;
+    drop(cmd);
+    drop(theirs);
     let helper_pid = child.id() as i32;
+    let setup = |message: String| ProbeError::Setup {
+        jid: params.jid,
+        message,
+    };
+    let kill_helper = || {
+        let _ = sys::signal(helper_pid, libc::SIGKILL);
+    };
     let body = serde_json::to_vec(params).expect("params serialize");
-    let mut wf = std::fs::File::from(w);
-    let _ = wf.write_all(&body);
-    drop(wf);
-    let out = child.stdout.take().expect("piped stdout");
-    let mut pid = None;
-    let mut ok = false;
-    let mut err = None;
-    for line in BufReader::new(out).lines() {
-        let Ok(line) = line else { break };
-        if let Some(p) = line.strip_prefix("pid ") {
-            pid = p.trim().parse::<i32>().ok();
-        } else if line == "ok" {
-            ok = true;
-        } else if let Some(e) = line.strip_prefix("err ") {
-            err = Some(e.to_string());
+    if let Err(e) = sys::send_with_fds(&mine, &body, &[]) {
+        kill_helper();
+        return Err(setup(format!("sending the parameters: {e}")));
+    }
+    let got = sys::recv_with_fds(&mine, MAX_MESSAGE, SETUP_TIMEOUT);
+    let (bytes, mut fds) = match got {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            kill_helper();
+            return Err(ProbeError::Timeout { jid: params.jid });
+        }
+        Err(e) => {
+            kill_helper();
+            return Err(setup(format!("reading the helper's answer: {e}")));
+        }
+    };
+    let answer: Option<Handoff> = serde_json::from_slice(&bytes).ok();
+    let expect_fds = usize::from(cfg!(target_os = "linux"));
+    match answer {
+        Some(Handoff::Ready) if fds.len() == expect_fds => {
+            #[cfg(target_os = "linux")]
+            let probe = sys::ProcessRef::from_pidfd(fds.remove(0)).map_err(|e| {
+                kill_helper();
+                setup(format!("the probe handed over: {e}"))
+            })?;
+            #[cfg(not(target_os = "linux"))]
+            let probe = {
+                fds.clear();
+                sys::ProcessRef::new(helper_pid)
+            };
+            Ok(Spawned { probe, helper_pid })
+        }
+        Some(Handoff::Failed { step, .. }) if fds.is_empty() => {
+            kill_helper();
+            Err(setup(step))
+        }
+        _ => {
+            // Kill whatever was handed over, then the helper.
+            #[cfg(target_os = "linux")]
+            for fd in fds {
+                if let Ok(p) = sys::ProcessRef::from_pidfd(fd) {
+                    let _ = p.signal(libc::SIGKILL);
+                }
+            }
+            kill_helper();
+            if bytes.is_empty() {
+                Err(setup("the probe helper ended without reporting".into()))
+            } else {
+                Err(setup("unexpected answer from the probe helper; registration refused".into()))
+            }
         }
     }
-    match (ok, pid, err) {
-        (true, Some(pid), None) => Ok(Spawned { pid, helper_pid }),
-        (_, _, Some(message)) => Err(ProbeError::Setup {
-            jid: params.jid,
-            message,
-        }),
-        _ => Err(ProbeError::Setup {
-            jid: params.jid,
-            message: "the probe helper ended without reporting".into(),
-        }),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handoff_is_typed_and_strict() {
+        assert_eq!(
+            serde_json::from_slice::<Handoff>(&encode(&Handoff::Ready)).unwrap(),
+            Handoff::Ready
+        );
+        assert!(serde_json::from_slice::<Handoff>(b"\"pid 1234\"").is_err());
+        assert!(serde_json::from_slice::<Handoff>(br#"{"Ready":{"pid":1}}"#).is_err());
+        assert!(serde_json::from_slice::<ProbeParams>(
+            br#"{"jid":1,"title":"t","uid":null,"gid":null,"registry":"/x"}"#
+        )
+        .is_err());
     }
 }

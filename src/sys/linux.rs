@@ -1095,7 +1095,20 @@ unsafe fn loopback_up() {
 
 /// Start time (clock ticks since boot) of a process, and whether it is a zombie.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    proc_state(pid).ok().flatten()
+}
+
+/// As [`proc_start_time`], telling "no such process" (`Ok(None)`) from a failure to
+/// find out (`Err`: out of descriptors, /proc unreadable, ...), which proves nothing.
+pub fn proc_state(pid: i32) -> io::Result<Option<(u64, bool)>> {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => Ok(parse_stat(&s)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_stat(s: &str) -> Option<(u64, bool)> {
     let rest = &s[s.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After "pid (comm) ", field 3 (state) is index 0 and field 22 (starttime) index 19.

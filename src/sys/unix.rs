@@ -287,9 +287,48 @@ pub fn wait_for_sighup_from_process() -> i32 {
                 let pid = info.si_pid();
                 #[cfg(target_os = "freebsd")]
                 let pid = info.si_pid;
-                return pid;
+                if sender_in_my_jail(pid) {
+                    return pid;
+                }
             }
         }
+    }
+}
+
+/// Whether the sender of a signal is inside the caller's jail. Linux: a signal from
+/// outside the caller's pid namespace (the host) arrives with `si_pid` 0. FreeBSD:
+/// the sender must be visible from inside the jail and have the caller's jail id.
+fn sender_in_my_jail(pid: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    return pid > 0;
+    #[cfg(target_os = "freebsd")]
+    {
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
+        match (proc_jid(me), proc_jid(pid)) {
+            (Some(a), Some(b)) => pid > 0 && a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The jail id of a process visible to the caller (FreeBSD `kern.proc.pid`).
+#[cfg(target_os = "freebsd")]
+fn proc_jid(pid: i32) -> Option<i32> {
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, pid];
+    // SAFETY: kinfo_proc is plain data; the kernel fills at most `len` bytes of it.
+    unsafe {
+        let mut kp: libc::kinfo_proc = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::kinfo_proc>();
+        let rc = libc::sysctl(
+            mib.as_mut_ptr(),
+            mib.len() as libc::c_uint,
+            (&mut kp as *mut libc::kinfo_proc).cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        );
+        (rc == 0 && len == std::mem::size_of::<libc::kinfo_proc>()).then_some(kp.ki_jid)
     }
 }
 
@@ -397,6 +436,31 @@ impl ProcessRef {
         ProcessRef { pid }
     }
 
+    /// A process named by a pidfd handed over to us (its pid read from the kernel's
+    /// fdinfo, in our pid namespace). Anything but a pidfd of a live process is refused.
+    #[cfg(target_os = "linux")]
+    pub fn from_pidfd(fd: OwnedFd) -> io::Result<ProcessRef> {
+        use std::os::fd::AsRawFd;
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the descriptor handed over is not a pidfd",
+                )
+            })?;
+        if pid <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the process ended before it was handed over",
+            ));
+        }
+        Ok(ProcessRef { pid, fd: Some(fd) })
+    }
+
     /// Whether the process is identified by a pidfd (Linux) rather than its pid alone.
     pub fn has_pidfd(&self) -> bool {
         #[cfg(target_os = "linux")]
@@ -429,5 +493,295 @@ impl ProcessRef {
             return Ok(());
         }
         signal(self.pid, sig)
+    }
+}
+
+/// A connected pair of `SOCK_SEQPACKET` unix sockets (close-on-exec): one datagram
+/// per message, with descriptors passed as `SCM_RIGHTS`.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Send one datagram with `fds` attached.
+pub fn send_with_fds(sock: &OwnedFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let iov = [io::IoSlice::new(data)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)
+        .map(|_| ())
+        .map_err(io::Error::from)
+}
+
+/// Receive one datagram (at most `max` bytes) and the descriptors attached to it,
+/// waiting at most `timeout`. `Ok(None)` on timeout; an empty datagram means the
+/// peer closed. A truncated datagram or control message is an error.
+pub fn recv_with_fds(
+    sock: &OwnedFd,
+    max: usize,
+    timeout: std::time::Duration,
+) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsFd, AsRawFd};
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return Ok(None),
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut buf = vec![0u8; max];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let (n, flags, got) = {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<UnixAddr>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        let mut got = Vec::new();
+        for c in msg.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(v) = c {
+                // SAFETY: SCM_RIGHTS descriptors are new descriptors we now own.
+                got.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        (msg.bytes, msg.flags, got)
+    };
+    if flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "message or attached descriptors truncated",
+        ));
+    }
+    buf.truncate(n);
+    Ok(Some((buf, got)))
+}
+
+/// Raise the soft limit of open descriptors to the hard limit; returns (old, new).
+pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
+    let old = rl.rlim_cur as u64;
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max;
+        // SAFETY: as above.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) })?;
+    }
+    Ok((old, rl.rlim_cur as u64))
+}
+
+/// Install a `pre_exec` hook restoring the soft descriptor limit `soft` in the child
+/// (host commands get the limit the daemon was started with, not the raised one).
+pub fn command_nofile(cmd: &mut std::process::Command, soft: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getrlimit/setrlimit are async-signal-safe and touch only a local struct.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut rl = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && (soft as libc::rlim_t) < rl.rlim_cur {
+                rl.rlim_cur = soft as libc::rlim_t;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Make the calling process impossible to inspect or trace from the jail it is about
+/// to enter: Linux `PR_SET_DUMPABLE 0` (its /proc links need CAP_SYS_PTRACE), FreeBSD
+/// `PROC_TRACE_CTL_DISABLE` (no ptrace, no procfs access, no core).
+pub fn make_untraceable() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    #[cfg(target_os = "freebsd")]
+    let rc = {
+        let mut arg: c_int = libc::PROC_TRACE_CTL_DISABLE;
+        // SAFETY: procctl on our own pid with a pointer to a local int.
+        unsafe {
+            libc::procctl(
+                libc::P_PID,
+                libc::getpid() as _,
+                libc::PROC_TRACE_CTL,
+                (&mut arg as *mut c_int).cast(),
+            )
+        }
+    };
+    check(rc)
+}
+
+/// Ask for `sig` when the parent dies (Linux; a no-op elsewhere). Returns the parent
+/// pid seen after the request, to detect a parent that died before it.
+pub fn parent_death_signal(sig: c_int) -> i32 {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+    }
+    let _ = sig;
+    // SAFETY: plain system call.
+    unsafe { libc::getppid() }
+}
+
+/// Close a descriptor we do not own as an `OwnedFd` (a forked child's copy).
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: closing a descriptor number; the caller no longer uses it.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Write all of `data` to `fd`.
+pub fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: writing from a valid slice.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// Read from `fd` until EOF or `max` bytes, waiting at most `timeout` in all.
+/// `Ok(None)` when the time ran out.
+pub fn read_with_timeout(
+    fd: &OwnedFd,
+    max: usize,
+    timeout: std::time::Duration,
+) -> io::Result<Option<Vec<u8>>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::{AsFd, AsRawFd};
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        // SAFETY: reading into a stack buffer.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 || out.len() + n as usize > max {
+            out.extend_from_slice(&buf[..(n as usize).min(max - out.len())]);
+            return Ok(Some(out));
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+}
+
+/// A pidfd for process `pid` (Linux).
+#[cfg(target_os = "linux")]
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new descriptor or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative result is a descriptor we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// SIGKILL the process a pidfd names (Linux).
+#[cfg(target_os = "linux")]
+pub fn pidfd_kill(fd: &OwnedFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: plain system call.
+    unsafe { libc::geteuid() }
+}
+
+/// The uid of the process at the other end of a connected unix socket (the kernel's
+/// record, not anything it sent).
+pub fn peer_uid(fd: RawFd) -> io::Result<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: SO_PEERCRED fills a ucred of `len` bytes.
+        check(unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(cred.uid)
+    }
+    #[cfg(target_os = "freebsd")]
+    {
+        let mut uid: libc::uid_t = 0;
+        let mut gid: libc::gid_t = 0;
+        // SAFETY: getpeereid writes two integers into locals.
+        check(unsafe { libc::getpeereid(fd, &mut uid, &mut gid) })?;
+        Ok(uid)
     }
 }
