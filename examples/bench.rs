@@ -153,6 +153,8 @@ fn main() {
                 uid: None,
                 gid: None,
                 title: Some(format!("BENCH_PROBE_{next}")),
+                rate: None,
+                max_running: None,
             };
             match jaildaemon::daemon::client::request(
                 &sock,

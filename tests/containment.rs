@@ -16,6 +16,8 @@
 //! host's binaries and C library before and after); the seccomp filter (EPERM, not a
 //! kill); /proc and /dev; device nodes; mounting; and what jail root can still do (chown,
 //! chmod, setuid programs, reserved ports, killing its processes). Needs root.
+//! Linux only: FreeBSD jails are the kernel's.
+#![cfg(target_os = "linux")]
 
 mod common;
 

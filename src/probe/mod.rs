@@ -34,7 +34,9 @@
 //! The command is never sent to the helper: nothing in the probe's argv, environment
 //! or memory names it.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
+#[cfg(target_os = "linux")]
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
