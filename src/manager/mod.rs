@@ -387,6 +387,14 @@ impl Manager {
         resolve_in(all, key)
     }
 
+    /// The jail as stored now (call with its lock held, before a read-modify-write).
+    fn reread(&self, j: &Jail) -> Result<Jail> {
+        match self.backend.read_jail(&j.uuid)? {
+            Some(r) => Ok(self.to_jail(r, &Arc::new(self.defaults()?))),
+            None => Err(ManagerError::NotFound(j.uuid.clone())),
+        }
+    }
+
     /// `ALL` or one jail.
     pub fn resolve_many(&self, key: &str) -> Result<Vec<Jail>> {
         if key == "ALL" {
@@ -673,6 +681,8 @@ impl Manager {
             });
         }
         let _l = self.lock_jail(&j.uuid)?;
+        // Read-modify-write under the jail's lock: what was read before it may be stale.
+        let j = self.reread(&j)?;
         if let Some((_, t)) = assignments.iter().find(|(k, _)| k == "tag") {
             check_tag(t)?;
             if let Some(o) = self
@@ -712,6 +722,7 @@ impl Manager {
         let mut done = Vec::new();
         for j in self.resolve_many(key)? {
             let _l = self.lock_jail(&j.uuid)?;
+            let j = self.reread(&j)?;
             let mut new = defaults.clone();
             for k in KEEP_ON_RESET {
                 if let Some(v) = j.stored.get(*k) {
@@ -1055,6 +1066,7 @@ impl Manager {
         self.write_state(&j.uuid, &st)?;
         self.jail_command(j, "exec_start", j.get("exec_start"))?;
         self.host_command(j, "exec_poststart", j.get("exec_poststart"))?;
+        let j = self.reread(j)?;
         let mut new = j.stored.clone();
         new.insert("last_started".into(), timestamp());
         self.backend.write_props(&j.uuid, &j.stored, &new)?;
