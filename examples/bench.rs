@@ -7,7 +7,11 @@
 //!   (`jailctl jail exec JAIL true`);
 //! * trigger latency, SIGHUP sent -> command started (the command writes its start
 //!   time), median and p99, vs a bare round trip: SIGHUP to a waiting child ->
-//!   waitpid -> spawn `sh -c` writing its start time;
+//!   waitpid -> spawn `sh -c` writing its start time. Only a process inside the jail
+//!   may fire a probe, so the SIGHUP is sent by a shell running in the jail
+//!   (`kill -HUP` builtin, fed pids on a pipe); the clock starts at the pipe write;
+//! * parallel registrations: 1,000 clients registering at once (wall time, p50/p99 per
+//!   registration), under the descriptor limit of the shipped systemd unit.
 //! * private memory per probe (Private_* of /proc/PID/smaps_rollup) and the daemon's
 //!   RSS with N probes armed.
 
@@ -63,6 +67,55 @@ fn wait_file(p: &Path) -> u128 {
     }
 }
 
+/// The pid of host process `pid` in its own (the jail's) pid namespace.
+fn ns_pid(pid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .expect("NSpid")
+}
+
+/// `n` clients registering a probe each, all at once.
+fn parallel_registrations(sock: &Path, n: usize) {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let sock = sock.to_path_buf();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let spec = ProbeSpec {
+                    command: "true".into(),
+                    jail: "bench".into(),
+                    respawn: Respawn::Never,
+                    uid: None,
+                    gid: None,
+                    title: Some(format!("BENCH_PAR_{i}")),
+                    rate: None,
+                    max_running: None,
+                };
+                let r = jaildaemon::daemon::client::request(
+                    &sock,
+                    &Request::Register(spec),
+                    Duration::from_secs(120),
+                );
+                (matches!(r, Ok(Response::Registered { .. })), t.elapsed().as_secs_f64() * 1e3)
+            })
+        })
+        .collect();
+    let results: Vec<(bool, f64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let wall = start.elapsed().as_secs_f64();
+    let ok = results.iter().filter(|r| r.0).count();
+    let mut times: Vec<f64> = results.iter().map(|r| r.1).collect();
+    println!(
+        "\n{n} parallel registrations: {ok} succeeded, wall {wall:.2} s, per registration p50 {:.0} ms, p99 {:.0} ms",
+        pct(&mut times, 0.5),
+        pct(&mut times, 0.99)
+    );
+}
+
 fn main() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -106,7 +159,19 @@ fn main() {
         String::from_utf8_lossy(&out.stderr)
     );
     let sock = dir.join("jd.sock");
-    let mut daemon = Command::new(bin("jaildaemon"))
+    // The shipped systemd unit's limit (LimitNOFILE=65536) where the hard limit allows.
+    let hard: u64 = String::from_utf8_lossy(
+        &Command::new("sh").args(["-c", "ulimit -Hn"]).output().unwrap().stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap_or(65536);
+    let mut daemon = Command::new("prlimit");
+    daemon
+        .arg(format!("--nofile=1024:{}", hard.min(65536)))
+        .arg("--")
+        .arg(bin("jaildaemon"));
+    let mut daemon = daemon
         .args(["-D", "-F", "-p"])
         .arg(dir.join("jd.pid"))
         .arg("-f")
@@ -119,6 +184,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let dpid = daemon.id();
+    // The in-jail trigger: a shell that sends SIGHUP to each pid it reads.
+    let mut trig = Command::new(&jailctl)
+        .args(["jail", "exec", "bench", "/bin/sh", "-c", "while read p; do kill -HUP $p; done"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut trig_in = trig.stdin.take().unwrap();
     println!(
         "jaildaemon benchmark: {} cores, one run, side by side\n",
         std::thread::available_parallelism()
@@ -139,6 +211,19 @@ fn main() {
         "priv/probe",
         "daemon RSS"
     );
+    // warm-up: one registration and one bare attached process, not measured
+    let warm = ProbeSpec {
+        command: "true".into(),
+        jail: "bench".into(),
+        respawn: Respawn::Never,
+        uid: None,
+        gid: None,
+        title: Some("BENCH_WARMUP".into()),
+        rate: None,
+        max_running: None,
+    };
+    let _ = jaildaemon::daemon::client::request(&sock, &Request::Register(warm), Duration::from_secs(30));
+    let _ = Command::new(&jailctl).args(["jail", "exec", "bench", "true"]).status();
     let mut next = 0u64;
     for &n in &sizes {
         // spawn: probes
@@ -190,9 +275,13 @@ fn main() {
         let mut lat = Vec::new();
         for (id, pid) in pids.iter().take(sample) {
             let f = dir.join(format!("t.{id}"));
+            let inner = ns_pid(*pid);
             let t0 = now_ns();
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGHUP)
-                .unwrap();
+            {
+                use std::io::Write;
+                writeln!(trig_in, "{inner}").unwrap();
+                trig_in.flush().unwrap();
+            }
             let t1 = wait_file(&f);
             lat.push((t1.saturating_sub(t0)) as f64 / 1e6);
         }
@@ -232,6 +321,9 @@ fn main() {
             n, spawn, bare, spawn / bare, p50, b50, p99, b99, p50 / b50, priv_med, rss
         );
     }
+    drop(trig_in);
+    let _ = trig.wait();
+    parallel_registrations(&sock, 1000);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(dpid as i32),
         nix::sys::signal::SIGTERM,

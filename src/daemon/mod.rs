@@ -218,9 +218,12 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
 }
 
 /// Probes the daemon can hold with `nofile` descriptors: one pidfd each, less a
-/// reserve for connections, commands' pipes and the runtime.
+/// reserve for connections, commands' pipes and the runtime (at least a quarter of
+/// the limit is left for probes).
 pub fn probe_capacity(nofile: u64) -> usize {
-    nofile.saturating_sub(server::MAX_CONNECTIONS as u64 + 256) as usize
+    nofile
+        .saturating_sub(server::MAX_CONNECTIONS as u64 + 256)
+        .max(nofile / 4) as usize
 }
 
 async fn main_loop(

@@ -6,35 +6,32 @@ use std::time::Duration;
 use jaildaemon_proto::{self as proto, FrameError, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use super::probes::Manager;
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once. Each is served on its own (an idle client delays
-/// nobody); past this bound new connections are closed at once, so a flood of idle
-/// clients cannot exhaust the daemon's descriptors.
-pub const MAX_CONNECTIONS: usize = 512;
+/// Connections served at once. Each is served on its own task with its own read
+/// limit, so an idle client delays nobody; past this bound the daemon stops
+/// accepting until one ends (further clients wait in the listen queue), which bounds
+/// the descriptors connections can take.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 pub async fn serve(listener: UnixListener, mgr: Arc<Manager>, mut stop: watch::Receiver<bool>) {
-    let live = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = stop.changed() => return,
+        };
         tokio::select! {
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
-                    if live.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                        tracing::warn!(max = MAX_CONNECTIONS, "too many connections; one refused");
-                        drop(stream);
-                        continue;
-                    }
-                    live.fetch_add(1, Ordering::Relaxed);
                     let mgr = mgr.clone();
-                    let live = live.clone();
                     tokio::spawn(async move {
                         handle(stream, mgr).await;
-                        live.fetch_sub(1, Ordering::Relaxed);
+                        drop(permit);
                     });
                 }
                 Err(e) => {
