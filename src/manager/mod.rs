@@ -917,12 +917,26 @@ impl Manager {
     fn unmount_state(&self, uuid: &str) -> Result<()> {
         let mut st = self.read_state(uuid);
         while let Some(m) = st.mounts.pop() {
-            if !storage::mounted_below(&m.target).is_empty() {
-                if let Err(e) = storage::run(Command::new("umount").arg(&m.target)) {
-                    st.mounts.push(m);
-                    self.write_state(uuid, &st)?;
-                    return Err(e.into());
+            let res = match &m.inside {
+                // Exactly the mount start made, wherever inside the root it is now.
+                Some((id, root)) => crate::sys::os::RootDir::open(root)
+                    .and_then(|r| r.unmount_id(*id))
+                    .map_err(|e| ManagerError::Step {
+                        jail: uuid.to_string(),
+                        step: format!("unmount {} ({})", m.target.display(), m.what),
+                        msg: e.to_string(),
+                    }),
+                None if !storage::mounted_below(&m.target).is_empty() => {
+                    storage::run(Command::new("umount").arg(&m.target))
+                        .map(|_| ())
+                        .map_err(ManagerError::from)
                 }
+                None => Ok(()),
+            };
+            if let Err(e) = res {
+                st.mounts.push(m);
+                self.write_state(uuid, &st)?;
+                return Err(e);
             }
             self.write_state(uuid, &st)?;
         }
@@ -991,32 +1005,29 @@ impl Manager {
                         fstab.display()
                     )));
                 }
-                let target = if f[1].starts_with(&root.display().to_string()) {
-                    PathBuf::from(f[1])
-                } else {
-                    root.join(f[1].trim_start_matches('/'))
+                // The target is inside the jail: resolved by the kernel inside its
+                // root, so a symlink the jail planted cannot send the mount elsewhere.
+                let rel = match Path::new(f[1]).strip_prefix(&root) {
+                    Ok(r) => r.to_path_buf(),
+                    Err(_) => PathBuf::from(f[1].trim_start_matches('/')),
                 };
                 let opts = f.get(3).copied().unwrap_or("rw");
-                if !target.exists() && Path::new(f[0]).is_dir() {
-                    let _ = fs::create_dir_all(&target);
-                }
-                let mut c = Command::new("mount");
-                if matches!(f[2], "nullfs" | "bind") && cfg!(target_os = "linux") {
-                    c.arg("--bind");
-                    if opts.split(',').any(|o| o == "ro") {
-                        c.args(["-o", "bind,ro"]);
-                    }
-                } else {
-                    c.args(["-t", f[2], "-o", opts]);
-                }
-                storage::run(c.arg(f[0]).arg(&target)).map_err(|e| ManagerError::Step {
+                let step = |e: std::io::Error| ManagerError::Step {
                     jail: j.label(),
                     step: format!("fstab line {n}"),
                     msg: e.to_string(),
-                })?;
+                };
+                let rootdir = crate::sys::os::RootDir::open(&root).map_err(step)?;
+                if Path::new(f[0]).is_dir() {
+                    rootdir.mkdir_all(&rel).map_err(step)?;
+                }
+                let (id, at) = rootdir
+                    .mount_at(Path::new(f[0]), &rel, f[2], opts)
+                    .map_err(step)?;
                 st.mounts.push(MountRecord {
-                    target,
+                    target: at,
                     what: format!("fstab line {n}"),
+                    inside: Some((id, root.clone())),
                 });
                 self.write_state(&j.uuid, &st)?;
             }
@@ -1044,20 +1055,34 @@ impl Manager {
                     st.mounts.push(MountRecord {
                         target,
                         what: prop.to_string(),
+                        inside: None,
                     });
                     self.write_state(&j.uuid, &st)?;
                 }
             }
         }
-        // resolver
-        let etc = root.join("etc");
-        if etc.is_dir() {
+        // resolver: written inside the jail's root, never through a link it planted
+        let rootdir = crate::sys::os::RootDir::open(&root).map_err(|e| ManagerError::Step {
+            jail: j.label(),
+            step: "open the jail's root".into(),
+            msg: e.to_string(),
+        })?;
+        let etc_is_dir = rootdir
+            .open_at(Path::new("etc"), libc::O_DIRECTORY | libc::O_RDONLY, 0)
+            .is_ok();
+        if etc_is_dir {
             let conf = match j.get("resolver") {
                 "none" | "" => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
                 r => r.split(';').map(|l| format!("{}\n", l.trim())).collect(),
             };
             if !conf.is_empty() {
-                storage::dir::write_atomic(&etc.join("resolv.conf"), conf.as_bytes())?;
+                rootdir
+                    .write_atomic(Path::new("etc/resolv.conf"), conf.as_bytes(), 0o644)
+                    .map_err(|e| ManagerError::Step {
+                        jail: j.label(),
+                        step: "write /etc/resolv.conf".into(),
+                        msg: e.to_string(),
+                    })?;
             }
         }
         let params = self.jail_params(j, &root)?;

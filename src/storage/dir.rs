@@ -248,6 +248,7 @@ impl Backend for DirBackend {
         Ok(vec![MountRecord {
             target,
             what: format!("release {release}"),
+            inside: None,
         }])
     }
 

@@ -99,6 +99,11 @@ pub enum Base {
 pub struct MountRecord {
     pub target: PathBuf,
     pub what: String,
+    /// For a mount inside a jail's root: the kernel's id of the mount (Linux mount id,
+    /// FreeBSD fsid) and the root it was made in. Stop unmounts exactly that mount,
+    /// wherever the jail moved it, and never anything outside the root.
+    #[serde(default)]
+    pub inside: Option<(u64, PathBuf)>,
 }
 
 pub trait Backend {

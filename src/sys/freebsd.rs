@@ -194,3 +194,222 @@ pub fn attach(jid: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+// ------------------------------------------------------------------------------
+// Host-side writes and mounts inside a jail's root, kept beneath that root.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// A jail's root directory, held open: every path below it is opened with
+/// `O_RESOLVE_BENEATH`, so a symlink or `..` that leads out of the root is refused.
+pub struct RootDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn cstr_of(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn rel_of(rel: &Path) -> CString {
+    let s = rel.to_string_lossy();
+    let t = s.trim_start_matches('/');
+    CString::new(if t.is_empty() { "." } else { t }).unwrap_or_else(|_| c".".to_owned())
+}
+
+fn ctx(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl RootDir {
+    pub fn open(path: &Path) -> io::Result<RootDir> {
+        let c = cstr_of(path)?;
+        // SAFETY: open on a valid C string.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(ctx(io::Error::last_os_error(), path.display().to_string()));
+        }
+        // SAFETY: a new descriptor.
+        Ok(RootDir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn open_at(&self, rel: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+        let c = rel_of(rel);
+        // SAFETY: openat relative to our directory descriptor.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                flags | libc::O_RESOLVE_BENEATH | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(ctx(
+                io::Error::last_os_error(),
+                format!("{} inside {}", rel.display(), self.path.display()),
+            ));
+        }
+        // SAFETY: a new descriptor.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    pub fn mkdir_all(&self, rel: &Path) -> io::Result<()> {
+        let mut cur = PathBuf::new();
+        for comp in rel.components() {
+            use std::path::Component;
+            let name = match comp {
+                Component::Normal(n) => n,
+                Component::ParentDir => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "'..' is not allowed"))
+                }
+                _ => continue,
+            };
+            let parent = self.open_at(&cur, libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
+            let c = cstr_of(Path::new(name))?;
+            // SAFETY: mkdirat relative to a directory descriptor we hold.
+            if unsafe { libc::mkdirat(parent.as_raw_fd(), c.as_ptr(), 0o755) } != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(e);
+                }
+            }
+            cur.push(name);
+        }
+        Ok(())
+    }
+
+    pub fn write_atomic(&self, rel: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+        let name = rel
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let dir = self.open_at(
+            rel.parent().unwrap_or(Path::new("")),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+        )?;
+        let tmp = CString::new(format!(".{}.jailctl-{}", name.to_string_lossy(), std::process::id()))
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let fname = cstr_of(Path::new(name))?;
+        // SAFETY: unlinkat/openat relative to our directory descriptor.
+        let fd = unsafe {
+            libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0);
+            libc::openat(
+                dir.as_raw_fd(),
+                tmp.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor.
+        let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let res = (|| {
+            use std::io::Write;
+            (&f).write_all(data)?;
+            f.sync_all()?;
+            // SAFETY: renameat within one directory; the final name is replaced.
+            if unsafe { libc::renameat(dir.as_raw_fd(), tmp.as_ptr(), dir.as_raw_fd(), fname.as_ptr()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })();
+        if res.is_err() {
+            // SAFETY: as above.
+            unsafe { libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0) };
+        }
+        res
+    }
+
+    /// Mount on the directory `rel` beneath the root: the directory is resolved
+    /// beneath it, its path read back from the kernel (`F_KINFO`), and mount(8) is run
+    /// on that path. Between the two a jail process could still swap a component for
+    /// a symlink: stop the jail's processes first (jailctl mounts before start).
+    /// Returns the mount's fsid and path.
+    pub fn mount_at(&self, source: &Path, rel: &Path, fstype: &str, opts: &str) -> io::Result<(u64, PathBuf)> {
+        let fd = self.open_at(rel, libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
+        let path = fd_path(&fd)?;
+        let fstype = if fstype == "bind" { "nullfs" } else { fstype };
+        let st = std::process::Command::new("mount")
+            .args(["-t", fstype, "-o", if opts.is_empty() { "rw" } else { opts }])
+            .arg(source)
+            .arg(&path)
+            .status()?;
+        if !st.success() {
+            return Err(io::Error::other(format!("mount -t {fstype} {} {}: {st}", source.display(), path.display())));
+        }
+        Ok((fsid_of(&path)?, path))
+    }
+
+    pub fn unmount_id(&self, id: u64) -> io::Result<()> {
+        let Some(point) = mount_point_of(id) else {
+            return Ok(());
+        };
+        if !point.starts_with(&self.path) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("mount {id} is at {}, outside {}: left alone", point.display(), self.path.display()),
+            ));
+        }
+        let c = cstr_of(&point)?;
+        // SAFETY: unmount(2) on a valid C string.
+        if unsafe { libc::unmount(c.as_ptr(), libc::MNT_FORCE) } != 0 {
+            return Err(ctx(io::Error::last_os_error(), format!("unmount {}", point.display())));
+        }
+        Ok(())
+    }
+}
+
+fn fd_path(fd: &OwnedFd) -> io::Result<PathBuf> {
+    // SAFETY: F_KINFO fills a kinfo_file whose kf_structsize we set.
+    unsafe {
+        let mut kf: libc::kinfo_file = std::mem::zeroed();
+        kf.kf_structsize = std::mem::size_of::<libc::kinfo_file>() as c_int;
+        if libc::fcntl(fd.as_raw_fd(), libc::F_KINFO, &mut kf as *mut libc::kinfo_file) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let p = CStr::from_ptr(kf.kf_path.as_ptr());
+        Ok(PathBuf::from(p.to_string_lossy().into_owned()))
+    }
+}
+
+fn fsid_key(f: &libc::statfs) -> u64 {
+    ((f.f_fsid.val[0] as u32 as u64) << 32) | (f.f_fsid.val[1] as u32 as u64)
+}
+
+fn fsid_of(path: &Path) -> io::Result<u64> {
+    let c = cstr_of(path)?;
+    // SAFETY: statfs fills a zeroed local struct.
+    unsafe {
+        let mut s: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut s) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fsid_key(&s))
+    }
+}
+
+fn mount_point_of(id: u64) -> Option<PathBuf> {
+    // SAFETY: getmntinfo returns a pointer to `n` statfs records owned by libc.
+    unsafe {
+        let mut p: *mut libc::statfs = std::ptr::null_mut();
+        let n = libc::getmntinfo(&mut p, libc::MNT_NOWAIT);
+        if n <= 0 || p.is_null() {
+            return None;
+        }
+        std::slice::from_raw_parts(p, n as usize)
+            .iter()
+            .find(|s| fsid_key(s) == id)
+            .map(|s| PathBuf::from(CStr::from_ptr(s.f_mntonname.as_ptr()).to_string_lossy().into_owned()))
+    }
+}
