@@ -384,7 +384,9 @@ fn fd_path(fd: &OwnedFd) -> io::Result<PathBuf> {
 }
 
 fn fsid_key(f: &libc::statfs) -> u64 {
-    ((f.f_fsid.val[0] as u32 as u64) << 32) | (f.f_fsid.val[1] as u32 as u64)
+    // SAFETY: fsid_t is a repr(C) pair of i32 (its field is private in the libc crate).
+    let v: [i32; 2] = unsafe { std::mem::transmute_copy(&f.f_fsid) };
+    ((v[0] as u32 as u64) << 32) | (v[1] as u32 as u64)
 }
 
 fn fsid_of(path: &Path) -> io::Result<u64> {
