@@ -484,6 +484,12 @@ fn list(
         .collect();
     let mut rows: Vec<(Vec<String>, &Jail)> = Vec::new();
     let jails = m.jails()?;
+    // A TAG borne by several jails (made by hand) is shown on each; they stay
+    // reachable by UUID.
+    let mut tag_count: BTreeMap<&str, usize> = BTreeMap::new();
+    for j in jails.iter().filter(|j| !j.tag().is_empty()) {
+        *tag_count.entry(j.tag()).or_default() += 1;
+    }
     for j in jails.iter().filter(|j| {
         (j.get("istemplate") == "yes") == templates || j.problem.is_some() && !templates
     }) {
@@ -491,6 +497,18 @@ fn list(
         let state = if let Some(p) = &j.problem {
             eprintln!("jailctl: jail {} is CORRUPT: {p}", j.uuid);
             "CORRUPT".to_string()
+        } else if tag_count.get(j.tag()).copied().unwrap_or(0) > 1 {
+            eprintln!(
+                "jailctl: tag {} is borne by {} jails; use their UUIDs (jail {})",
+                j.tag(),
+                tag_count[j.tag()],
+                j.uuid
+            );
+            if jid.is_some() {
+                "up,DUPTAG".into()
+            } else {
+                "DUPTAG".into()
+            }
         } else if jid.is_some() {
             "up".into()
         } else {

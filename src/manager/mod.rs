@@ -845,6 +845,8 @@ impl Manager {
             step: step.to_string(),
             msg,
         };
+        // Its own process group, so that a timeout kills everything it started.
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
         let mut child = c.spawn().map_err(|e| fail(e.to_string()))?;
         let start = Instant::now();
         loop {
@@ -852,6 +854,7 @@ impl Manager {
                 Some(st) if st.success() => return Ok(()),
                 Some(st) => return Err(fail(format!("{st} (output in {})", log.display()))),
                 None if start.elapsed() > timeout => {
+                    let _ = crate::sys::unix::signal(-(child.id() as i32), libc::SIGKILL);
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(fail(format!(
@@ -1237,7 +1240,16 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
+/// Longest TAG accepted (it names the kernel jail and a ZFS user property).
+pub const MAX_TAG: usize = 64;
+
 fn check_tag(t: &str) -> Result<()> {
+    if t.len() > MAX_TAG {
+        return Err(invalid(format!(
+            "tag: {} bytes long; at most {MAX_TAG} are accepted",
+            t.len()
+        )));
+    }
     if t.is_empty()
         || t == "ALL"
         || t == "default"

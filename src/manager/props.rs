@@ -717,6 +717,44 @@ pub enum PropError {
     ReadOnly(String),
     #[error("\"{0}\" is not property=value")]
     NotAssignment(String),
+    #[error("{name}: the value is {len} bytes long; at most {limit} are accepted")]
+    TooLong {
+        name: String,
+        len: usize,
+        limit: usize,
+    },
+}
+
+/// Longest value of any property: what a ZFS user property can hold.
+pub const MAX_VALUE: usize = 8192;
+/// Longest host name (MAXHOSTNAMELEN - 1), and of one of its labels.
+pub const MAX_HOSTNAME: usize = 255;
+const MAX_LABEL: usize = 63;
+
+/// A host or domain name: labels of letters, digits and '-', 1 to 63 bytes each, not
+/// starting or ending with '-', at most 255 bytes in all.
+pub fn hostname_ok(h: &str) -> bool {
+    h.len() <= MAX_HOSTNAME
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= MAX_LABEL
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// A value shown in an error: long ones cut, with their length.
+fn shown(v: &str) -> String {
+    if v.len() <= 64 {
+        v.to_string()
+    } else {
+        let mut end = 48;
+        while !v.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}... ({} bytes)", &v[..end], v.len())
+    }
 }
 
 pub fn lookup(name: &str) -> Result<&'static Prop, PropError> {
@@ -824,10 +862,33 @@ pub fn validate(name: &str, value: &str) -> Result<String, PropError> {
     let p = lookup(name)?;
     let bad = || PropError::Invalid {
         name: name.into(),
-        value: value.into(),
+        value: shown(value),
         expected: expected(p.kind),
     };
+    if value.len() > MAX_VALUE {
+        return Err(PropError::TooLong {
+            name: name.into(),
+            len: value.len(),
+            limit: MAX_VALUE,
+        });
+    }
     let v = value.trim();
+    if matches!(name, "host_hostname" | "host_domainname") && !matches!(v, "" | "none") {
+        if v.len() > MAX_HOSTNAME {
+            return Err(PropError::TooLong {
+                name: name.into(),
+                len: v.len(),
+                limit: MAX_HOSTNAME,
+            });
+        }
+        if !hostname_ok(v) {
+            return Err(PropError::Invalid {
+                name: name.into(),
+                value: shown(value),
+                expected: "a host name: labels of letters, digits and '-' (1 to 63 bytes, not starting or ending with '-') joined by '.'".into(),
+            });
+        }
+    }
     let ok = match p.kind {
         ReadOnly => return Err(PropError::ReadOnly(name.into())),
         OnOff => matches!(v, "on" | "off"),
