@@ -178,12 +178,26 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
                 .remove("ftpfiles")
                 .map(|f| f.split_whitespace().map(String::from).collect())
                 .unwrap_or_else(|| vec!["base.txz".into()]);
+            let mut limits = crate::manager::fetch::Timeouts::default();
+            for (key, slot) in [
+                ("connect_timeout", &mut limits.connect),
+                ("read_timeout", &mut limits.read),
+            ] {
+                if let Some(v) = a.remove(key) {
+                    let secs: u64 = v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| {
+                        ManagerError::Invalid(format!(
+                            "fetch: {key}={v}: expected whole seconds from 1 to 3600"
+                        ))
+                    })?;
+                    *slot = std::time::Duration::from_secs(secs);
+                }
+            }
             if let Some(k) = a.keys().next() {
                 return Err(ManagerError::Invalid(format!(
-                    "fetch: unknown option {k} (release, ftplocaldir, ftphost, ftpfiles)"
+                    "fetch: unknown option {k} (release, ftplocaldir, ftphost, ftpfiles, connect_timeout, read_timeout)"
                 )));
             }
-            for (f, sum) in m.fetch(&release, &origin, &files)? {
+            for (f, sum) in m.fetch(&release, &origin, &files, limits)? {
                 let _ = writeln!(out, "{f}\tsha256:{sum}");
             }
             let _ = writeln!(out, "release {release} fetched");
@@ -508,6 +522,12 @@ fn list(
                 "up,DUPTAG".into()
             } else {
                 "DUPTAG".into()
+            }
+        } else if let Some((phase, interrupted)) = m.phase(&j.uuid) {
+            if interrupted {
+                format!("{phase}(interrupted)")
+            } else {
+                phase
             }
         } else if jid.is_some() {
             "up".into()

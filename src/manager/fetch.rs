@@ -91,7 +91,29 @@ impl Origin {
 }
 
 /// GET over HTTP/1.0 into `dest`; Ok(false) on 404.
-fn http_get(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<bool, FetchError> {
+/// Network time limits of a fetch (`connect_timeout=`, `read_timeout=` in seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(30),
+        }
+    }
+}
+
+fn http_get(
+    origin: &Origin,
+    file: &str,
+    dest: &Path,
+    progress: bool,
+    limits: Timeouts,
+) -> Result<bool, FetchError> {
     let Origin::Http { host, port, path } = origin else {
         unreachable!()
     };
@@ -100,15 +122,48 @@ fn http_get(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<
         url: url.clone(),
         msg,
     };
-    let mut s = TcpStream::connect((host.as_str(), *port)).map_err(|e| herr(e.to_string()))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = (host.as_str(), *port)
+        .to_socket_addrs()
+        .map_err(|e| herr(format!("resolving {host}: {e}")))?
+        .collect();
+    let mut last = None;
+    let mut conn = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, limits.connect) {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                last = Some(format!(
+                    "connecting to {host}:{port} ({a}) timed out after {} s (connect_timeout)",
+                    limits.connect.as_secs()
+                ))
+            }
+            Err(e) => last = Some(format!("connecting to {host}:{port} ({a}): {e}")),
+        }
+    }
+    let mut s = conn.ok_or_else(|| herr(last.unwrap_or_else(|| format!("{host}: no address"))))?;
+    s.set_read_timeout(Some(limits.read))
         .map_err(|e| herr(e.to_string()))?;
+    s.set_write_timeout(Some(limits.read))
+        .map_err(|e| herr(e.to_string()))?;
+    let read_err = |e: std::io::Error| {
+        if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+            herr(format!(
+                "{host}:{port} sent nothing for {} s (read_timeout)",
+                limits.read.as_secs()
+            ))
+        } else {
+            herr(e.to_string())
+        }
+    };
     let req = format!("GET {}/{file} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: jailctl\r\nConnection: close\r\n\r\n", path.trim_end_matches('/'));
-    s.write_all(req.as_bytes())
-        .map_err(|e| herr(e.to_string()))?;
+    s.write_all(req.as_bytes()).map_err(read_err)?;
     let mut r = BufReader::new(s);
     let mut status = String::new();
-    r.read_line(&mut status).map_err(|e| herr(e.to_string()))?;
+    r.read_line(&mut status).map_err(read_err)?;
     let code = status
         .split_whitespace()
         .nth(1)
@@ -117,7 +172,7 @@ fn http_get(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<
     let mut length = None;
     loop {
         let mut h = String::new();
-        r.read_line(&mut h).map_err(|e| herr(e.to_string()))?;
+        r.read_line(&mut h).map_err(read_err)?;
         let h = h.trim_end();
         if h.is_empty() {
             break;
@@ -140,7 +195,13 @@ fn http_get(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<
         return Err(herr(format!("HTTP status {code}")));
     }
     let mut out = File::create(dest).map_err(io(dest))?;
-    copy_with_progress(&mut r, &mut out, length, file, progress).map_err(io(dest))?;
+    copy_with_progress(&mut r, &mut out, length, file, progress).map_err(|e| {
+        if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+            read_err(e)
+        } else {
+            io(dest)(e)
+        }
+    })?;
     if let Some(l) = length {
         let got = std::fs::metadata(dest).map_err(io(dest))?.len();
         if got != l {
@@ -185,7 +246,13 @@ fn copy_with_progress(
 }
 
 /// Fetch one file into `dest`; Ok(false) when it does not exist at the origin.
-fn obtain(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<bool, FetchError> {
+fn obtain(
+    origin: &Origin,
+    file: &str,
+    dest: &Path,
+    progress: bool,
+    limits: Timeouts,
+) -> Result<bool, FetchError> {
     match origin {
         Origin::Local(dir) => {
             let src = dir.join(file);
@@ -198,7 +265,7 @@ fn obtain(origin: &Origin, file: &str, dest: &Path, progress: bool) -> Result<bo
             copy_with_progress(&mut r, &mut w, total, file, progress).map_err(io(dest))?;
             Ok(true)
         }
-        Origin::Http { .. } => http_get(origin, file, dest, progress),
+        Origin::Http { .. } => http_get(origin, file, dest, progress, limits),
     }
 }
 
@@ -238,10 +305,11 @@ pub fn fetch_into(
     download: &Path,
     root: &Path,
     progress: bool,
+    limits: Timeouts,
 ) -> Result<Vec<(String, String)>, FetchError> {
     std::fs::create_dir_all(download).map_err(io(download))?;
     let mpath = download.join("MANIFEST");
-    let manifest = if obtain(origin, "MANIFEST", &mpath, false)? {
+    let manifest = if obtain(origin, "MANIFEST", &mpath, false, limits)? {
         Some(parse_manifest(
             &std::fs::read_to_string(&mpath).map_err(io(&mpath))?,
         ))
@@ -256,7 +324,7 @@ pub fn fetch_into(
             )));
         }
         let dest = download.join(f);
-        if !obtain(origin, f, &dest, progress)? {
+        if !obtain(origin, f, &dest, progress, limits)? {
             return Err(FetchError::Invalid(format!(
                 "{} does not exist",
                 origin.describe(f)

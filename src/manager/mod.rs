@@ -135,6 +135,11 @@ pub fn kernel_name(uuid: &str) -> String {
 struct RunState {
     mounts: Vec<MountRecord>,
     jid: Option<i32>,
+    /// `starting` or `stopping` while that is under way; recorded before the first
+    /// step, cleared after the last. Found with the jail's lock free, it marks an
+    /// interrupted start or stop, which the next command finishes (by stopping).
+    #[serde(default)]
+    phase: Option<String>,
 }
 
 /// An flock held until dropped.
@@ -366,7 +371,7 @@ impl Manager {
         if let Ok(true) = sys::try_flock(f.as_raw_fd()) {
             match self.backend.destroy_jail(&r.uuid) {
                 Ok(()) => eprintln!(
-                    "jailctl: removed jail {} left incomplete by an interrupted create",
+                    "jailctl: removed jail {} left incomplete by an interrupted create or destroy",
                     r.uuid
                 ),
                 Err(e) => eprintln!("jailctl: could not remove incomplete jail {}: {e}", r.uuid),
@@ -455,6 +460,7 @@ impl Manager {
         release: &str,
         origin: &fetch::Origin,
         files: &[String],
+        limits: fetch::Timeouts,
     ) -> Result<Vec<(String, String)>> {
         if release.is_empty()
             || release.contains('/')
@@ -481,9 +487,13 @@ impl Manager {
                 )));
             }
         }
+        // What an interrupted fetch left (staging areas, downloads) goes first.
+        for g in self.backend.sweep_staging()? {
+            tracing::info!(what = %g, "removed what an interrupted fetch left");
+        }
         let root = self.backend.begin_release(release)?;
         let download = self.backend.base_dir()?.join("download").join(release);
-        match fetch::fetch_into(origin, files, &download, &root, sys::stderr_is_tty()) {
+        match fetch::fetch_into(origin, files, &download, &root, sys::stderr_is_tty(), limits) {
             Ok(sums) => {
                 let _ = fs::remove_dir_all(&download);
                 self.backend.commit_release(release)?;
@@ -562,6 +572,7 @@ impl Manager {
             }
         }
         let mut created: Vec<String> = Vec::new();
+        let mut locks: Vec<Lock> = Vec::new();
         for (i, tag) in tags.iter().enumerate() {
             let uuid = new_uuid();
             let mut p = defaults.clone();
@@ -602,7 +613,10 @@ impl Manager {
                 p.insert("hostid".into(), host_id());
             }
             p.retain(|_, v| !v.is_empty());
-            let _l = self.lock_jail(&uuid)?;
+            // Every jail of a batch stays incomplete (and locked) until all of them
+            // are made: a batch interrupted midway leaves nothing the next command
+            // does not remove.
+            locks.push(self.lock_jail(&uuid)?);
             if let Err(e) = self.create_one(&uuid, &p, &base, o) {
                 let _ = self.backend.destroy_jail(&uuid);
                 for u in &created {
@@ -612,6 +626,15 @@ impl Manager {
             }
             created.push(uuid);
         }
+        for (i, u) in created.iter().enumerate() {
+            if let Err(e) = self.backend.finish_jail(u) {
+                for v in &created[i..] {
+                    let _ = self.backend.destroy_jail(v);
+                }
+                return Err(e.into());
+            }
+        }
+        drop(locks);
         Ok(created)
     }
 
@@ -648,7 +671,6 @@ impl Manager {
                 )?;
             }
         }
-        self.backend.finish_jail(uuid)?;
         Ok(())
     }
 
@@ -776,6 +798,10 @@ impl Manager {
                     used.join(", ")
                 )));
             }
+        }
+        let _g = self.lock_global()?;
+        for g in self.backend.sweep_staging()? {
+            tracing::info!(what = %g, "removed what an interrupted fetch left");
         }
         self.backend.clean(what)?;
         Ok(())
@@ -947,6 +973,34 @@ impl Manager {
         Ok(())
     }
 
+    /// The phase recorded for a jail, and whether it was interrupted (nobody holds
+    /// the jail's lock, so nobody is carrying it out): for `list`.
+    pub fn phase(&self, uuid: &str) -> Option<(String, bool)> {
+        let phase = self.read_state(uuid).phase?;
+        let interrupted = self
+            .lock_file(uuid)
+            .ok()
+            .and_then(|f| sys::try_flock(f.as_raw_fd()).ok())
+            .unwrap_or(false);
+        Some((phase, interrupted))
+    }
+
+    /// With the jail's lock held: a start or stop that was interrupted (its process
+    /// killed) is finished by stopping the jail, and said so.
+    fn finish_interrupted(&self, j: &Jail) -> Result<()> {
+        let Some(phase) = self.read_state(&j.uuid).phase else {
+            return Ok(());
+        };
+        eprintln!(
+            "jailctl: jail {} was left {phase} by an interrupted command; stopping it first",
+            j.label()
+        );
+        if let Ok(id) = jail::getid(&j.kname()) {
+            jail::remove(&id.to_string())?;
+        }
+        self.unmount_state(&j.uuid)
+    }
+
     /// `start`: every failing step undoes the earlier ones.
     pub fn start(&self, key: &str, force_template: bool) -> Result<i32> {
         let j = self.resolve(key)?;
@@ -963,6 +1017,7 @@ impl Manager {
             )));
         }
         let _l = self.lock_jail(&j.uuid)?;
+        self.finish_interrupted(&j)?;
         if let Some(jid) = self.is_running(&j) {
             return Err(invalid(format!(
                 "jail {} is already running (jid {jid})",
@@ -984,7 +1039,10 @@ impl Manager {
     }
 
     fn start_steps(&self, j: &Jail) -> Result<i32> {
-        let mut st = RunState::default();
+        let mut st = RunState {
+            phase: Some("starting".into()),
+            ..Default::default()
+        };
         self.write_state(&j.uuid, &st)?;
         for m in self.backend.mount_root(&j.uuid, &j.props())? {
             st.mounts.push(m);
@@ -1098,6 +1156,9 @@ impl Manager {
         let mut new = j.stored.clone();
         new.insert("last_started".into(), timestamp());
         self.backend.write_props(&j.uuid, &j.stored, &new)?;
+        let mut st = self.read_state(&j.uuid);
+        st.phase = None;
+        self.write_state(&j.uuid, &st)?;
         Ok(jid)
     }
 
@@ -1107,6 +1168,9 @@ impl Manager {
         let _l = self.lock_jail(&j.uuid)?;
         let was_running = self.is_running(&j).is_some();
         if was_running {
+            let mut st = self.read_state(&j.uuid);
+            st.phase = Some("stopping".into());
+            self.write_state(&j.uuid, &st)?;
             if let Err(e) = self.host_command(&j, "exec_prestop", j.get("exec_prestop")) {
                 eprintln!("jailctl: {e}");
             }

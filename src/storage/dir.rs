@@ -198,7 +198,19 @@ impl Backend for DirBackend {
                     p.display()
                 )));
             }
-            fs::remove_dir_all(&p).map_err(io_err(&p))?;
+        }
+        // Renamed to its incomplete name first (atomic): a destroy killed midway
+        // leaves a jail the next command finishes destroying.
+        let live = self.jail(uuid);
+        let partial = self.partial(uuid);
+        if live.exists() {
+            if partial.exists() {
+                fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+            }
+            fs::rename(&live, &partial).map_err(io_err(&live))?;
+        }
+        if partial.exists() {
+            fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
         }
         Ok(())
     }
@@ -277,21 +289,71 @@ impl Backend for DirBackend {
     }
 
     fn commit_release(&self, name: &str) -> Result<(), StorageError> {
-        let tmp = self.root.join("releases").join(format!(".{name}.partial"));
-        let to = self.root.join("releases").join(name);
-        fs::rename(&tmp, &to).map_err(io_err(&to))
+        let rels = self.root.join("releases");
+        let tmp = rels.join(format!(".{name}.partial"));
+        let to = rels.join(name);
+        if to.exists() {
+            let old = rels.join(format!(".{name}.old"));
+            if old.exists() {
+                fs::remove_dir_all(&old).map_err(io_err(&old))?;
+            }
+            fs::rename(&to, &old).map_err(io_err(&to))?;
+            if let Err(e) = fs::rename(&tmp, &to) {
+                let _ = fs::rename(&old, &to);
+                return Err(io_err(&to)(e));
+            }
+            fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        } else {
+            fs::rename(&tmp, &to).map_err(io_err(&to))?;
+        }
+        fs::File::open(&rels)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&rels))
     }
 
     fn drop_release(&self, name: &str) -> Result<(), StorageError> {
-        for p in [
-            self.root.join("releases").join(format!(".{name}.partial")),
-            self.root.join("releases").join(name),
-        ] {
-            if p.exists() {
-                fs::remove_dir_all(&p).map_err(io_err(&p))?;
-            }
+        let p = self.root.join("releases").join(format!(".{name}.partial"));
+        if p.exists() {
+            fs::remove_dir_all(&p).map_err(io_err(&p))?;
         }
         Ok(())
+    }
+
+    fn sweep_staging(&self) -> Result<Vec<String>, StorageError> {
+        let mut gone = Vec::new();
+        let rels = self.root.join("releases");
+        if let Ok(rd) = fs::read_dir(&rels) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".old")) {
+                    let p = e.path();
+                    if n.ends_with(".old") {
+                        // an interrupted swap: put the release back if it is missing
+                        let name = &n[1..n.len() - 4];
+                        let to = rels.join(name);
+                        if !to.exists() && fs::rename(&p, &to).is_ok() {
+                            gone.push(format!("restored release {name}"));
+                            continue;
+                        }
+                    }
+                    fs::remove_dir_all(&p).map_err(io_err(&p))?;
+                    gone.push(p.display().to_string());
+                }
+            }
+        }
+        let dl = self.root.join("download");
+        if let Ok(rd) = fs::read_dir(&dl) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+                gone.push(p.display().to_string());
+            }
+        }
+        Ok(gone)
     }
 
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {

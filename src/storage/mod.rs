@@ -146,10 +146,16 @@ pub trait Backend {
         props: &BTreeMap<String, String>,
     ) -> Result<Vec<MountRecord>, StorageError>;
     fn releases(&self) -> Result<Vec<String>, StorageError>;
-    /// A fresh, empty release root to extract into.
+    /// A fresh, empty *staging* root to extract release `name` into; an existing
+    /// release of that name is not touched.
     fn begin_release(&self, name: &str) -> Result<PathBuf, StorageError>;
+    /// Swap the staged release in for `name` (replacing an existing one only now).
     fn commit_release(&self, name: &str) -> Result<(), StorageError>;
+    /// Remove the staging area of `name`; the release itself stays as it was.
     fn drop_release(&self, name: &str) -> Result<(), StorageError>;
+    /// Remove every staging area left by an interrupted fetch (call under the global
+    /// lock); returns what was removed.
+    fn sweep_staging(&self) -> Result<Vec<String>, StorageError>;
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError>;
     fn defaults(&self) -> Result<BTreeMap<String, String>, StorageError>;
     fn write_defaults(

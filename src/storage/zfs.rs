@@ -45,6 +45,23 @@ fn destroy_retry(ds: &str, extra: &[&str]) -> Result<(), StorageError> {
     }
 }
 
+/// Rename `from` (and its children) to `to`. The datasets are unmounted first and
+/// mounted again after: zfs-fuse refuses to rename a mounted dataset ("busy").
+fn rename_ds(from: &str, to: &str) -> Result<(), StorageError> {
+    let list = zfs(&["list", "-H", "-r", "-t", "filesystem", "-o", "name", from])?;
+    let names: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    for n in names.iter().rev() {
+        let _ = zfs(&["unmount", n]);
+    }
+    let renamed = zfs(&["rename", from, to]);
+    let base = if renamed.is_ok() { to } else { from };
+    for n in &names {
+        let now = format!("{base}{}", &n[from.len()..]);
+        let _ = zfs(&["mount", &now]);
+    }
+    renamed.map(|_| ())
+}
+
 /// Pools with `org.freebsd.ioc:active=yes` on their root dataset.
 pub fn active_pools() -> Result<Vec<String>, StorageError> {
     let pools = match run(Command::new("zpool").args(["list", "-H", "-o", "name"])) {
@@ -345,6 +362,13 @@ impl Backend for ZfsBackend {
     fn destroy_jail(&self, uuid: &str) -> Result<(), StorageError> {
         let ds = self.jail_ds(uuid);
         if self.exists(&ds) {
+            // Marked incomplete first: a destroy killed midway leaves a jail that the
+            // next command finishes destroying, never a half-deleted "down" jail.
+            zfs(&[
+                "set",
+                &format!("{PROP_PREFIX}{INCOMPLETE}={}", std::process::id()),
+                &ds,
+            ])?;
             destroy_retry(&ds, &["-f"])?;
         }
         Ok(())
@@ -378,6 +402,7 @@ impl Backend for ZfsBackend {
                 l.trim()
                     .strip_prefix(&format!("{rel}/"))
                     .and_then(|r| r.strip_suffix("/root@base"))
+                    .filter(|r| !r.starts_with('.'))
                     .map(String::from)
             })
             .collect();
@@ -386,7 +411,7 @@ impl Backend for ZfsBackend {
     }
 
     fn begin_release(&self, name: &str) -> Result<PathBuf, StorageError> {
-        let ds = self.ds(&format!("releases/{name}"));
+        let ds = self.ds(&format!("releases/.{name}.partial"));
         if self.exists(&ds) {
             zfs(&["destroy", "-r", "-f", &ds])?;
         }
@@ -395,19 +420,70 @@ impl Backend for ZfsBackend {
     }
 
     fn commit_release(&self, name: &str) -> Result<(), StorageError> {
-        zfs(&[
-            "snapshot",
-            &format!("{}@base", self.ds(&format!("releases/{name}/root"))),
-        ])
-        .map(|_| ())
+        let staging = self.ds(&format!("releases/.{name}.partial"));
+        let to = self.ds(&format!("releases/{name}"));
+        zfs(&["snapshot", &format!("{staging}/root@base")])?;
+        if self.exists(&to) {
+            let old = self.ds(&format!("releases/.{name}.old"));
+            if self.exists(&old) {
+                zfs(&["destroy", "-r", "-f", &old])?;
+            }
+            rename_ds(&to, &old)?;
+            if let Err(e) = rename_ds(&staging, &to) {
+                let _ = rename_ds(&old, &to);
+                return Err(e);
+            }
+            destroy_retry(&old, &["-f"])?;
+        } else {
+            rename_ds(&staging, &to)?;
+        }
+        Ok(())
     }
 
     fn drop_release(&self, name: &str) -> Result<(), StorageError> {
-        let ds = self.ds(&format!("releases/{name}"));
+        let ds = self.ds(&format!("releases/.{name}.partial"));
         if self.exists(&ds) {
             zfs(&["destroy", "-r", "-f", &ds])?;
         }
         Ok(())
+    }
+
+    fn sweep_staging(&self) -> Result<Vec<String>, StorageError> {
+        let rel = self.ds("releases");
+        let out = zfs(&["list", "-H", "-d", "1", "-o", "name", &rel]).unwrap_or_default();
+        let mut gone = Vec::new();
+        for ds in out.lines().map(str::trim) {
+            let Some(n) = ds.strip_prefix(&format!("{rel}/")) else {
+                continue;
+            };
+            if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".old")) {
+                if n.ends_with(".old") {
+                    let name = &n[1..n.len() - 4];
+                    let to = self.ds(&format!("releases/{name}"));
+                    if !self.exists(&to) && rename_ds(ds, &to).is_ok() {
+                        gone.push(format!("restored release {name}"));
+                        continue;
+                    }
+                }
+                zfs(&["destroy", "-r", "-f", ds])?;
+                gone.push(ds.to_string());
+            }
+        }
+        if let Ok(base) = self.base_dir() {
+            let dl = base.join("download");
+            if let Ok(rd) = std::fs::read_dir(&dl) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                    gone.push(p.display().to_string());
+                }
+            }
+        }
+        Ok(gone)
     }
 
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {
