@@ -263,28 +263,7 @@ impl RootDir {
     }
 
     pub fn mkdir_all(&self, rel: &Path) -> io::Result<()> {
-        let mut cur = PathBuf::new();
-        for comp in rel.components() {
-            use std::path::Component;
-            let name = match comp {
-                Component::Normal(n) => n,
-                Component::ParentDir => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "'..' is not allowed"))
-                }
-                _ => continue,
-            };
-            let parent = self.open_at(&cur, libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
-            let c = cstr_of(Path::new(name))?;
-            // SAFETY: mkdirat relative to a directory descriptor we hold.
-            if unsafe { libc::mkdirat(parent.as_raw_fd(), c.as_ptr(), 0o755) } != 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EEXIST) {
-                    return Err(e);
-                }
-            }
-            cur.push(name);
-        }
-        Ok(())
+        super::unix::mkdir_all_with(rel, |cur| self.open_at(cur, libc::O_DIRECTORY | libc::O_RDONLY, 0))
     }
 
     pub fn write_atomic(&self, rel: &Path, data: &[u8], mode: u32) -> io::Result<()> {
@@ -296,39 +275,7 @@ impl RootDir {
             libc::O_DIRECTORY | libc::O_RDONLY,
             0,
         )?;
-        let tmp = CString::new(format!(".{}.jailctl-{}", name.to_string_lossy(), std::process::id()))
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let fname = cstr_of(Path::new(name))?;
-        // SAFETY: unlinkat/openat relative to our directory descriptor.
-        let fd = unsafe {
-            libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0);
-            libc::openat(
-                dir.as_raw_fd(),
-                tmp.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new descriptor.
-        let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let res = (|| {
-            use std::io::Write;
-            (&f).write_all(data)?;
-            f.sync_all()?;
-            // SAFETY: renameat within one directory; the final name is replaced.
-            if unsafe { libc::renameat(dir.as_raw_fd(), tmp.as_ptr(), dir.as_raw_fd(), fname.as_ptr()) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        })();
-        if res.is_err() {
-            // SAFETY: as above.
-            unsafe { libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0) };
-        }
-        res
+        super::unix::replace_in_dir(&dir, name, data, mode)
     }
 
     /// Mount on the directory `rel` beneath the root: the directory is resolved

@@ -1355,32 +1355,8 @@ impl RootDir {
 
     /// Create `rel` and its missing parents inside the root (mode 0755).
     pub fn mkdir_all(&self, rel: &Path) -> io::Result<()> {
-        let mut cur = std::path::PathBuf::new();
-        for comp in rel.components() {
-            use std::path::Component;
-            let name = match comp {
-                Component::Normal(n) => n,
-                Component::CurDir | Component::RootDir | Component::Prefix(_) => continue,
-                Component::ParentDir => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("{}: '..' is not allowed", rel.display()),
-                    ))
-                }
-            };
-            let parent = self.open_at(&cur, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-            let cname = CString::new(name.as_encoded_bytes())
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            // SAFETY: mkdirat relative to a directory descriptor we hold.
-            if unsafe { libc::mkdirat(parent.as_raw_fd(), cname.as_ptr(), 0o755) } != 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EEXIST) {
-                    return Err(ctx(e, format!("mkdir {} inside {}", rel.display(), self.path.display())));
-                }
-            }
-            cur.push(name);
-        }
-        Ok(())
+        super::unix::mkdir_all_with(rel, |cur| self.open_at(cur, libc::O_PATH | libc::O_DIRECTORY, 0))
+            .map_err(|e| ctx(e, format!("mkdir {} inside {}", rel.display(), self.path.display())))
     }
 
     /// Replace the file `rel` inside the root with `data`: a temporary file in the same
@@ -1392,63 +1368,11 @@ impl RootDir {
         })?;
         let dir = self.open_at(
             rel.parent().unwrap_or(Path::new("")),
-            libc::O_PATH | libc::O_DIRECTORY,
+            libc::O_RDONLY | libc::O_DIRECTORY,
             0,
         )?;
-        // A real directory descriptor (O_PATH cannot create files).
-        let dirc = c".";
-        // SAFETY: openat relative to a directory descriptor we hold.
-        let dfd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                dirc.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if dfd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new descriptor.
-        let dfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dfd) };
-        let tmp = CString::new(format!(
-            ".{}.jailctl-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ))
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let fname = CString::new(name.as_encoded_bytes())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: unlinkat/openat relative to our directory descriptor.
-        let fd = unsafe {
-            libc::unlinkat(dfd.as_raw_fd(), tmp.as_ptr(), 0);
-            libc::openat(
-                dfd.as_raw_fd(),
-                tmp.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                mode,
-            )
-        };
-        if fd < 0 {
-            return Err(ctx(io::Error::last_os_error(), format!("{} inside {}", rel.display(), self.path.display())));
-        }
-        // SAFETY: a new descriptor.
-        let f = std::fs::File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-        let res = (|| {
-            use std::io::Write;
-            (&f).write_all(data)?;
-            f.sync_all()?;
-            // SAFETY: renameat within one directory descriptor; the final component is
-            // replaced, never followed.
-            if unsafe { libc::renameat(dfd.as_raw_fd(), tmp.as_ptr(), dfd.as_raw_fd(), fname.as_ptr()) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        })();
-        if res.is_err() {
-            // SAFETY: as above.
-            unsafe { libc::unlinkat(dfd.as_raw_fd(), tmp.as_ptr(), 0) };
-        }
-        res.map_err(|e| ctx(e, format!("{} inside {}", rel.display(), self.path.display())))
+        super::unix::replace_in_dir(&dir, name, data, mode)
+            .map_err(|e| ctx(e, format!("{} inside {}", rel.display(), self.path.display())))
     }
 
     /// Mount onto the directory `rel` inside the root: a bind mount of `source`

@@ -785,3 +785,78 @@ pub fn peer_uid(fd: RawFd) -> io::Result<u32> {
         Ok(uid)
     }
 }
+
+/// Create `rel` and its missing parents, each with `mkdirat` in a parent directory
+/// that `open_dir` opens (the caller's way of staying inside a root). `..` is refused.
+pub fn mkdir_all_with(
+    rel: &std::path::Path,
+    open_dir: impl Fn(&std::path::Path) -> io::Result<OwnedFd>,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::path::{Component, PathBuf};
+    let mut cur = PathBuf::new();
+    for comp in rel.components() {
+        let name = match comp {
+            Component::Normal(n) => n,
+            Component::ParentDir => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: '..' is not allowed", rel.display()),
+                ))
+            }
+            _ => continue,
+        };
+        let parent = open_dir(&cur)?;
+        let c = CString::new(name.as_encoded_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: mkdirat relative to a directory descriptor we hold.
+        if unsafe { libc::mkdirat(parent.as_raw_fd(), c.as_ptr(), 0o755) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        cur.push(name);
+    }
+    Ok(())
+}
+
+/// Replace `name` in the directory `dir` (a real, not O_PATH, descriptor) with
+/// `data`: a temporary file made with `O_EXCL|O_NOFOLLOW`, fsync, then `renameat`
+/// over `name`, which replaces a symlink there instead of following it.
+pub fn replace_in_dir(dir: &OwnedFd, name: &std::ffi::OsStr, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tmp = CString::new(format!(".{}.jailctl-{}", name.to_string_lossy(), std::process::id()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fname = CString::new(name.as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: unlinkat/openat relative to the caller's directory descriptor.
+    let fd = unsafe {
+        libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0);
+        libc::openat(
+            dir.as_raw_fd(),
+            tmp.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor we own.
+    let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let res = (|| {
+        use std::io::Write;
+        (&f).write_all(data)?;
+        f.sync_all()?;
+        // SAFETY: renameat within one directory; the final name is replaced.
+        if unsafe { libc::renameat(dir.as_raw_fd(), tmp.as_ptr(), dir.as_raw_fd(), fname.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        // SAFETY: as above.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0) };
+    }
+    res
+}
