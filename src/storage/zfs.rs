@@ -413,7 +413,7 @@ impl Backend for ZfsBackend {
     fn begin_release(&self, name: &str) -> Result<PathBuf, StorageError> {
         let ds = self.ds(&format!("releases/.{name}.partial"));
         if self.exists(&ds) {
-            zfs(&["destroy", "-r", "-f", &ds])?;
+            destroy_retry(&ds, &["-f"])?;
         }
         zfs(&["create", "-p", &format!("{ds}/root")])?;
         self.mountpoint(&format!("{ds}/root"))
@@ -426,7 +426,7 @@ impl Backend for ZfsBackend {
         if self.exists(&to) {
             let old = self.ds(&format!("releases/.{name}.old"));
             if self.exists(&old) {
-                zfs(&["destroy", "-r", "-f", &old])?;
+                destroy_retry(&old, &["-f"])?;
             }
             rename_ds(&to, &old)?;
             if let Err(e) = rename_ds(&staging, &to) {
@@ -443,7 +443,7 @@ impl Backend for ZfsBackend {
     fn drop_release(&self, name: &str) -> Result<(), StorageError> {
         let ds = self.ds(&format!("releases/.{name}.partial"));
         if self.exists(&ds) {
-            zfs(&["destroy", "-r", "-f", &ds])?;
+            destroy_retry(&ds, &["-f"])?;
         }
         Ok(())
     }
@@ -465,8 +465,10 @@ impl Backend for ZfsBackend {
                         continue;
                     }
                 }
-                zfs(&["destroy", "-r", "-f", ds])?;
-                gone.push(ds.to_string());
+                match destroy_retry(ds, &["-f"]) {
+                    Ok(()) => gone.push(ds.to_string()),
+                    Err(e) => gone.push(format!("{ds} not removed: {e}")),
+                }
             }
         }
         if let Ok(base) = self.base_dir() {
