@@ -75,6 +75,18 @@ impl Pidfile {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| {
+                // fs.protected_regular refuses O_CREAT on another user's file in a
+                // sticky directory: say whose it is.
+                if e.raw_os_error() == Some(libc::EACCES) {
+                    if let Ok(m) = std::fs::symlink_metadata(path) {
+                        if m.uid() != sys::geteuid() {
+                            return err(std::io::Error::new(
+                                std::io::ErrorKind::PermissionDenied,
+                                format!("is owned by uid {}, not by the daemon's user: remove it", m.uid()),
+                            ));
+                        }
+                    }
+                }
                 if e.raw_os_error() == Some(libc::ELOOP) {
                     err(std::io::Error::new(
                         e.kind(),
@@ -89,6 +101,12 @@ impl Pidfile {
             return Err(err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "is not a regular file",
+            )));
+        }
+        if m.nlink() != 1 {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("has {} hard links: refusing to write through it", m.nlink()),
             )));
         }
         if m.uid() != sys::geteuid() {

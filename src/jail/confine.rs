@@ -357,6 +357,7 @@ pub const DENIED_SYSCALLS: &[&str] = &[
     "iopl",
     "ioperm",
     "quotactl",
+    "quotactl_fd",
     "lookup_dcookie",
     "nfsservctl",
     "uselib",
@@ -445,6 +446,7 @@ mod filter {
             libc::SYS_unshare,
             libc::SYS_pivot_root,
             libc::SYS_quotactl,
+            libc::SYS_quotactl_fd,
             libc::SYS_fanotify_init,
             libc::SYS_vhangup,
         ] {

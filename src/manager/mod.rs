@@ -1039,6 +1039,11 @@ impl Manager {
     }
 
     fn start_steps(&self, j: &Jail) -> Result<i32> {
+        // The jails' folder stays private (a jail's setuid files are out of other
+        // users' reach), even if someone opened it up since it was made.
+        if let Some(jails) = self.backend.jail_dir(&j.uuid)?.parent() {
+            storage::make_private(jails)?;
+        }
         let mut st = RunState {
             phase: Some("starting".into()),
             ..Default::default()

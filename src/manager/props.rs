@@ -725,8 +725,9 @@ pub enum PropError {
     },
 }
 
-/// Longest value of any property: what a ZFS user property can hold.
-pub const MAX_VALUE: usize = 8192;
+/// Longest value of any property: what a ZFS user property can hold (8192 bytes with
+/// its terminating NUL).
+pub const MAX_VALUE: usize = 8191;
 /// Longest host name (MAXHOSTNAMELEN - 1), and of one of its labels.
 pub const MAX_HOSTNAME: usize = 255;
 const MAX_LABEL: usize = 63;

@@ -75,6 +75,7 @@ impl Backend for DirBackend {
         for d in super::LAYOUT {
             let p = self.root.join(d);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
+            super::make_private(&p)?;
         }
         Ok(())
     }

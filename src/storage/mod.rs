@@ -20,6 +20,18 @@ pub const LAYOUT: [&str; 6] = [
     "images",
     "log",
 ];
+/// Make a layout folder private (mode 0700): a jail's root holds files its root made,
+/// setuid-root ones included, which no other host user may reach (jail(8) gives the
+/// same advice for FreeBSD jail directories).
+pub fn make_private(p: &std::path::Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(p).map_err(io_err(p))?;
+    if m.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(io_err(p))?;
+    }
+    Ok(())
+}
+
 /// Marker property of a jail whose creation has not finished.
 pub const INCOMPLETE: &str = "jailctl_incomplete";
 
@@ -50,7 +62,19 @@ pub fn run(cmd: &mut Command) -> Result<String, StorageError> {
         "{} {}",
         cmd.get_program().to_string_lossy(),
         cmd.get_args()
-            .map(|a| a.to_string_lossy())
+            .map(|a| {
+                // Keep errors short: a long argument (a property value) is cut.
+                let a = a.to_string_lossy();
+                if a.len() > 80 {
+                    let mut end = 60;
+                    while !a.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    format!("{}...({} bytes)", &a[..end], a.len())
+                } else {
+                    a.into_owned()
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ")
     );

@@ -53,7 +53,17 @@ fn rename_ds(from: &str, to: &str) -> Result<(), StorageError> {
     for n in names.iter().rev() {
         let _ = zfs(&["unmount", n]);
     }
-    let renamed = zfs(&["rename", from, to]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let renamed = loop {
+        match zfs(&["rename", from, to]) {
+            Err(StorageError::Command { msg, .. })
+                if msg.contains("busy") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => break r,
+        }
+    };
     let base = if renamed.is_ok() { to } else { from };
     for n in &names {
         let now = format!("{base}{}", &n[from.len()..]);
@@ -179,6 +189,9 @@ impl Backend for ZfsBackend {
             let ds = self.ds(d);
             if !self.exists(&ds) {
                 zfs(&["create", &ds])?;
+            }
+            if d != ".defaults" {
+                super::make_private(&self.mountpoint(&ds)?)?;
             }
         }
         Ok(())

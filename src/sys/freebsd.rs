@@ -285,6 +285,13 @@ impl RootDir {
     /// Returns the mount's fsid and path.
     pub fn mount_at(&self, source: &Path, rel: &Path, fstype: &str, opts: &str) -> io::Result<(u64, PathBuf)> {
         let fd = self.open_at(rel, libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
+        // Not inside another mount (a nullfs of a host directory, say).
+        if fstat_dev(&fd)? != fstat_dev(&self.fd)? {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is on another mount than the jail's root: refused", rel.display()),
+            ));
+        }
         let path = fd_path(&fd)?;
         let fstype = if fstype == "bind" { "nullfs" } else { fstype };
         let st = std::process::Command::new("mount")
@@ -314,6 +321,17 @@ impl RootDir {
             return Err(ctx(io::Error::last_os_error(), format!("unmount {}", point.display())));
         }
         Ok(())
+    }
+}
+
+fn fstat_dev(fd: &OwnedFd) -> io::Result<u64> {
+    // SAFETY: fstat fills a zeroed local struct.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd.as_raw_fd(), &mut st) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st.st_dev as u64)
     }
 }
 

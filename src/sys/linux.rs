@@ -1322,8 +1322,14 @@ impl RootDir {
         &self.path
     }
 
-    /// Open `rel` (relative to the root; a leading `/` is ignored) inside the root.
+    /// Open `rel` (relative to the root; a leading `/` is ignored) inside the root,
+    /// without crossing into any other mount (`RESOLVE_NO_XDEV`): a symlink the jail
+    /// planted cannot lead into a bind mount of a host directory either.
     pub fn open_at(&self, rel: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+        self.open_resolved(rel, flags, mode, libc::RESOLVE_NO_XDEV)
+    }
+
+    fn open_resolved(&self, rel: &Path, flags: i32, mode: u32, extra: u64) -> io::Result<OwnedFd> {
         let c = rel_of(rel);
         let mut how: libc::open_how = unsafe_zeroed_open_how();
         how.flags = (flags | libc::O_CLOEXEC) as u64;
@@ -1332,7 +1338,7 @@ impl RootDir {
         } else {
             0
         };
-        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | extra;
         // SAFETY: openat2 reads `how` (its size passed) and a valid C string.
         let fd = unsafe {
             libc::syscall(
@@ -1429,6 +1435,9 @@ impl RootDir {
         } else {
             new_fs(fstype, source, &params, attrs)?
         };
+        // Private before it is attached: nothing mounted in or on it propagates to a
+        // peer (the source's shared group on the host).
+        set_mount_attrs_full(&mnt, 0, libc::MS_PRIVATE as u64, true)?;
         // SAFETY: move_mount between two descriptors we hold.
         if unsafe {
             libc::syscall(
@@ -1461,7 +1470,9 @@ impl RootDir {
                 format!("mount {id} is now at {}, outside {}: left alone", point.display(), self.path.display()),
             )
         })?;
-        let fd = self.open_at(rel, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+        // The mount point itself is another mount: resolved without RESOLVE_NO_XDEV,
+        // then checked to be exactly mount `id`.
+        let fd = self.open_resolved(rel, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, 0)?;
         if mount_id(&fd)? != id {
             return Err(io::Error::new(
                 io::ErrorKind::Other,
@@ -1493,6 +1504,10 @@ const MOUNT_ATTR_NOATIME: u64 = 0x10;
 const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 
 fn set_mount_attrs(fd: &OwnedFd, attrs: u64) -> io::Result<()> {
+    set_mount_attrs_full(fd, attrs, 0, false)
+}
+
+fn set_mount_attrs_full(fd: &OwnedFd, attrs: u64, propagation: u64, recursive: bool) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -1503,16 +1518,18 @@ fn set_mount_attrs(fd: &OwnedFd, attrs: u64) -> io::Result<()> {
     let a = MountAttr {
         attr_set: attrs,
         attr_clr: 0,
-        propagation: 0,
+        propagation,
         userns_fd: 0,
     };
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: mount_setattr reads a struct of the size passed.
     if unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
+            flags,
             &a as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
