@@ -1286,15 +1286,7 @@ pub struct RootDir {
     path: std::path::PathBuf,
 }
 
-fn rel_of(rel: &Path) -> CString {
-    let s = rel.to_string_lossy();
-    let t = s.trim_start_matches('/');
-    CString::new(if t.is_empty() { "." } else { t }).unwrap_or_else(|_| c".".to_owned())
-}
-
-fn ctx(e: io::Error, what: String) -> io::Error {
-    io::Error::new(e.kind(), format!("{what}: {e}"))
-}
+use super::unix::{ctx, rel_of};
 
 impl RootDir {
     pub fn open(path: &Path) -> io::Result<RootDir> {

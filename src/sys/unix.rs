@@ -860,3 +860,16 @@ pub fn replace_in_dir(dir: &OwnedFd, name: &std::ffi::OsStr, data: &[u8], mode: 
     }
     res
 }
+
+/// `rel` as a path relative to a directory descriptor (a leading `/` dropped; `.`
+/// for the directory itself).
+pub(crate) fn rel_of(rel: &std::path::Path) -> CString {
+    let s = rel.to_string_lossy();
+    let t = s.trim_start_matches('/');
+    CString::new(if t.is_empty() { "." } else { t }).unwrap_or_else(|_| c".".to_owned())
+}
+
+/// An error with what was being done in front of it.
+pub(crate) fn ctx(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
