@@ -924,3 +924,38 @@ fn list_and_remove_probes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no probe with id 999"));
 }
+
+#[test]
+fn commands_leaving_background_children_pin_no_thread_of_the_daemon() {
+    // A command whose background child keeps the output pipe open must not keep a
+    // daemon thread (or descriptor) busy: 40 of them, then a registration still
+    // works at once and the daemon's thread count stays small.
+    let d = setup();
+    let f = d.file("bg");
+    for i in 0..40 {
+        d.register(&[
+            "-c",
+            &format!("sleep 300 & echo {i} >> {}", f.display()),
+            "-j",
+            "www",
+            "-t",
+            &format!("BG_CHILD_{i}"),
+        ]);
+    }
+    for i in 0..40 {
+        d.trigger("www", &format!("BG_CHILD_{i}$"));
+    }
+    assert!(d.sb.wait_for(20, || lines(&d, "bg") == 40), "not every command ran");
+    std::thread::sleep(Duration::from_millis(1500));
+    let threads: usize = std::fs::read_to_string(format!("/proc/{}/status", d.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(threads < 20, "the daemon holds {threads} threads for finished commands");
+    let t = std::time::Instant::now();
+    d.register(&["-c", "true", "-j", "www", "-t", "AFTER_BG"]);
+    assert!(t.elapsed() < Duration::from_secs(5), "registration took {:?}", t.elapsed());
+    let _ = std::process::Command::new("pkill").args(["-f", "^sleep 300$"]).status();
+}

@@ -2,7 +2,6 @@
 //! respawning them (`-r` / `-R`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +29,44 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const MAX_LOG_LINE: usize = 4096;
 /// How often a command that cannot be started (no descriptors, no processes) is tried.
 const COMMAND_START_TRIES: u32 = 5;
+
+/// How long a command's output is still read after it exited (its background
+/// children may hold the pipe forever).
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// Log a command's output line by line (at most [`MAX_LOG_LINE`] bytes a line) until
+/// EOF, or [`OUTPUT_GRACE`] after the command exited.
+async fn log_output(id: u64, pipe: tokio::net::unix::pipe::Receiver, mut exited: watch::Receiver<bool>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut r = tokio::io::BufReader::new(pipe);
+    let mut line = Vec::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        line.clear();
+        let read = async {
+            let mut limited = AsyncReadExt::take(&mut r, MAX_LOG_LINE as u64);
+            limited.read_until(b'\n', &mut line).await
+        };
+        let got = tokio::select! {
+            g = read => g,
+            _ = exited.changed(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + OUTPUT_GRACE);
+                continue;
+            }
+            _ = async { tokio::time::sleep_until(deadline.expect("set")).await }, if deadline.is_some() => {
+                tracing::debug!(probe = id, "command exited; its output pipe is closed (a background child may still hold it)");
+                return;
+            }
+        };
+        match got {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                tracing::info!(probe = id, "command output: {}", text.trim_end());
+            }
+        }
+    }
+}
 
 /// A token bucket of `rate.count` commands refilled over `rate.secs` seconds.
 struct TokenBucket {
@@ -653,29 +690,22 @@ impl Manager {
             }
             Err(e) => return Err(e),
         };
+        // The output is read on the async runtime, not a blocking thread, and only
+        // until a moment after the command has exited: a background child that keeps
+        // the pipe open cannot pin a thread or a descriptor of the daemon.
+        let (exited_tx, exited_rx) = watch::channel(false);
         if let Some(r) = reader {
-            tokio::task::spawn_blocking(move || {
-                let mut br = BufReader::new(std::fs::File::from(r));
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match br
-                        .by_ref()
-                        .take(MAX_LOG_LINE as u64)
-                        .read_until(b'\n', &mut line)
-                    {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line);
-                            tracing::info!(probe = id, "command output: {}", text.trim_end());
-                        }
-                    }
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(r) {
+                Ok(pipe) => {
+                    tokio::spawn(log_output(id, pipe, exited_rx));
                 }
-            });
+                Err(e) => tracing::warn!(probe = id, error = %e, "command output not logged"),
+            }
         }
         let me = self.clone();
         tokio::spawn(async move {
             let st = rx.await.unwrap_or(ExitStatus::Signal(0));
+            let _ = exited_tx.send(true);
             let ms = started.elapsed().as_millis() as u64;
             if st == ExitStatus::Code(0) {
                 tracing::info!(probe = id, status = %st, duration_ms = ms, "command finished");

@@ -66,8 +66,39 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
     proto::decode(&body)
 }
 
+/// Whether a peer with uid 0 is host root and not a jail's root that can reach the
+/// socket (Linux: its pid namespace must be the daemon's; a process in a jail has
+/// host uid 0 unless the jail has a user namespace).
+fn host_peer(pid: Option<i32>) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(pid) = pid.filter(|p| *p > 0) else {
+            return false;
+        };
+        let mine = std::fs::read_link("/proc/self/ns/pid");
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
+        matches!((mine, theirs), (Ok(a), Ok(b)) if a == b)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
-    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+    let cred = stream.peer_cred().ok();
+    let uid = cred
+        .as_ref()
+        .map(|c| c.uid())
+        .filter(|&u| u != 0 || host_peer(cred.as_ref().and_then(|c| c.pid())));
+    let uid = match (uid, cred.as_ref()) {
+        (None, Some(c)) if c.uid() == 0 => {
+            tracing::warn!(pid = ?c.pid(), "refused a request from root of another pid namespace (a jail?)");
+            Some(u32::MAX)
+        }
+        (u, _) => u,
+    };
     let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
         Err(_) => {
             tracing::debug!("client sent no request in time; dropped");

@@ -100,3 +100,15 @@ pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
         .filter_map(|l| l.trim().parse().ok())
         .collect())
 }
+
+/// Signal every process of the jail (`pkill -j JID`: the kernel matches by jail, so a
+/// reused pid outside it is never hit).
+pub fn signal_processes(key: Key<'_>, sig: i32) -> Result<usize, JailError> {
+    let before = processes(key)?.len();
+    let jid = getid(key)?;
+    std::process::Command::new("pkill")
+        .args([&format!("-{sig}"), "-j", &jid.to_string(), "."])
+        .status()
+        .map_err(|e| JailError::os("pkill", e))?;
+    Ok(before)
+}

@@ -739,12 +739,34 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
 /// Kill what is left of the jail, from the host: the processes attached with setns
 /// that are not in its pid namespace (the init takes care of those that are).
 fn kill_members(e: &Entry) {
+    signal_members(e.init_pid, libc::SIGKILL);
+}
+
+/// Signal the members of the jail whose init is `init` (the caller excluded): each
+/// through a pidfd opened *before* its membership is checked again, so a pid freed
+/// and reused by a host process in between is never signalled.
+fn signal_members(init: i32, sig: i32) -> usize {
     let me = std::process::id() as i32;
-    for pid in members(e.init_pid) {
-        if pid != me {
-            let _ = crate::sys::unix::signal(pid, libc::SIGKILL);
+    let Some(id) = JailNs::of(init) else {
+        return 0;
+    };
+    let mut n = 0;
+    for pid in members(init) {
+        if pid == me {
+            continue;
+        }
+        let p = crate::sys::unix::ProcessRef::new(pid);
+        if p.has_pidfd() && id.holds(pid) && p.signal(sig).is_ok() {
+            n += 1;
         }
     }
+    n
+}
+
+/// Signal every process of a jail (see [`signal_members`]); returns how many.
+pub fn signal_processes(key: Key<'_>, sig: i32) -> Result<usize, JailError> {
+    let (init, _) = init_of(key)?;
+    Ok(signal_members(init, sig))
 }
 
 /// Enter the jail, confined as its own processes are (see [`super::confine`]).
@@ -774,17 +796,37 @@ pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
 /// namespace, or its mount namespace (attached but not forked yet); zombies and the
 /// init excluded.
 fn members(init: i32) -> Vec<i32> {
-    let pid_ns = fs::read_link(format!("/proc/{init}/ns/pid")).ok();
-    let mnt = sys::mnt_ns_id(init);
+    let Some(id) = JailNs::of(init) else {
+        return vec![];
+    };
     let Ok(rd) = fs::read_dir("/proc") else {
         return vec![];
     };
     rd.flatten()
         .filter_map(|d| d.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
         .filter(|&pid| pid != init && matches!(sys::proc_start_time(pid), Some((_, false))))
-        .filter(|&pid| {
-            fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == pid_ns
-                || (mnt.is_some() && sys::mnt_ns_id(pid) == mnt)
-        })
+        .filter(|&pid| id.holds(pid))
         .collect()
+}
+
+/// The pid and mount namespaces of a jail's init.
+struct JailNs {
+    pid: std::path::PathBuf,
+    mnt: Option<(u64, u64)>,
+}
+
+impl JailNs {
+    fn of(init: i32) -> Option<JailNs> {
+        Some(JailNs {
+            pid: fs::read_link(format!("/proc/{init}/ns/pid")).ok()?,
+            mnt: sys::mnt_ns_id(init),
+        })
+    }
+
+    /// Whether `pid` is in the jail's pid namespace, or attached to its mount
+    /// namespace. A process whose namespaces cannot be read is not.
+    fn holds(&self, pid: i32) -> bool {
+        fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&self.pid)
+            || (self.mnt.is_some() && sys::mnt_ns_id(pid) == self.mnt)
+    }
 }

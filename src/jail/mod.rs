@@ -225,6 +225,12 @@ pub fn processes(jail: &str) -> Result<Vec<i32>, JailError> {
     os::processes(parse_key(jail))
 }
 
+/// Send `sig` to every process of a jail; returns how many were signalled. On Linux
+/// each is named by a pidfd checked to be in the jail (never a reused pid).
+pub fn signal_processes(jail: &str, sig: i32) -> Result<usize, JailError> {
+    os::signal_processes(parse_key(jail), sig)
+}
+
 /// Every live jail, in jid order (stale Linux registry entries are cleaned on the way).
 pub fn list() -> Result<Vec<JailInfo>, JailError> {
     os::list()

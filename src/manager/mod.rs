@@ -1183,10 +1183,7 @@ impl Manager {
                 eprintln!("jailctl: {e}");
             }
             let kname = j.kname();
-            if let Ok(pids) = jail::processes(&kname) {
-                for p in &pids {
-                    let _ = sys::signal(*p, libc::SIGTERM);
-                }
+            if jail::signal_processes(&kname, libc::SIGTERM).is_ok() {
                 let deadline = Instant::now()
                     + Duration::from_secs(j.get("stop_timeout").parse().unwrap_or(30));
                 while Instant::now() < deadline

@@ -176,6 +176,8 @@ fn become_probe(params: &ProbeParams) -> Result<(), Handoff> {
     let uid = params.uid.unwrap_or(0);
     sys::drop_privileges(uid, gid, &[])
         .map_err(|e| Handoff::failed(format!("cannot set uid {uid} gid {gid}"), &e))?;
+    // A credential change resets dumpability to fs.suid_dumpable: set it again.
+    sys::make_untraceable().map_err(|e| Handoff::failed("make the probe untraceable", &e))?;
     sys::set_title(&params.title);
     Ok(())
 }
