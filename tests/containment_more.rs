@@ -21,96 +21,32 @@
 
 mod common;
 
+use common::hostile::{
+    allowed_lines, cap, caps_of, errno_of, install_hostile, status_field, wait_until, BASE,
+};
 use common::{make_root, require_root, Sandbox, JAILCTL};
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bound of every single command this file runs.
 const CMD_SECS: u64 = 120;
 
 // ---------------------------------------------------------------------------------
-// Capabilities
+// Capabilities (names, BASE and the status parsing: tests/common/hostile.rs)
 
-/// linux/capability.h, by number (only those named here).
-fn cap(name: &str) -> u32 {
-    match name {
-        "CAP_CHOWN" => 0,
-        "CAP_DAC_OVERRIDE" => 1,
-        "CAP_DAC_READ_SEARCH" => 2,
-        "CAP_FOWNER" => 3,
-        "CAP_FSETID" => 4,
-        "CAP_KILL" => 5,
-        "CAP_SETGID" => 6,
-        "CAP_SETUID" => 7,
-        "CAP_SETPCAP" => 8,
-        "CAP_LINUX_IMMUTABLE" => 9,
-        "CAP_NET_BIND_SERVICE" => 10,
-        "CAP_NET_ADMIN" => 12,
-        "CAP_NET_RAW" => 13,
-        "CAP_IPC_LOCK" => 14,
-        "CAP_IPC_OWNER" => 15,
-        "CAP_SYS_MODULE" => 16,
-        "CAP_SYS_RAWIO" => 17,
-        "CAP_SYS_CHROOT" => 18,
-        "CAP_SYS_PTRACE" => 19,
-        "CAP_SYS_ADMIN" => 21,
-        "CAP_MKNOD" => 27,
-        "CAP_LEASE" => 28,
-        "CAP_AUDIT_WRITE" => 29,
-        "CAP_SETFCAP" => 31,
-        _ => panic!("unknown capability {name}"),
-    }
-}
-
+/// The mask of capability `name` alone.
 fn bit(name: &str) -> u64 {
     1u64 << cap(name)
 }
-
-/// What root keeps in every default jail (FreeBSD's jail root, in Linux terms).
-const BASE: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_CHROOT",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_SETFCAP",
-];
 
 fn base() -> u64 {
     let m = BASE.iter().fold(0, |m, n| m | bit(n));
     assert_eq!(m, 0xb004_85fb, "test constants: the base set");
     m
-}
-
-/// The Cap* lines of a /proc/PID/status text: "CapBnd" -> mask.
-fn caps_of(status: &str) -> BTreeMap<String, u64> {
-    status
-        .lines()
-        .filter(|l| l.starts_with("Cap"))
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
-        })
-        .collect()
-}
-
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(str::trim))
 }
 
 /// The named Cap* sets of a status text equal `want`; the Seccomp mode is 2 (filter).
@@ -199,77 +135,6 @@ fn try_run_bounded(mut c: Command, secs: u64) -> Result<Output, String> {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    f()
-}
-
-// ---------------------------------------------------------------------------------
-// The hostile helper (compiled as tests/containment.rs does)
-
-fn hostile_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/hostile.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::create_dir_all(dir).unwrap();
-        let tmp = dir.join(format!("hostile.more.{}", std::process::id()));
-        let out = dir.join("hostile");
-        let fix = "install a C compiler and the static C library: apt-get install -y gcc libc6-dev";
-        let o = Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cc ({e}) to build {}: {fix}", src.display()));
-        assert!(
-            o.status.success(),
-            "compiling {} with `cc -static -O2` failed:\n{}\n{fix}",
-            src.display(),
-            text(&o.stderr)
-        );
-        std::fs::rename(&tmp, &out).unwrap();
-        out
-    })
-}
-
-/// Put `hostile` into a root's /bin, and an empty /mnt.
-fn install_hostile(root: &Path) {
-    let dst = root.join("bin/hostile");
-    std::fs::copy(hostile_bin(), &dst).unwrap();
-    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir_all(root.join("mnt")).unwrap();
-}
-
-/// Lines `ALLOWED ...` of hostile's report.
-fn allowed_lines(out: &str) -> Vec<&str> {
-    out.lines().filter(|l| l.starts_with("ALLOWED ")).collect()
-}
-
-/// The errno hostile reported for `what` (None: it was allowed); panics when absent.
-fn errno_of(out: &str, what: &str) -> Option<String> {
-    for l in out.lines() {
-        if let Some(rest) = l.strip_prefix("ALLOWED ") {
-            if rest.split(" -> ").next().unwrap().trim() == what {
-                return None;
-            }
-        } else if let Some(rest) = l.strip_prefix("DENIED ") {
-            if let Some((w, e)) = rest.rsplit_once(' ') {
-                if w == what {
-                    return Some(e.to_string());
-                }
-            }
-        }
-    }
-    panic!("hostile did not report `{what}` (killed by a filter?):\n{out}")
 }
 
 // ---------------------------------------------------------------------------------

@@ -56,28 +56,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// busybox jail and as any user on the host).
 fn hostile_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/hostile_daemon.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::create_dir_all(dir).unwrap();
-        let tmp = dir.join(format!("hostile_daemon.{}", std::process::id()));
-        let out = dir.join("hostile_daemon");
-        let fix = "install a C compiler and the static C library: apt-get install -y gcc libc6-dev";
-        let o = Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cc ({e}) to build {}: {fix}", src.display()));
-        assert!(
-            o.status.success(),
-            "compiling {} with `cc -static -O2` failed:\n{}\n{fix}",
-            src.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::fs::rename(&tmp, &out).unwrap();
-        out
-    })
+    BIN.get_or_init(|| common::hostile::compile_static("hostile_daemon"))
 }
 
 /// Copy the helper to `dir/hostile_daemon`, mode 0755.

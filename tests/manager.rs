@@ -2,340 +2,37 @@
 //! file this test creates, and the plain-directory backend. Effects are checked
 //! independently (`zfs get`, files on disk, the jail layer), not through jailctl's own
 //! output. Needs root.
+#![cfg(target_os = "linux")]
 
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{make_root, require_root, JAILCTL};
+use common::manager_env::{self, zfs_get, Env, Kind, Setup};
+use common::JAILCTL;
 
-/// `zfs get -H -p -o value PROP DATASET`: the value, or None when zfs fails.
-fn zfs_get(prop: &str, ds: &str) -> Option<String> {
-    let o = Command::new("zfs")
-        .args(["get", "-H", "-p", "-o", "value", prop, ds])
-        .output()
-        .unwrap();
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Dir,
-    Zfs,
-}
-
-struct Env {
-    kind: Kind,
-    dir: tempfile::TempDir,
-    pool: String,
-    image: PathBuf,
-    rel: PathBuf,
-}
-
-fn zfs_ready() {
-    let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(
-        ok(Command::new("sh").args(["-c", "command -v zpool && command -v zfs-fuse"])),
-        "ZFS is missing: apt-get install -y zfs-fuse"
-    );
-    if !ok(Command::new("zpool").arg("list")) {
-        let _ = Command::new("zfs-fuse").status();
-        for _ in 0..50 {
-            if ok(Command::new("zpool").arg("list")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the zfs-fuse daemon does not answer: start it with `zfs-fuse` (apt-get install -y zfs-fuse)");
-    }
-}
-
-/// A release archive set built from the busybox root: base.txz (xz), base.tgz (gzip),
-/// base.tzst (zstd), and a MANIFEST with their checksums.
-fn make_release(dir: &Path) -> PathBuf {
-    let root = dir.join("relroot");
-    make_root(&root);
-    let rel = dir.join("release");
-    std::fs::create_dir_all(&rel).unwrap();
-    for (name, flag) in [
+/// Sandboxes of this file: `jd-mgr-*` directories, `jdt*` pools, a release in xz, gzip and zstd.
+const SETUP: Setup = Setup {
+    dir_prefix: "jd-mgr-",
+    pool_prefix: "jdt",
+    archives: &[
         ("base.txz", "-J"),
         ("base.tgz", "-z"),
         ("base.tzst", "--zstd"),
-    ] {
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .args(["-c", flag, "-f"])
-            .arg(rel.join(name))
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "tar {flag} failed (apt-get install -y xz-utils zstd)"
-        );
-    }
-    let mut manifest = String::new();
-    for name in ["base.txz", "base.tgz", "base.tzst"] {
-        let sum = String::from_utf8(
-            Command::new("sha256sum")
-                .arg(rel.join(name))
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        manifest.push_str(&format!(
-            "{name}\t{}\t1\tbase\t\"Base system\"\ton\n",
-            sum.split_whitespace().next().unwrap()
-        ));
-    }
-    std::fs::write(rel.join("MANIFEST"), manifest).unwrap();
-    rel
-}
+    ],
+};
 
 impl Env {
     fn new(kind: Kind) -> Env {
-        require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("jd-mgr-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let suffix: String = dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_lowercase();
-        let pool = format!("jdt{}", &suffix[suffix.len() - 6..]);
-        let image = PathBuf::from(format!("/var/tmp/{pool}.img"));
-        if kind == Kind::Zfs {
-            zfs_ready();
-            let f = std::fs::File::create(&image).unwrap();
-            f.set_len(768 << 20).unwrap();
-            let o = Command::new("zpool")
-                .args(["create", "-m", "none", &pool])
-                .arg(&image)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "zpool create: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        let rel = make_release(dir.path());
-        Env {
-            kind,
-            dir,
-            pool,
-            image,
-            rel,
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(JAILCTL);
-        c.env("JAILDAEMON_REGISTRY", self.dir.path().join("registry"))
-            .env("JAILCTL_RUN", self.dir.path().join("run"))
-            .env("JAILCTL_MOUNTPOINT", self.dir.path().join("mp"))
-            .env_remove("JAILCTL_ROOT")
-            .env_remove("JAILCTL_POOL");
-        match self.kind {
-            Kind::Dir => c.env("JAILCTL_ROOT", self.dir.path().join("jailctl")),
-            Kind::Zfs => c.env("JAILCTL_POOL", &self.pool),
-        };
-        c
-    }
-
-    /// Another program with jailctl's environment.
-    fn with_env(&self, mut c: Command) -> Command {
-        for (k, v) in self.cmd().get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "[{:?}] jailctl {args:?}: {}{}",
-            self.kind,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "[{:?}] jailctl {args:?} should fail: {}",
-            self.kind,
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8(o.stderr).unwrap()
-    }
-
-    fn fetch(&self) {
-        let d = format!("ftplocaldir={}", self.rel.display());
-        self.ok(&["fetch", "release=bb-1", &d]);
-    }
-
-    fn create(&self, args: &[&str]) -> String {
-        let mut a = vec!["create"];
-        a.extend_from_slice(args);
-        let out = self.ok(&a);
-        out.lines().next().expect("a UUID").trim().to_string()
-    }
-
-    fn base(&self) -> PathBuf {
-        match self.kind {
-            Kind::Dir => self.dir.path().join("jailctl"),
-            Kind::Zfs => self.dir.path().join("mp"),
-        }
-    }
-
-    /// A property as stored, read without jailctl.
-    fn stored(&self, uuid: &str, prop: &str) -> Option<String> {
-        match self.kind {
-            Kind::Zfs => zfs_get(
-                &format!("org.freebsd.iocage:{prop}"),
-                &format!("{}/iocage/jails/{uuid}", self.pool),
-            )
-            .filter(|v| v != "-"),
-            Kind::Dir => {
-                let p = self.base().join("jails").join(uuid).join("config.json");
-                let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
-                v[prop].as_str().map(String::from)
-            }
-        }
-    }
-
-    /// Does the jail's storage exist (dataset or directory)?
-    fn exists(&self, uuid: &str) -> bool {
-        match self.kind {
-            Kind::Zfs => Command::new("zfs")
-                .args(["list", &format!("{}/iocage/jails/{uuid}", self.pool)])
-                .output()
-                .unwrap()
-                .status
-                .success(),
-            Kind::Dir => {
-                self.base().join("jails").join(uuid).exists()
-                    || self
-                        .base()
-                        .join("jails")
-                        .join(format!(".{uuid}.partial"))
-                        .exists()
-            }
-        }
-    }
-
-    fn jail_count(&self) -> usize {
-        match self.kind {
-            Kind::Zfs => {
-                let o = Command::new("zfs")
-                    .args([
-                        "list",
-                        "-H",
-                        "-d",
-                        "1",
-                        "-o",
-                        "name",
-                        &format!("{}/iocage/jails", self.pool),
-                    ])
-                    .output()
-                    .unwrap();
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .count()
-                    .saturating_sub(1)
-            }
-            Kind::Dir => std::fs::read_dir(self.base().join("jails"))
-                .map(|r| r.count())
-                .unwrap_or(0),
-        }
-    }
-
-    fn root(&self, uuid: &str) -> PathBuf {
-        self.base().join("jails").join(uuid).join("root")
-    }
-
-    /// Kernel jails (the jail layer), by name.
-    fn kernel_jails(&self) -> Vec<String> {
-        self.ok(&["jail", "list", "name"])
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    }
-
-    /// Host mounts below the backend other than its own ZFS datasets.
-    fn mounts(&self) -> Vec<String> {
-        let d = self.base().display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| {
-                l.split_whitespace()
-                    .nth(4)
-                    .map(|m| m.starts_with(&d))
-                    .unwrap_or(false)
-            })
-            .filter(|l| {
-                l.split(" - ")
-                    .nth(1)
-                    .map(|f| !f.starts_with("fuse.zfs"))
-                    .unwrap_or(true)
-            })
-            .map(String::from)
-            .collect()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.cmd().args(["stop", "ALL"]).output();
-        if self.kind == Kind::Zfs {
-            for _ in 0..20 {
-                if Command::new("zpool")
-                    .args(["destroy", "-f", &self.pool])
-                    .output()
-                    .map(|o| o.status.success())
-                    .unwrap_or(true)
-                {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            let _ = std::fs::remove_file(&self.image);
-        }
+        Env::setup(kind, &SETUP)
     }
 }
 
 fn both(f: impl Fn(&Env)) {
-    for k in [Kind::Dir, Kind::Zfs] {
-        let e = Env::new(k);
-        f(&e);
-    }
+    manager_env::both(&SETUP, f)
 }
 
 #[test]

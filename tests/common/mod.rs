@@ -2,6 +2,11 @@
 //! setns); CI runs them as root. A missing facility fails the test with what to install.
 #![allow(dead_code)]
 
+#[cfg(target_os = "linux")]
+pub mod hostile;
+#[cfg(target_os = "linux")]
+pub mod manager_env;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
