@@ -33,12 +33,16 @@ pub fn to_syslog() {
 
 struct Syslog;
 
-/// Buffers one formatted event and hands it to syslog(3) when dropped.
-struct SyslogLine(Vec<u8>);
+/// Buffers one formatted event and hands it to syslog(3), at the priority of the
+/// event's level, when dropped.
+struct SyslogLine {
+    buf: Vec<u8>,
+    prio: libc::c_int,
+}
 
 impl Write for SyslogLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.extend_from_slice(buf);
+        self.buf.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -48,24 +52,48 @@ impl Write for SyslogLine {
 
 impl Drop for SyslogLine {
     fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0);
+        let text = String::from_utf8_lossy(&self.buf);
         let text = text.trim_end();
         if !text.is_empty() {
-            let prio = if text.contains("ERROR") {
-                libc::LOG_ERR
-            } else if text.contains("WARN") {
-                libc::LOG_WARNING
-            } else {
-                libc::LOG_INFO
-            };
-            crate::sys::unix::syslog(prio, text);
+            crate::sys::unix::syslog(self.prio, text);
         }
+    }
+}
+
+/// The syslog priority of a tracing level (never guessed from the text, which may
+/// quote a command's output).
+fn priority(level: &tracing::Level) -> libc::c_int {
+    match *level {
+        tracing::Level::ERROR => libc::LOG_ERR,
+        tracing::Level::WARN => libc::LOG_WARNING,
+        tracing::Level::INFO => libc::LOG_INFO,
+        _ => libc::LOG_DEBUG,
     }
 }
 
 impl<'a> MakeWriter<'a> for Syslog {
     type Writer = SyslogLine;
     fn make_writer(&'a self) -> SyslogLine {
-        SyslogLine(Vec::new())
+        SyslogLine {
+            buf: Vec::new(),
+            prio: libc::LOG_INFO,
+        }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        SyslogLine {
+            buf: Vec::new(),
+            prio: priority(meta.level()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn priority_comes_from_the_level() {
+        assert_eq!(super::priority(&tracing::Level::ERROR), libc::LOG_ERR);
+        assert_eq!(super::priority(&tracing::Level::WARN), libc::LOG_WARNING);
+        assert_eq!(super::priority(&tracing::Level::INFO), libc::LOG_INFO);
+        assert_eq!(super::priority(&tracing::Level::DEBUG), libc::LOG_DEBUG);
     }
 }
