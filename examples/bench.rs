@@ -101,7 +101,10 @@ fn parallel_registrations(sock: &Path, n: usize) {
                     &Request::Register(spec),
                     Duration::from_secs(120),
                 );
-                (matches!(r, Ok(Response::Registered { .. })), t.elapsed().as_secs_f64() * 1e3)
+                (
+                    matches!(r, Ok(Response::Registered { .. })),
+                    t.elapsed().as_secs_f64() * 1e3,
+                )
             })
         })
         .collect();
@@ -161,7 +164,11 @@ fn main() {
     let sock = dir.join("jd.sock");
     // The shipped systemd unit's limit (LimitNOFILE=65536) where the hard limit allows.
     let hard: u64 = String::from_utf8_lossy(
-        &Command::new("sh").args(["-c", "ulimit -Hn"]).output().unwrap().stdout,
+        &Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
     )
     .trim()
     .parse()
@@ -186,7 +193,14 @@ fn main() {
     let dpid = daemon.id();
     // The in-jail trigger: a shell that sends SIGHUP to each pid it reads.
     let mut trig = Command::new(&jailctl)
-        .args(["jail", "exec", "bench", "/bin/sh", "-c", "while read p; do kill -HUP $p; done"])
+        .args([
+            "jail",
+            "exec",
+            "bench",
+            "/bin/sh",
+            "-c",
+            "while read p; do kill -HUP $p; done",
+        ])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -222,8 +236,14 @@ fn main() {
         rate: None,
         max_running: None,
     };
-    let _ = jaildaemon::daemon::client::request(&sock, &Request::Register(warm), Duration::from_secs(30));
-    let _ = Command::new(&jailctl).args(["jail", "exec", "bench", "true"]).status();
+    let _ = jaildaemon::daemon::client::request(
+        &sock,
+        &Request::Register(warm),
+        Duration::from_secs(30),
+    );
+    let _ = Command::new(&jailctl)
+        .args(["jail", "exec", "bench", "true"])
+        .status();
     let mut next = 0u64;
     for &n in &sizes {
         // spawn: probes

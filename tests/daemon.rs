@@ -945,7 +945,10 @@ fn commands_leaving_background_children_pin_no_thread_of_the_daemon() {
     for i in 0..40 {
         d.trigger("www", &format!("BG_CHILD_{i}$"));
     }
-    assert!(d.sb.wait_for(20, || lines(&d, "bg") == 40), "not every command ran");
+    assert!(
+        d.sb.wait_for(20, || lines(&d, "bg") == 40),
+        "not every command ran"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let threads: usize = std::fs::read_to_string(format!("/proc/{}/status", d.pid()))
         .unwrap()
@@ -953,9 +956,18 @@ fn commands_leaving_background_children_pin_no_thread_of_the_daemon() {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
-    assert!(threads < 20, "the daemon holds {threads} threads for finished commands");
+    assert!(
+        threads < 20,
+        "the daemon holds {threads} threads for finished commands"
+    );
     let t = std::time::Instant::now();
     d.register(&["-c", "true", "-j", "www", "-t", "AFTER_BG"]);
-    assert!(t.elapsed() < Duration::from_secs(5), "registration took {:?}", t.elapsed());
-    let _ = std::process::Command::new("pkill").args(["-f", "^sleep 300$"]).status();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "registration took {:?}",
+        t.elapsed()
+    );
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "^sleep 300$"])
+        .status();
 }

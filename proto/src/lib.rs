@@ -102,7 +102,10 @@ pub struct Rate {
 }
 
 /// The daemon's default rate: 10 commands, refilled over a minute.
-pub const DEFAULT_RATE: Rate = Rate { count: 10, secs: 60 };
+pub const DEFAULT_RATE: Rate = Rate {
+    count: 10,
+    secs: 60,
+};
 /// The daemon's default number of commands a probe may have running at once.
 pub const DEFAULT_MAX_RUNNING: u32 = 2;
 /// Largest `-m` accepted.
@@ -111,9 +114,7 @@ pub const MAX_MAX_RUNNING: u32 = 1024;
 impl Rate {
     /// Parse `COUNT/SECONDS` (both positive integers).
     pub fn parse(s: &str) -> Result<Rate, String> {
-        let bad = || {
-            format!("-L {s}: expected COUNT/SECONDS with positive integers, e.g. 10/60")
-        };
+        let bad = || format!("-L {s}: expected COUNT/SECONDS with positive integers, e.g. 10/60");
         let (c, t) = s.split_once('/').ok_or_else(bad)?;
         let count: u32 = c.trim().parse().map_err(|_| bad())?;
         let secs: u32 = t.trim().parse().map_err(|_| bad())?;
@@ -442,7 +443,10 @@ mod tests {
         assert!(s.validate().unwrap_err().contains("title"));
         for evil in ["evil\u{202E}txt", "a\u{1b}[2Jb", "x\u{2066}y"] {
             s.title = Some(evil.into());
-            assert!(s.validate().unwrap_err().contains("bidirectional"), "{evil:?}");
+            assert!(
+                s.validate().unwrap_err().contains("bidirectional"),
+                "{evil:?}"
+            );
         }
         s.title = Some("WWW_RESTART é".into());
         assert!(s.validate().is_ok());

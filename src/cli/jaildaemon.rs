@@ -130,7 +130,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
                 uid: num('u', "uid")?,
                 gid: num('g', "gid")?,
                 title: last('t'),
-                rate: last('L').map(|v| jaildaemon_proto::Rate::parse(&v)).transpose()?,
+                rate: last('L')
+                    .map(|v| jaildaemon_proto::Rate::parse(&v))
+                    .transpose()?,
                 max_running: match last('m') {
                     None => None,
                     Some(v) => Some(v.parse::<u32>().map_err(|_| {

@@ -184,11 +184,15 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
                 ("read_timeout", &mut limits.read),
             ] {
                 if let Some(v) = a.remove(key) {
-                    let secs: u64 = v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| {
-                        ManagerError::Invalid(format!(
-                            "fetch: {key}={v}: expected whole seconds from 1 to 3600"
-                        ))
-                    })?;
+                    let secs: u64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s| (1..=3600).contains(s))
+                        .ok_or_else(|| {
+                            ManagerError::Invalid(format!(
+                                "fetch: {key}={v}: expected whole seconds from 1 to 3600"
+                            ))
+                        })?;
                     *slot = std::time::Duration::from_secs(secs);
                 }
             }

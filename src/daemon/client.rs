@@ -57,7 +57,10 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
 }
 
 /// Every probe, a page at a time.
-pub fn list_all(socket: &Path, timeout: Duration) -> Result<Result<Vec<proto::ProbeInfo>, String>, ClientError> {
+pub fn list_all(
+    socket: &Path,
+    timeout: Duration,
+) -> Result<Result<Vec<proto::ProbeInfo>, String>, ClientError> {
     let mut all = Vec::new();
     let mut after = 0;
     loop {

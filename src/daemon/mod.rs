@@ -203,7 +203,11 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         }
     };
     let capacity = probe_capacity(nofile);
-    tracing::info!(nofile, capacity, "descriptor limit raised to the hard limit");
+    tracing::info!(
+        nofile,
+        capacity,
+        "descriptor limit raised to the hard limit"
+    );
     let res = rt.block_on(main_loop(listener, &mut ready, opts, capacity, nofile_soft));
     if let Err(e) = &res {
         fail(&mut ready, e);

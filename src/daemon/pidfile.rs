@@ -82,7 +82,10 @@ impl Pidfile {
                         if m.uid() != sys::geteuid() {
                             return err(std::io::Error::new(
                                 std::io::ErrorKind::PermissionDenied,
-                                format!("is owned by uid {}, not by the daemon's user: remove it", m.uid()),
+                                format!(
+                                    "is owned by uid {}, not by the daemon's user: remove it",
+                                    m.uid()
+                                ),
                             ));
                         }
                     }

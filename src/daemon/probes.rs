@@ -36,7 +36,11 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Log a command's output line by line (at most [`MAX_LOG_LINE`] bytes a line) until
 /// EOF, or [`OUTPUT_GRACE`] after the command exited.
-async fn log_output(id: u64, pipe: tokio::net::unix::pipe::Receiver, mut exited: watch::Receiver<bool>) {
+async fn log_output(
+    id: u64,
+    pipe: tokio::net::unix::pipe::Receiver,
+    mut exited: watch::Receiver<bool>,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
     let mut r = tokio::io::BufReader::new(pipe);
     let mut line = Vec::new();
@@ -182,7 +186,9 @@ impl Manager {
         let mut out = Vec::new();
         let mut used = 0;
         for (id, e) in probes.range(after.saturating_add(1)..) {
-            let size = serde_json::to_vec(&e.info).map(|v| v.len() + 1).unwrap_or(0);
+            let size = serde_json::to_vec(&e.info)
+                .map(|v| v.len() + 1)
+                .unwrap_or(0);
             if !out.is_empty() && used + size > budget {
                 return (out, Some(*id - 1));
             }

@@ -561,7 +561,9 @@ mod tests {
     use super::*;
 
     fn params(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -622,7 +624,12 @@ mod tests {
         assert!(p.mount_fs && !p.mount_bind);
         assert_ne!(p.caps & bit(cap("CAP_SYS_ADMIN")), 0);
         let p = Policy::from_params(7, &params(&[("linux.userns", "new")])).unwrap();
-        assert_eq!(p.userns, UserNs::Mapped { base: 1_000_000 + 7 * 65536 });
+        assert_eq!(
+            p.userns,
+            UserNs::Mapped {
+                base: 1_000_000 + 7 * 65536
+            }
+        );
         assert!(!p.mount_fs);
         assert_eq!(
             Policy::from_params(1, &params(&[("linux.userns", "maybe")])),

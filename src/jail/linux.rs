@@ -104,7 +104,9 @@ impl Entry {
     }
 
     fn cgroup_procs(&self) -> Option<PathBuf> {
-        self.cgroup.as_ref().map(|c| Path::new(c).join("cgroup.procs"))
+        self.cgroup
+            .as_ref()
+            .map(|c| Path::new(c).join("cgroup.procs"))
     }
 
     /// Remove the jail's devices cgroup once its processes are gone.
@@ -238,9 +240,9 @@ impl Registry {
                         out.push(e);
                     }
                     Ok(false) => {
-                    tracing::info!(jid = e.jid, name = %e.name, "removing stale jail registry entry (its init is gone)");
-                    let _ = fs::remove_file(&path);
-                    e.remove_cgroup();
+                        tracing::info!(jid = e.jid, name = %e.name, "removing stale jail registry entry (its init is gone)");
+                        let _ = fs::remove_file(&path);
+                        e.remove_cgroup();
                     }
                 },
                 Err(why) => {

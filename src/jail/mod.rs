@@ -9,8 +9,8 @@
 //! On FreeBSD the calls go to the kernel through libjail. On Linux a jail is a set of
 //! namespaces around a root directory held by a small init; see [`linux`].
 
-pub mod error;
 pub mod confine;
+pub mod error;
 pub mod params;
 
 #[cfg(target_os = "freebsd")]

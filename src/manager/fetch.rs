@@ -135,7 +135,12 @@ fn http_get(
                 conn = Some(c);
                 break;
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
                 last = Some(format!(
                     "connecting to {host}:{port} ({a}) timed out after {} s (connect_timeout)",
                     limits.connect.as_secs()
@@ -150,7 +155,10 @@ fn http_get(
     s.set_write_timeout(Some(limits.read))
         .map_err(|e| herr(e.to_string()))?;
     let read_err = |e: std::io::Error| {
-        if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ) {
             herr(format!(
                 "{host}:{port} sent nothing for {} s (read_timeout)",
                 limits.read.as_secs()
@@ -196,7 +204,10 @@ fn http_get(
     }
     let mut out = File::create(dest).map_err(io(dest))?;
     copy_with_progress(&mut r, &mut out, length, file, progress).map_err(|e| {
-        if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ) {
             read_err(e)
         } else {
             io(dest)(e)

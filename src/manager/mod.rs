@@ -493,7 +493,14 @@ impl Manager {
         }
         let root = self.backend.begin_release(release)?;
         let download = self.backend.base_dir()?.join("download").join(release);
-        match fetch::fetch_into(origin, files, &download, &root, sys::stderr_is_tty(), limits) {
+        match fetch::fetch_into(
+            origin,
+            files,
+            &download,
+            &root,
+            sys::stderr_is_tty(),
+            limits,
+        ) {
             Ok(sums) => {
                 let _ = fs::remove_dir_all(&download);
                 self.backend.commit_release(release)?;

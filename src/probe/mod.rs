@@ -142,7 +142,9 @@ pub fn helper_main() -> ! {
         };
         match wait_report(report) {
             Handoff::Ready => {
-                if let Err(e) = sys::send_with_fds(&sock, &encode(&Handoff::Ready), &[pidfd.as_raw_fd()]) {
+                if let Err(e) =
+                    sys::send_with_fds(&sock, &encode(&Handoff::Ready), &[pidfd.as_raw_fd()])
+                {
                     let _ = sys::pidfd_kill(&pidfd);
                     fail(Handoff::failed("hand the probe over", &e));
                 }
@@ -239,10 +241,12 @@ fn fork_probe(params: &ProbeParams, sock: &OwnedFd) -> Result<(OwnedFd, OwnedFd)
 #[cfg(target_os = "linux")]
 fn wait_report(r: OwnedFd) -> Handoff {
     match sys::read_with_timeout(&r, MAX_MESSAGE, HELPER_TIMEOUT) {
-        Ok(Some(bytes)) if !bytes.is_empty() => serde_json::from_slice(&bytes).unwrap_or(Handoff::Failed {
-            step: "the probe sent an unreadable report".into(),
-            errno: 0,
-        }),
+        Ok(Some(bytes)) if !bytes.is_empty() => {
+            serde_json::from_slice(&bytes).unwrap_or(Handoff::Failed {
+                step: "the probe sent an unreadable report".into(),
+                errno: 0,
+            })
+        }
         Ok(Some(_)) => Handoff::Failed {
             step: "the probe ended during setup".into(),
             errno: 0,
@@ -351,7 +355,9 @@ pub fn spawn(
             if bytes.is_empty() {
                 Err(setup("the probe helper ended without reporting".into()))
             } else {
-                Err(setup("unexpected answer from the probe helper; registration refused".into()))
+                Err(setup(
+                    "unexpected answer from the probe helper; registration refused".into(),
+                ))
             }
         }
     }

@@ -49,7 +49,11 @@ fn destroy_retry(ds: &str, extra: &[&str]) -> Result<(), StorageError> {
 /// mounted again after: zfs-fuse refuses to rename a mounted dataset ("busy").
 fn rename_ds(from: &str, to: &str) -> Result<(), StorageError> {
     let list = zfs(&["list", "-H", "-r", "-t", "filesystem", "-o", "name", from])?;
-    let names: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     for n in names.iter().rev() {
         let _ = zfs(&["unmount", n]);
     }

@@ -209,7 +209,8 @@ pub struct RootDir {
 }
 
 fn cstr_of(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 use super::unix::{ctx, rel_of};
@@ -255,7 +256,9 @@ impl RootDir {
     }
 
     pub fn mkdir_all(&self, rel: &Path) -> io::Result<()> {
-        super::unix::mkdir_all_with(rel, |cur| self.open_at(cur, libc::O_DIRECTORY | libc::O_RDONLY, 0))
+        super::unix::mkdir_all_with(rel, |cur| {
+            self.open_at(cur, libc::O_DIRECTORY | libc::O_RDONLY, 0)
+        })
     }
 
     pub fn write_atomic(&self, rel: &Path, data: &[u8], mode: u32) -> io::Result<()> {
@@ -275,24 +278,46 @@ impl RootDir {
     /// on that path. Between the two a jail process could still swap a component for
     /// a symlink: stop the jail's processes first (jailctl mounts before start).
     /// Returns the mount's fsid and path.
-    pub fn mount_at(&self, source: &Path, rel: &Path, fstype: &str, opts: &str) -> io::Result<(u64, PathBuf)> {
-        let fd = self.open_at(rel, libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
+    pub fn mount_at(
+        &self,
+        source: &Path,
+        rel: &Path,
+        fstype: &str,
+        opts: &str,
+    ) -> io::Result<(u64, PathBuf)> {
+        let fd = self.open_at(
+            rel,
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW,
+            0,
+        )?;
         // Not inside another mount (a nullfs of a host directory, say).
         if fstat_dev(&fd)? != fstat_dev(&self.fd)? {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("{} is on another mount than the jail's root: refused", rel.display()),
+                format!(
+                    "{} is on another mount than the jail's root: refused",
+                    rel.display()
+                ),
             ));
         }
         let path = fd_path(&fd)?;
         let fstype = if fstype == "bind" { "nullfs" } else { fstype };
         let st = std::process::Command::new("mount")
-            .args(["-t", fstype, "-o", if opts.is_empty() { "rw" } else { opts }])
+            .args([
+                "-t",
+                fstype,
+                "-o",
+                if opts.is_empty() { "rw" } else { opts },
+            ])
             .arg(source)
             .arg(&path)
             .status()?;
         if !st.success() {
-            return Err(io::Error::other(format!("mount -t {fstype} {} {}: {st}", source.display(), path.display())));
+            return Err(io::Error::other(format!(
+                "mount -t {fstype} {} {}: {st}",
+                source.display(),
+                path.display()
+            )));
         }
         Ok((fsid_of(&path)?, path))
     }
@@ -304,13 +329,20 @@ impl RootDir {
         if !point.starts_with(&self.path) {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("mount {id} is at {}, outside {}: left alone", point.display(), self.path.display()),
+                format!(
+                    "mount {id} is at {}, outside {}: left alone",
+                    point.display(),
+                    self.path.display()
+                ),
             ));
         }
         let c = cstr_of(&point)?;
         // SAFETY: unmount(2) on a valid C string.
         if unsafe { libc::unmount(c.as_ptr(), libc::MNT_FORCE) } != 0 {
-            return Err(ctx(io::Error::last_os_error(), format!("unmount {}", point.display())));
+            return Err(ctx(
+                io::Error::last_os_error(),
+                format!("unmount {}", point.display()),
+            ));
         }
         Ok(())
     }
@@ -332,7 +364,12 @@ fn fd_path(fd: &OwnedFd) -> io::Result<PathBuf> {
     unsafe {
         let mut kf: libc::kinfo_file = std::mem::zeroed();
         kf.kf_structsize = std::mem::size_of::<libc::kinfo_file>() as c_int;
-        if libc::fcntl(fd.as_raw_fd(), libc::F_KINFO, &mut kf as *mut libc::kinfo_file) != 0 {
+        if libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_KINFO,
+            &mut kf as *mut libc::kinfo_file,
+        ) != 0
+        {
             return Err(io::Error::last_os_error());
         }
         let p = CStr::from_ptr(kf.kf_path.as_ptr());
@@ -369,6 +406,12 @@ fn mount_point_of(id: u64) -> Option<PathBuf> {
         std::slice::from_raw_parts(p, n as usize)
             .iter()
             .find(|s| fsid_key(s) == id)
-            .map(|s| PathBuf::from(CStr::from_ptr(s.f_mntonname.as_ptr()).to_string_lossy().into_owned()))
+            .map(|s| {
+                PathBuf::from(
+                    CStr::from_ptr(s.f_mntonname.as_ptr())
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            })
     }
 }

@@ -35,7 +35,9 @@ pub enum UserNsMode {
     /// uid/gid maps `0 0 4294967295`.
     Identity,
     /// uid/gid maps `0 BASE 65536`, the root directory mounted idmapped.
-    Mapped { base: u32 },
+    Mapped {
+        base: u32,
+    },
 }
 
 /// Capabilities and system call filters of a jail, prepared before any fork.
@@ -258,7 +260,14 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
         proc_ro: under(&path_proc, &["sys", "sysrq-trigger", "irq", "bus"]),
         proc_masked_files: under(
             &path_proc,
-            &["kcore", "kmsg", "keys", "timer_list", "sched_debug", "kallsyms"],
+            &[
+                "kcore",
+                "kmsg",
+                "keys",
+                "timer_list",
+                "sched_debug",
+                "kallsyms",
+            ],
         ),
         proc_masked_dirs: under(&path_proc, &["acpi", "scsi", "fs/nfsd"]),
         dev_pts: under(&path_dev, &["pts"]).remove(0),
@@ -544,11 +553,25 @@ unsafe fn init_main(cfg: &InitConfig, prep: &Prepared, usfd: RawFd, set: &libc::
             fail(3, "open host /proc");
         }
         let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, nodata) != 0 {
+        if libc::mount(
+            null,
+            c"/".as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            nodata,
+        ) != 0
+        {
             fail(3, "make mounts private");
         }
         let pflags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        if libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), pflags, nodata) != 0 {
+        if libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            pflags,
+            nodata,
+        ) != 0
+        {
             fail(3, "mount the jail's procfs");
         }
         let jail_proc = libc::open(
@@ -762,7 +785,10 @@ unsafe fn idmap_root(path: &CStr, usfd: RawFd) {
             std::mem::size_of::<MountAttr>(),
         ) != 0
         {
-            fail(3, "idmap the jail path (its file system must support idmapped mounts)");
+            fail(
+                3,
+                "idmap the jail path (its file system must support idmapped mounts)",
+            );
         }
         if libc::syscall(
             libc::SYS_move_mount,
@@ -804,8 +830,13 @@ unsafe fn make_dev(prep: &Prepared) {
             );
             if fd >= 0 {
                 libc::close(fd);
-                if libc::mount(host.as_ptr(), inside.as_ptr(), null, libc::MS_BIND, std::ptr::null())
-                    != 0
+                if libc::mount(
+                    host.as_ptr(),
+                    inside.as_ptr(),
+                    null,
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
                 {
                     libc::unlink(inside.as_ptr());
                 }
@@ -837,7 +868,14 @@ unsafe fn mask_proc(prep: &Prepared) {
         let nodata = std::ptr::null::<libc::c_void>();
         let skip = || matches!(errno(), libc::ENOENT | libc::ENOTDIR);
         for p in &prep.proc_ro {
-            if libc::mount(p.as_ptr(), p.as_ptr(), null, libc::MS_BIND | libc::MS_REC, nodata) != 0 {
+            if libc::mount(
+                p.as_ptr(),
+                p.as_ptr(),
+                null,
+                libc::MS_BIND | libc::MS_REC,
+                nodata,
+            ) != 0
+            {
                 if skip() {
                     continue;
                 }
@@ -860,7 +898,13 @@ unsafe fn mask_proc(prep: &Prepared) {
             }
         }
         for p in &prep.proc_masked_files {
-            if libc::mount(c"/dev/null".as_ptr(), p.as_ptr(), null, libc::MS_BIND, nodata) != 0
+            if libc::mount(
+                c"/dev/null".as_ptr(),
+                p.as_ptr(),
+                null,
+                libc::MS_BIND,
+                nodata,
+            ) != 0
                 && !skip()
             {
                 fail(3, "mask /proc files");
@@ -1183,7 +1227,10 @@ pub fn attach(
     }
     if let Some(cg) = cgroup_procs {
         std::fs::write(cg, b"0").map_err(|e| {
-            io::Error::new(e.kind(), format!("joining the devices cgroup {}: {e}", cg.display()))
+            io::Error::new(
+                e.kind(),
+                format!("joining the devices cgroup {}: {e}", cg.display()),
+            )
         })?;
     }
     for (f, n) in &fds {
@@ -1353,8 +1400,15 @@ impl RootDir {
 
     /// Create `rel` and its missing parents inside the root (mode 0755).
     pub fn mkdir_all(&self, rel: &Path) -> io::Result<()> {
-        super::unix::mkdir_all_with(rel, |cur| self.open_at(cur, libc::O_PATH | libc::O_DIRECTORY, 0))
-            .map_err(|e| ctx(e, format!("mkdir {} inside {}", rel.display(), self.path.display())))
+        super::unix::mkdir_all_with(rel, |cur| {
+            self.open_at(cur, libc::O_PATH | libc::O_DIRECTORY, 0)
+        })
+        .map_err(|e| {
+            ctx(
+                e,
+                format!("mkdir {} inside {}", rel.display(), self.path.display()),
+            )
+        })
     }
 
     /// Replace the file `rel` inside the root with `data`: a temporary file in the same
@@ -1362,15 +1416,22 @@ impl RootDir {
     /// planted symlink instead of following it.
     pub fn write_atomic(&self, rel: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         let name = rel.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{}: no file name", rel.display()))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: no file name", rel.display()),
+            )
         })?;
         let dir = self.open_at(
             rel.parent().unwrap_or(Path::new("")),
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
         )?;
-        super::unix::replace_in_dir(&dir, name, data, mode)
-            .map_err(|e| ctx(e, format!("{} inside {}", rel.display(), self.path.display())))
+        super::unix::replace_in_dir(&dir, name, data, mode).map_err(|e| {
+            ctx(
+                e,
+                format!("{} inside {}", rel.display(), self.path.display()),
+            )
+        })
     }
 
     /// Mount onto the directory `rel` inside the root: a bind mount of `source`
@@ -1416,7 +1477,10 @@ impl RootDir {
                 )
             };
             if fd < 0 {
-                return Err(ctx(io::Error::last_os_error(), format!("bind source {}", source.display())));
+                return Err(ctx(
+                    io::Error::last_os_error(),
+                    format!("bind source {}", source.display()),
+                ));
             }
             // SAFETY: a new descriptor.
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) };
@@ -1442,7 +1506,10 @@ impl RootDir {
             )
         } != 0
         {
-            return Err(ctx(io::Error::last_os_error(), format!("mount on {} inside {}", rel.display(), self.path.display())));
+            return Err(ctx(
+                io::Error::last_os_error(),
+                format!("mount on {} inside {}", rel.display(), self.path.display()),
+            ));
         }
         let id = mount_id(&mnt)?;
         let at = std::fs::read_link(format!("/proc/self/fd/{}", target.as_raw_fd()))?;
@@ -1459,12 +1526,21 @@ impl RootDir {
         let rel = point.strip_prefix(&self.path).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("mount {id} is now at {}, outside {}: left alone", point.display(), self.path.display()),
+                format!(
+                    "mount {id} is now at {}, outside {}: left alone",
+                    point.display(),
+                    self.path.display()
+                ),
             )
         })?;
         // The mount point itself is another mount: resolved without RESOLVE_NO_XDEV,
         // then checked to be exactly mount `id`.
-        let fd = self.open_resolved(rel, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, 0)?;
+        let fd = self.open_resolved(
+            rel,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+            0,
+        )?;
         if mount_id(&fd)? != id {
             return Err(io::Error::new(
                 io::ErrorKind::Other,
@@ -1474,7 +1550,10 @@ impl RootDir {
         let p = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
         // SAFETY: umount2 of the magic link naming exactly the mount verified above.
         if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } != 0 {
-            return Err(ctx(io::Error::last_os_error(), format!("unmount {}", point.display())));
+            return Err(ctx(
+                io::Error::last_os_error(),
+                format!("unmount {}", point.display()),
+            ));
         }
         Ok(())
     }
@@ -1499,7 +1578,12 @@ fn set_mount_attrs(fd: &OwnedFd, attrs: u64) -> io::Result<()> {
     set_mount_attrs_full(fd, attrs, 0, false)
 }
 
-fn set_mount_attrs_full(fd: &OwnedFd, attrs: u64, propagation: u64, recursive: bool) -> io::Result<()> {
+fn set_mount_attrs_full(
+    fd: &OwnedFd,
+    attrs: u64,
+    propagation: u64,
+    recursive: bool,
+) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -1545,9 +1629,14 @@ fn new_fs(
     let cstr = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
     let t = cstr(fstype)?;
     // SAFETY: fsopen on a valid C string.
-    let fs = unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), 1u32 /* FSOPEN_CLOEXEC */) };
+    let fs = unsafe {
+        libc::syscall(libc::SYS_fsopen, t.as_ptr(), 1u32 /* FSOPEN_CLOEXEC */)
+    };
     if fs < 0 {
-        return Err(ctx(io::Error::last_os_error(), format!("file system type {fstype}")));
+        return Err(ctx(
+            io::Error::last_os_error(),
+            format!("file system type {fstype}"),
+        ));
     }
     // SAFETY: a new descriptor.
     let fs = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fs as RawFd) };
@@ -1564,8 +1653,13 @@ fn new_fs(
             )
         };
         if rc != 0 {
-            let what = key.map(|k| k.to_string_lossy().into_owned()).unwrap_or_else(|| "create".into());
-            return Err(ctx(io::Error::last_os_error(), format!("{fstype} option {what}")));
+            let what = key
+                .map(|k| k.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "create".into());
+            return Err(ctx(
+                io::Error::last_os_error(),
+                format!("{fstype} option {what}"),
+            ));
         }
         Ok(())
     };
@@ -1580,7 +1674,14 @@ fn new_fs(
     }
     config(FSCONFIG_CMD_CREATE, None, None)?;
     // SAFETY: fsmount on a configured context.
-    let m = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), 1u32 /* FSMOUNT_CLOEXEC */, attrs) };
+    let m = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            1u32, /* FSMOUNT_CLOEXEC */
+            attrs,
+        )
+    };
     if m < 0 {
         return Err(ctx(io::Error::last_os_error(), format!("fsmount {fstype}")));
     }
@@ -1622,7 +1723,10 @@ fn unescape_mountinfo(s: &str) -> std::path::PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {

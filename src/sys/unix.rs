@@ -603,7 +603,9 @@ pub fn command_nofile(cmd: &mut std::process::Command, soft: u64) {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && (soft as libc::rlim_t) < rl.rlim_cur {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0
+                && (soft as libc::rlim_t) < rl.rlim_cur
+            {
                 rl.rlim_cur = soft as libc::rlim_t;
                 libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
             }
@@ -824,11 +826,21 @@ pub fn mkdir_all_with(
 /// Replace `name` in the directory `dir` (a real, not O_PATH, descriptor) with
 /// `data`: a temporary file made with `O_EXCL|O_NOFOLLOW`, fsync, then `renameat`
 /// over `name`, which replaces a symlink there instead of following it.
-pub fn replace_in_dir(dir: &OwnedFd, name: &std::ffi::OsStr, data: &[u8], mode: u32) -> io::Result<()> {
+pub fn replace_in_dir(
+    dir: &OwnedFd,
+    name: &std::ffi::OsStr,
+    data: &[u8],
+    mode: u32,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let tmp = CString::new(format!(".{}.jailctl-{}", name.to_string_lossy(), std::process::id()))
+    let tmp = CString::new(format!(
+        ".{}.jailctl-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ))
+    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fname = CString::new(name.as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fname = CString::new(name.as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: unlinkat/openat relative to the caller's directory descriptor.
     let fd = unsafe {
         libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0);
@@ -849,7 +861,15 @@ pub fn replace_in_dir(dir: &OwnedFd, name: &std::ffi::OsStr, data: &[u8], mode: 
         (&f).write_all(data)?;
         f.sync_all()?;
         // SAFETY: renameat within one directory; the final name is replaced.
-        if unsafe { libc::renameat(dir.as_raw_fd(), tmp.as_ptr(), dir.as_raw_fd(), fname.as_ptr()) } != 0 {
+        if unsafe {
+            libc::renameat(
+                dir.as_raw_fd(),
+                tmp.as_ptr(),
+                dir.as_raw_fd(),
+                fname.as_ptr(),
+            )
+        } != 0
+        {
             return Err(io::Error::last_os_error());
         }
         Ok(())
