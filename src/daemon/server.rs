@@ -88,17 +88,12 @@ fn host_peer(pid: Option<i32>) -> bool {
 
 async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
     let cred = stream.peer_cred().ok();
-    let uid = cred
-        .as_ref()
-        .map(|c| c.uid())
-        .filter(|&u| u != 0 || host_peer(cred.as_ref().and_then(|c| c.pid())));
-    let uid = match (uid, cred.as_ref()) {
-        (None, Some(c)) if c.uid() == 0 => {
-            tracing::warn!(pid = ?c.pid(), "refused a request from root of another pid namespace (a jail?)");
-            Some(u32::MAX)
-        }
-        (u, _) => u,
-    };
+    let uid = cred.as_ref().map(|c| c.uid());
+    // Root of the host only: a jail's root (host uid 0) is in another pid namespace.
+    let host_root = uid == Some(0) && host_peer(cred.as_ref().and_then(|c| c.pid()));
+    if uid == Some(0) && !host_root {
+        tracing::warn!(pid = ?cred.as_ref().and_then(|c| c.pid()), "refused a request from root of another pid namespace (a jail?)");
+    }
     let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
         Err(_) => {
             tracing::debug!("client sent no request in time; dropped");
@@ -125,12 +120,12 @@ async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
         }
         Ok(Ok(r)) => r,
     };
-    let resp = match (&req, uid) {
+    let resp = match (&req, host_root) {
         (Request::Ping, _) => Response::Pong {
             pid: std::process::id(),
             version: proto::PROTOCOL_VERSION,
         },
-        (_, Some(0)) => match req {
+        (_, true) => match req {
             Request::Register(spec) => mgr.register(spec).await,
             Request::List { after } => {
                 let (probes, next) = mgr.list_page(after, proto::MAX_FRAME - 4096);
@@ -139,7 +134,7 @@ async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
             Request::Remove { id } => mgr.remove(id).await,
             Request::Ping => unreachable!(),
         },
-        (_, uid) => {
+        (_, false) => {
             tracing::warn!(?uid, "refused a request from a non-root peer");
             Response::Error {
                 message: format!(
