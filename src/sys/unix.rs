@@ -426,11 +426,10 @@ impl ProcessRef {
     pub fn new(pid: i32) -> ProcessRef {
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: pidfd_open returns a new descriptor or -1; no memory is passed.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-            // SAFETY: a non-negative result is a descriptor we now own.
-            let fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-            ProcessRef { pid, fd }
+            ProcessRef {
+                pid,
+                fd: pidfd_open(pid).ok(),
+            }
         }
         #[cfg(not(target_os = "linux"))]
         ProcessRef { pid }
@@ -473,24 +472,10 @@ impl ProcessRef {
     pub fn signal(&self, sig: c_int) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
-            use std::os::fd::AsRawFd;
-            // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    sig,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
+            return match pidfd_signal(fd, sig) {
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(e),
+                _ => Ok(()),
             };
-            if rc != 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::ESRCH) {
-                    return Err(e);
-                }
-            }
-            return Ok(());
         }
         signal(self.pid, sig)
     }
@@ -733,13 +718,19 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 /// SIGKILL the process a pidfd names (Linux).
 #[cfg(target_os = "linux")]
 pub fn pidfd_kill(fd: &OwnedFd) -> io::Result<()> {
+    pidfd_signal(fd, libc::SIGKILL)
+}
+
+/// Send `sig` to the process a pidfd names (Linux).
+#[cfg(target_os = "linux")]
+fn pidfd_signal(fd: &OwnedFd, sig: c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             fd.as_raw_fd(),
-            libc::SIGKILL,
+            sig,
             std::ptr::null::<libc::siginfo_t>(),
             0,
         )
