@@ -11,6 +11,7 @@
 
 pub mod confine;
 pub mod error;
+pub mod handoff;
 pub mod params;
 
 #[cfg(target_os = "freebsd")]

@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::jail::handoff::{encode, Handoff};
 use crate::sys::unix as sys;
 
 /// Environment variable that makes the `jaildaemon` binary act as the probe helper.
@@ -69,25 +70,6 @@ pub struct ProbeParams {
     pub gid: Option<u32>,
 }
 
-/// The helper's one answer (and, on Linux, the probe's report to the helper).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum Handoff {
-    /// The probe runs in its jail; on Linux its pidfd is attached.
-    Ready,
-    /// Setup failed at `step` with `errno` (0 when not a system error).
-    Failed { step: String, errno: i32 },
-}
-
-impl Handoff {
-    fn failed(step: impl Into<String>, e: &std::io::Error) -> Handoff {
-        Handoff::Failed {
-            step: format!("{}: {e}", step.into()),
-            errno: e.raw_os_error().unwrap_or(0),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("starting the probe helper: {0}")]
@@ -96,10 +78,6 @@ pub enum ProbeError {
     Setup { jid: i32, message: String },
     #[error("probe in jail {jid}: did not finish setting up within {} s; it was killed", SETUP_TIMEOUT.as_secs())]
     Timeout { jid: i32 },
-}
-
-fn encode(h: &Handoff) -> Vec<u8> {
-    serde_json::to_vec(h).expect("handoff serializes")
 }
 
 /// Entry point of the helper (the binary calls this when [`HELPER_ENV`] is set).
@@ -323,7 +301,7 @@ pub fn spawn(
             return Err(setup(format!("reading the helper's answer: {e}")));
         }
     };
-    let answer: Option<Handoff> = serde_json::from_slice(&bytes).ok();
+    let answer = Handoff::decode(&bytes);
     let expect_fds = usize::from(cfg!(target_os = "linux"));
     match answer {
         Some(Handoff::Ready) if fds.len() == expect_fds => {
@@ -368,13 +346,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handoff_is_typed_and_strict() {
-        assert_eq!(
-            serde_json::from_slice::<Handoff>(&encode(&Handoff::Ready)).unwrap(),
-            Handoff::Ready
-        );
-        assert!(serde_json::from_slice::<Handoff>(b"\"pid 1234\"").is_err());
-        assert!(serde_json::from_slice::<Handoff>(br#"{"Ready":{"pid":1}}"#).is_err());
+    fn params_are_strict() {
         assert!(serde_json::from_slice::<ProbeParams>(
             br#"{"jid":1,"title":"t","uid":null,"gid":null,"registry":"/x"}"#
         )
