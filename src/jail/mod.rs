@@ -232,6 +232,11 @@ pub fn signal_processes(jail: &str, sig: i32) -> Result<usize, JailError> {
     os::signal_processes(parse_key(jail), sig)
 }
 
+/// SIGTERM to every process of the jail: the polite end of a stop.
+pub fn terminate_all(jail: &str) -> Result<usize, JailError> {
+    signal_processes(jail, nix::sys::signal::Signal::SIGTERM as i32)
+}
+
 /// Every live jail, in jid order (stale Linux registry entries are cleaned on the way).
 pub fn list() -> Result<Vec<JailInfo>, JailError> {
     os::list()

@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::{io_err, mounted_below, run, Backend, Base, MountRecord, Record, StorageError};
+use super::{io_err, Backend, Base, Record, RootLayout, StorageError};
+use crate::sys::tool::{self, mounted_below};
 
 pub struct DirBackend {
     pub root: PathBuf,
@@ -18,25 +17,9 @@ pub struct DirBackend {
 
 const CONFIG: &str = "config.json";
 
-/// Write a file atomically: temporary file, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StorageError> {
-    let dir = path.parent().expect("file in a directory");
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap().to_string_lossy(),
-        std::process::id()
-    ));
-    let res = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(io_err(path))
+/// Write a file atomically (see [`crate::sys::files::write_atomic`]).
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+    crate::sys::files::write_atomic(path, data).map_err(io_err(path))
 }
 
 fn read_props(path: &Path) -> Result<BTreeMap<String, String>, String> {
@@ -224,13 +207,13 @@ impl Backend for DirBackend {
         Ok(self.jail(uuid).join("root"))
     }
 
-    fn mount_root(
+    fn root_layout(
         &self,
         uuid: &str,
         props: &BTreeMap<String, String>,
-    ) -> Result<Vec<MountRecord>, StorageError> {
+    ) -> Result<RootLayout, StorageError> {
         if props.get("type").map(String::as_str) != Some("basejail") {
-            return Ok(vec![]);
+            return Ok(RootLayout::InPlace);
         }
         let release = props.get("release").cloned().unwrap_or_default();
         let lower = self.release_root(&release)?;
@@ -241,28 +224,13 @@ impl Backend for DirBackend {
             )));
         }
         let j = self.jail(uuid);
-        let target = j.join("root");
-        if cfg!(target_os = "linux") {
-            let opts = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.display(),
-                j.join("upper").display(),
-                j.join("work").display()
-            );
-            run(Command::new("mount")
-                .args(["-t", "overlay", "overlay", "-o", &opts])
-                .arg(&target))?;
-        } else {
-            run(Command::new("mount")
-                .args(["-t", "nullfs", "-o", "ro"])
-                .arg(&lower)
-                .arg(&target))?;
-        }
-        Ok(vec![MountRecord {
-            target,
-            what: format!("release {release}"),
-            inside: None,
-        }])
+        Ok(RootLayout::Thin {
+            release,
+            lower,
+            upper: j.join("upper"),
+            work: j.join("work"),
+            target: j.join("root"),
+        })
     }
 
     fn releases(&self) -> Result<Vec<String>, StorageError> {
@@ -413,5 +381,6 @@ fn copy_release(from: &Path, to: &Path) -> Result<(), StorageError> {
             from.display()
         )));
     }
-    super::copy_tree(from, to)
+    std::fs::create_dir_all(to).map_err(io_err(to))?;
+    Ok(tool::copy_tree(from, to)?)
 }

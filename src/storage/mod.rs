@@ -7,7 +7,6 @@ pub mod zfs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Prefix of iocage's ZFS user properties.
 pub const PROP_PREFIX: &str = "org.freebsd.iocage:";
@@ -24,12 +23,7 @@ pub const LAYOUT: [&str; 6] = [
 /// setuid-root ones included, which no other host user may reach (jail(8) gives the
 /// same advice for FreeBSD jail directories).
 pub fn make_private(p: &std::path::Path) -> Result<(), StorageError> {
-    use std::os::unix::fs::PermissionsExt;
-    let m = std::fs::metadata(p).map_err(io_err(p))?;
-    if m.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(io_err(p))?;
-    }
-    Ok(())
+    crate::sys::files::make_private(p).map_err(io_err(p))
 }
 
 /// Marker property of a jail whose creation has not finished.
@@ -56,44 +50,13 @@ pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     }
 }
 
-/// Run a command, returning its stdout; a failure carries its stderr.
-pub fn run(cmd: &mut Command) -> Result<String, StorageError> {
-    let label = format!(
-        "{} {}",
-        cmd.get_program().to_string_lossy(),
-        cmd.get_args()
-            .map(|a| {
-                // Keep errors short: a long argument (a property value) is cut.
-                let a = a.to_string_lossy();
-                if a.len() > 80 {
-                    let mut end = 60;
-                    while !a.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    format!("{}...({} bytes)", &a[..end], a.len())
-                } else {
-                    a.into_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let out = cmd.output().map_err(|e| StorageError::Command {
-        cmd: label.clone(),
-        msg: e.to_string(),
-    })?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(StorageError::Command {
-            cmd: label,
-            msg: if msg.is_empty() {
-                format!("exited with {}", out.status)
-            } else {
-                msg
-            },
-        });
+impl From<crate::sys::tool::ToolError> for StorageError {
+    fn from(e: crate::sys::tool::ToolError) -> StorageError {
+        StorageError::Command {
+            cmd: e.cmd,
+            msg: e.msg,
+        }
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// One jail as stored.
@@ -118,16 +81,20 @@ pub enum Base {
     Empty,
 }
 
-/// A mount made on the host for a running jail, undone at stop.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MountRecord {
-    pub target: PathBuf,
-    pub what: String,
-    /// For a mount inside a jail's root: the kernel's id of the mount (Linux mount id,
-    /// FreeBSD fsid) and the root it was made in. Stop unmounts exactly that mount,
-    /// wherever the jail moved it, and never anything outside the root.
-    #[serde(default)]
-    pub inside: Option<(u64, PathBuf)>,
+/// How a jail's root is built before start; the lifecycle makes the mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootLayout {
+    /// The root is in place (a dataset, a full copy, an empty root): nothing to mount.
+    InPlace,
+    /// A thin jail: the release's root (`lower`, read-only), the jail's own changes in
+    /// `upper` (with `work`, the overlay's work directory), seen together at `target`.
+    Thin {
+        release: String,
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
 }
 
 pub trait Backend {
@@ -162,13 +129,12 @@ pub trait Backend {
     fn jail_dir(&self, uuid: &str) -> Result<PathBuf, StorageError>;
     /// The jail's root directory.
     fn root_dir(&self, uuid: &str) -> Result<PathBuf, StorageError>;
-    /// Mounts the root needs on the host before start (an overlay on a directory
-    /// backend); returned so stop undoes exactly them.
-    fn mount_root(
+    /// How the jail's root is built (the lifecycle mounts what it needs).
+    fn root_layout(
         &self,
         uuid: &str,
         props: &BTreeMap<String, String>,
-    ) -> Result<Vec<MountRecord>, StorageError>;
+    ) -> Result<RootLayout, StorageError>;
     fn releases(&self) -> Result<Vec<String>, StorageError>;
     /// A fresh, empty *staging* root to extract release `name` into; an existing
     /// release of that name is not touched.
@@ -191,25 +157,4 @@ pub trait Backend {
     fn clean(&self, what: &str) -> Result<(), StorageError>;
     /// Base directory (mountpoint of POOL/iocage, or the root directory).
     fn base_dir(&self) -> Result<PathBuf, StorageError>;
-}
-
-/// Copy a tree with `cp -a` (thick jails).
-pub fn copy_tree(from: &Path, to: &Path) -> Result<(), StorageError> {
-    std::fs::create_dir_all(to).map_err(io_err(to))?;
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", from.display()))
-        .arg(to))
-    .map(|_| ())
-}
-
-/// Is anything mounted at or below `path` on the host?
-pub fn mounted_below(path: &Path) -> Vec<PathBuf> {
-    let p = path.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
-        .filter(|m| m.display().to_string() == p || m.starts_with(path))
-        .collect()
 }

@@ -6,11 +6,11 @@
 //! clones of `releases/NAME/root@base`; clones do not inherit user properties, which
 //! live on the parent dataset and are written explicitly.
 
+use crate::sys::tool;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 
-use super::{run, Backend, Base, MountRecord, Record, StorageError, INCOMPLETE, PROP_PREFIX};
+use super::{Backend, Base, Record, RootLayout, StorageError, INCOMPLETE, PROP_PREFIX};
 
 /// Pool property marking the pool jailctl uses.
 pub const ACTIVE_PROP: &str = "org.freebsd.ioc:active";
@@ -22,7 +22,31 @@ pub struct ZfsBackend {
 }
 
 pub fn zfs(args: &[&str]) -> Result<String, StorageError> {
-    run(Command::new("zfs").args(args))
+    Ok(tool::run("zfs", args)?)
+}
+
+fn zpool(args: &[&str]) -> Result<String, StorageError> {
+    Ok(tool::run("zpool", args)?)
+}
+
+/// `activate POOL`: mark it the pool jailctl uses (no other may be) and lay it out.
+pub fn activate(pool: &str) -> Result<(), StorageError> {
+    zpool(&["list", "-H", "-o", "name", pool])
+        .map_err(|e| StorageError::Invalid(format!("pool {pool}: {e}")))?;
+    let others: Vec<String> = active_pools()?.into_iter().filter(|p| p != pool).collect();
+    if !others.is_empty() {
+        return Err(StorageError::Invalid(format!(
+            "pool {} is already active; deactivate it first",
+            others.join(", ")
+        )));
+    }
+    zfs(&["set", &format!("{ACTIVE_PROP}=yes"), pool])?;
+    ZfsBackend::new(pool).ensure_layout()
+}
+
+/// `deactivate POOL`.
+pub fn deactivate(pool: &str) -> Result<(), StorageError> {
+    zfs(&["inherit", ACTIVE_PROP, pool]).map(|_| ())
 }
 
 /// `zfs destroy -r`, retried for a few seconds while the dataset is busy: the mount
@@ -78,7 +102,7 @@ fn rename_ds(from: &str, to: &str) -> Result<(), StorageError> {
 
 /// Pools with `org.freebsd.ioc:active=yes` on their root dataset.
 pub fn active_pools() -> Result<Vec<String>, StorageError> {
-    let pools = match run(Command::new("zpool").args(["list", "-H", "-o", "name"])) {
+    let pools = match zpool(&["list", "-H", "-o", "name"]) {
         Ok(p) => p,
         Err(StorageError::Command { msg, .. })
             if msg.contains("No such file") || msg.contains("not found") =>
@@ -335,7 +359,7 @@ impl Backend for ZfsBackend {
             }
             Base::Thick(r) => {
                 zfs(&["create", &root])?;
-                super::copy_tree(&self.release_root(r)?, &self.mountpoint(&root)?)?;
+                tool::copy_tree(&self.release_root(r)?, &self.mountpoint(&root)?)?;
             }
             Base::Empty => {
                 zfs(&["create", &root])?;
@@ -399,12 +423,13 @@ impl Backend for ZfsBackend {
         self.mountpoint(&format!("{}/root", self.jail_ds(uuid)))
     }
 
-    fn mount_root(
+    fn root_layout(
         &self,
         _uuid: &str,
         _props: &BTreeMap<String, String>,
-    ) -> Result<Vec<MountRecord>, StorageError> {
-        Ok(vec![])
+    ) -> Result<RootLayout, StorageError> {
+        // Thin jails are ZFS clones of the release: the root is a dataset.
+        Ok(RootLayout::InPlace)
     }
 
     fn releases(&self) -> Result<Vec<String>, StorageError> {

@@ -7,6 +7,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::raw::{c_char, c_int, c_uint, c_void};
+use std::os::unix::ffi::OsStrExt;
 
 /// `struct jailparam` of `<jail.h>`.
 #[repr(C)]
@@ -255,6 +256,12 @@ impl RootDir {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
+    /// Is `rel` a directory beneath the root (links resolved inside it)?
+    pub fn is_dir(&self, rel: &Path) -> bool {
+        self.open_at(rel, libc::O_DIRECTORY | libc::O_RDONLY, 0)
+            .is_ok()
+    }
+
     pub fn mkdir_all(&self, rel: &Path) -> io::Result<()> {
         super::unix::mkdir_all_with(rel, |cur| {
             self.open_at(cur, libc::O_DIRECTORY | libc::O_RDONLY, 0)
@@ -395,23 +402,37 @@ fn fsid_of(path: &Path) -> io::Result<u64> {
     }
 }
 
-fn mount_point_of(id: u64) -> Option<PathBuf> {
-    // SAFETY: getmntinfo returns a pointer to `n` statfs records owned by libc.
+/// Every mounted file system: (fsid key, mount point), from getmntinfo(3).
+fn mount_table() -> Vec<(u64, PathBuf)> {
+    // SAFETY: getmntinfo returns a pointer to `n` statfs records owned by libc, valid
+    // until the next call on this thread; they are copied out before returning.
     unsafe {
         let mut p: *mut libc::statfs = std::ptr::null_mut();
         let n = libc::getmntinfo(&mut p, libc::MNT_NOWAIT);
         if n <= 0 || p.is_null() {
-            return None;
+            return Vec::new();
         }
         std::slice::from_raw_parts(p, n as usize)
             .iter()
-            .find(|s| fsid_key(s) == id)
             .map(|s| {
-                PathBuf::from(
-                    CStr::from_ptr(s.f_mntonname.as_ptr())
-                        .to_string_lossy()
-                        .into_owned(),
+                let on = CStr::from_ptr(s.f_mntonname.as_ptr());
+                (
+                    fsid_key(s),
+                    PathBuf::from(std::ffi::OsStr::from_bytes(on.to_bytes())),
                 )
             })
+            .collect()
     }
+}
+
+fn mount_point_of(id: u64) -> Option<PathBuf> {
+    mount_table()
+        .into_iter()
+        .find(|(k, _)| *k == id)
+        .map(|(_, p)| p)
+}
+
+/// Every mount point of the host, in mount order (getmntinfo(3)).
+pub fn mount_points() -> Vec<PathBuf> {
+    mount_table().into_iter().map(|(_, p)| p).collect()
 }

@@ -1399,6 +1399,12 @@ impl RootDir {
     }
 
     /// Create `rel` and its missing parents inside the root (mode 0755).
+    /// Is `rel` a directory beneath the root (links resolved inside it)?
+    pub fn is_dir(&self, rel: &Path) -> bool {
+        self.open_at(rel, libc::O_DIRECTORY | libc::O_RDONLY, 0)
+            .is_ok()
+    }
+
     pub fn mkdir_all(&self, rel: &Path) -> io::Result<()> {
         super::unix::mkdir_all_with(rel, |cur| {
             self.open_at(cur, libc::O_PATH | libc::O_DIRECTORY, 0)
@@ -1716,6 +1722,15 @@ fn mount_point_of(id: u64) -> Option<std::path::PathBuf> {
         let mid: u64 = f.next()?.parse().ok()?;
         (mid == id).then(|| f.nth(3).map(unescape_mountinfo))?
     })
+}
+
+/// Every mount point of the host (this process's mount namespace), in mount order.
+pub fn mount_points() -> Vec<std::path::PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(unescape_mountinfo))
+        .collect()
 }
 
 fn unescape_mountinfo(s: &str) -> std::path::PathBuf {

@@ -27,6 +27,14 @@ pub fn signal(pid: i32, sig: c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// SIGKILL to every process of process group `pgid` (a group we made).
+pub fn kill_group(pgid: i32) -> io::Result<()> {
+    if pgid <= 1 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    signal(-pgid, libc::SIGKILL)
+}
+
 /// Replace supplementary groups, then gid, then uid, in that order.
 pub fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     // SAFETY: setgroups reads `groups.len()` gids from a valid slice.

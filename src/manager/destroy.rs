@@ -1,0 +1,52 @@
+//! `destroy` and `clean`.
+
+use super::error::{invalid, ManagerError, Result};
+use super::Manager;
+
+impl Manager {
+    pub fn destroy(&self, key: &str) -> Result<String> {
+        let j = self.resolve(key)?;
+        let _l = self.lock_jail(&j.uuid)?;
+        if self.is_running(&j).is_some() {
+            return Err(ManagerError::Running(j.label()));
+        }
+        self.unmount_recorded(&j.uuid)?;
+        self.backend.destroy_jail(&j.uuid)?;
+        self.forget_state(&j.uuid);
+        Ok(j.uuid)
+    }
+
+    pub fn clean(&self, what: &str) -> Result<()> {
+        let running: Vec<String> = self
+            .running()?
+            .iter()
+            .map(|(j, _)| j.tag().to_string())
+            .collect();
+        if matches!(what, "all" | "jails") && !running.is_empty() {
+            return Err(invalid(format!(
+                "jails are running ({}); stop them first",
+                running.join(", ")
+            )));
+        }
+        if what == "releases" {
+            let used: Vec<String> = self
+                .jails()?
+                .iter()
+                .filter(|j| j.get("type") == "basejail")
+                .map(|j| j.tag().to_string())
+                .collect();
+            if !used.is_empty() {
+                return Err(invalid(format!(
+                    "basejails use the releases ({}); destroy them first",
+                    used.join(", ")
+                )));
+            }
+        }
+        let _g = self.lock_global()?;
+        for g in self.backend.sweep_staging()? {
+            tracing::info!(what = %g, "removed what an interrupted fetch left");
+        }
+        self.backend.clean(what)?;
+        Ok(())
+    }
+}

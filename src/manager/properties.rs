@@ -1,0 +1,115 @@
+//! `set` and `reset`: read-modify-write of a jail's properties under its lock.
+
+use super::create::check_tag;
+use super::error::{invalid, ManagerError, Result};
+use super::{props, Manager};
+use crate::sys::{Os, OS};
+
+/// Properties that identify a jail and survive `reset`.
+const KEEP_ON_RESET: &[&str] = &[
+    "uuid",
+    "tag",
+    "host_hostuuid",
+    "release",
+    "type",
+    "last_started",
+    "istemplate",
+    "jail_zfs_dataset",
+    "hostid",
+];
+
+impl Manager {
+    /// `set prop=value ... UUID|TAG|default`. Returns notes for the user.
+    pub fn set(&self, assignments: &[(String, String)], key: &str) -> Result<Vec<String>> {
+        if key == "default" {
+            let old = self.backend.defaults()?;
+            let mut new = old.clone();
+            for (k, v) in assignments {
+                if k == "tag" {
+                    return Err(invalid("tag: every jail has its own; it has no default"));
+                }
+                new.insert(k.clone(), v.clone());
+            }
+            self.backend.write_defaults(&old, &new)?;
+            return Ok(vec![]);
+        }
+        let _g = if assignments.iter().any(|(k, _)| k == "tag") {
+            Some(self.lock_global()?)
+        } else {
+            None
+        };
+        let j = self.resolve(key)?;
+        if let Some(why) = &j.problem {
+            return Err(ManagerError::Corrupt {
+                uuid: j.uuid.clone(),
+                why: why.clone(),
+            });
+        }
+        let _l = self.lock_jail(&j.uuid)?;
+        // Read-modify-write under the jail's lock: what was read before it may be stale.
+        let j = self.reread(&j)?;
+        if let Some((_, t)) = assignments.iter().find(|(k, _)| k == "tag") {
+            check_tag(t)?;
+            if let Some(o) = self
+                .jails()?
+                .iter()
+                .find(|o| o.tag() == t && o.uuid != j.uuid)
+            {
+                return Err(ManagerError::TagInUse {
+                    tag: t.clone(),
+                    uuid: o.uuid.clone(),
+                });
+            }
+        }
+        let mut new = j.stored.clone();
+        let running = self.is_running(&j).is_some();
+        let mut notes = Vec::new();
+        for (k, v) in assignments {
+            new.insert(k.clone(), v.clone());
+            let p = props::lookup(k)?;
+            if running && p.restart {
+                notes.push(format!(
+                    "{k}: takes effect when jail {} is restarted",
+                    j.tag()
+                ));
+            }
+            if OS == Os::Linux && !p.linux {
+                notes.push(format!("{k}: stored; it has no effect on Linux"));
+            }
+        }
+        self.backend.write_props(&j.uuid, &j.stored, &new)?;
+        Ok(notes)
+    }
+
+    /// `reset UUID|TAG|ALL`: back to the defaults, identity kept.
+    pub fn reset(&self, key: &str) -> Result<Vec<String>> {
+        let defaults = self.defaults()?;
+        let mut done = Vec::new();
+        for j in self.resolve_many(key)? {
+            let _l = self.lock_jail(&j.uuid)?;
+            let j = self.reread(&j)?;
+            let mut new = defaults.clone();
+            for k in KEEP_ON_RESET {
+                if let Some(v) = j.stored.get(*k) {
+                    new.insert(k.to_string(), v.clone());
+                }
+            }
+            new.insert("host_hostname".into(), j.uuid.clone());
+            new.retain(|_, v| !v.is_empty());
+            self.backend.write_props(&j.uuid, &j.stored, &new)?;
+            done.push(j.uuid);
+        }
+        Ok(done)
+    }
+
+    /// Record when the jail was last started (under its lock).
+    pub(super) fn mark_started(&self, uuid: &str) -> Result<()> {
+        let Some(r) = self.backend.read_jail(uuid)? else {
+            return Err(ManagerError::NotFound(uuid.to_string()));
+        };
+        let mut new = r.props.clone();
+        new.insert("last_started".into(), super::timestamp());
+        self.backend.write_props(uuid, &r.props, &new)?;
+        Ok(())
+    }
+}

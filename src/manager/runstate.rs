@@ -1,0 +1,101 @@
+//! Runtime state of a started jail: what start made (mounts, the jail), so that stop
+//! removes exactly that; and the phase of a start or stop under way. Kept in the
+//! run directory (`/run/jailctl/state/UUID.json`): it describes this boot only.
+
+use std::fs;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{io_at, Result};
+use super::Manager;
+
+/// A mount made on the host for a running jail, undone at stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    pub target: PathBuf,
+    pub what: String,
+    /// For a mount inside a jail's root: the kernel's id of the mount (Linux mount id,
+    /// FreeBSD fsid) and the root it was made in. Stop unmounts exactly that mount,
+    /// wherever the jail moved it, and never anything outside the root.
+    #[serde(default)]
+    pub inside: Option<(u64, PathBuf)>,
+}
+
+/// A phase of the lifecycle under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Starting,
+    Stopping,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Stopping => "stopping",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// In the order they were made.
+    pub mounts: Vec<MountRecord>,
+    pub jid: Option<i32>,
+    /// Recorded before the first step of a start or stop, cleared after its last.
+    /// Found with the jail's lock free, it marks an interrupted start or stop, which
+    /// the next command finishes (by stopping).
+    #[serde(default)]
+    pub phase: Option<Phase>,
+}
+
+impl Manager {
+    fn state_path(&self, uuid: &str) -> PathBuf {
+        self.run.join("state").join(format!("{uuid}.json"))
+    }
+
+    pub(super) fn read_state(&self, uuid: &str) -> RunState {
+        fs::read(self.state_path(uuid))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn write_state(&self, uuid: &str, st: &RunState) -> Result<()> {
+        let p = self.state_path(uuid);
+        let dir = self.run.join("state");
+        fs::create_dir_all(&dir).map_err(io_at(dir.display()))?;
+        crate::sys::files::write_atomic(&p, &serde_json::to_vec(st).expect("json"))
+            .map_err(io_at(p.display()))
+    }
+
+    pub(super) fn forget_state(&self, uuid: &str) {
+        let _ = fs::remove_file(self.state_path(uuid));
+    }
+
+    /// The phase recorded for a jail, and whether it was interrupted (nobody holds
+    /// the jail's lock, so nobody is carrying it out): for `list`.
+    pub fn phase(&self, uuid: &str) -> Option<(String, bool)> {
+        let phase = self.read_state(uuid).phase?;
+        Some((phase.as_str().to_string(), self.lock_is_free(uuid)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_file_format_is_kept() {
+        // what a jailctl of the previous layout wrote for a running jail
+        let old = br#"{"mounts":[{"target":"/j/root","what":"release r","inside":null}],"jid":3,"phase":"starting"}"#;
+        let st: RunState = serde_json::from_slice(old).unwrap();
+        assert_eq!(st.jid, Some(3));
+        assert_eq!(st.phase, Some(Phase::Starting));
+        assert_eq!(st.mounts[0].what, "release r");
+        let st: RunState = serde_json::from_slice(br#"{"mounts":[],"jid":null}"#).unwrap();
+        assert_eq!(st.phase, None);
+    }
+}

@@ -1,0 +1,189 @@
+//! Host tools (`zfs`, `zpool`, `mount`, `umount`, `tar`, `cp`, `pkg`) and host command
+//! processes: the one place the library spawns a program on the host.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A host tool failed to start or exited non-zero.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{cmd}: {msg}")]
+pub struct ToolError {
+    /// The command line (long arguments shortened).
+    pub cmd: String,
+    /// Its stderr, or how it ended.
+    pub msg: String,
+}
+
+/// The command line of `cmd` for messages; a long argument (a property value) is cut.
+fn label(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        parts.push(if a.len() > 80 {
+            let mut end = 60;
+            while !a.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}...({} bytes)", &a[..end], a.len())
+        } else {
+            a.into_owned()
+        });
+    }
+    parts.join(" ")
+}
+
+/// Run `program args...`, returning its stdout; a failure carries its stderr.
+pub fn run<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String, ToolError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    let l = label(&cmd);
+    let out = cmd.output().map_err(|e| ToolError {
+        cmd: l.clone(),
+        msg: e.to_string(),
+    })?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(ToolError {
+            cmd: l,
+            msg: if msg.is_empty() {
+                format!("exited with {}", out.status)
+            } else {
+                msg
+            },
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `mount -t FSTYPE -o OPTS SOURCE TARGET` on the host.
+pub fn mount(fstype: &str, source: &OsStr, target: &Path, opts: &str) -> Result<(), ToolError> {
+    run(
+        "mount",
+        &[
+            OsStr::new("-t"),
+            OsStr::new(fstype),
+            OsStr::new("-o"),
+            OsStr::new(opts),
+            source,
+            target.as_os_str(),
+        ],
+    )
+    .map(|_| ())
+}
+
+/// `umount TARGET` on the host.
+pub fn unmount(target: &Path) -> Result<(), ToolError> {
+    run("umount", &[target]).map(|_| ())
+}
+
+/// Copy a tree with `cp -a`, owners, modes and links kept.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), ToolError> {
+    run(
+        "cp",
+        &[
+            OsStr::new("-a"),
+            OsStr::new(&format!("{}/.", from.display())),
+            to.as_os_str(),
+        ],
+    )
+    .map(|_| ())
+}
+
+/// Extract an archive with `tar -xpf` (modes, owners and flags kept) into `dir`.
+pub fn extract(archive: &Path, dir: &Path) -> Result<(), ToolError> {
+    run(
+        "tar",
+        &[
+            OsStr::new("-xpf"),
+            archive.as_os_str(),
+            OsStr::new("-C"),
+            dir.as_os_str(),
+        ],
+    )
+    .map(|_| ())
+}
+
+/// The host's mount points at or below `path` (none when the table cannot be read).
+pub fn mounted_below(path: &Path) -> Vec<PathBuf> {
+    super::os::mount_points()
+        .into_iter()
+        .filter(|m| m == path || m.starts_with(path))
+        .collect()
+}
+
+/// How a host command is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCommand {
+    /// Given to `/bin/sh -c`.
+    pub script: String,
+    /// Start from an empty environment but for a standard `PATH`.
+    pub clean_env: bool,
+    /// Added to the environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// How a command run with a time limit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Ended otherwise (`exit status: 1`, `signal: 9 (SIGKILL)`).
+    Failed(String),
+    /// Killed, with its process group, at the time limit.
+    TimedOut,
+}
+
+/// A host command or a jail command running in its own process group.
+pub struct Running {
+    child: Child,
+}
+
+impl Running {
+    /// A child started in a process group of its own.
+    pub fn from_child(child: Child) -> Running {
+        Running { child }
+    }
+
+    /// Wait at most `timeout`; on timeout the whole process group is killed.
+    pub fn wait_for(mut self, timeout: Duration) -> std::io::Result<Outcome> {
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait()? {
+                Some(st) if st.success() => return Ok(Outcome::Success),
+                Some(st) => return Ok(Outcome::Failed(st.to_string())),
+                None if start.elapsed() > timeout => {
+                    let _ = super::unix::kill_group(self.child.id() as i32);
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Ok(Outcome::TimedOut);
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+/// Start `/bin/sh -c SCRIPT` on the host in `/`, stdin from /dev/null, stdout and
+/// stderr into `log`, in a process group of its own (so a timeout kills all of it).
+pub fn spawn_host_command(c: &HostCommand, log: &File) -> std::io::Result<Running> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(&c.script)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
+    if c.clean_env {
+        cmd.env_clear().env(
+            "PATH",
+            "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin",
+        );
+    }
+    cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    Ok(Running {
+        child: cmd.spawn()?,
+    })
+}
