@@ -85,6 +85,10 @@ pub trait ProbeHost: Send + Sync {
     ) -> impl Future<Output = Result<Self::Probe, ProbeError>> + Send;
     /// The probe's host pid.
     fn probe_pid(&self, probe: &Self::Probe) -> i32;
+    /// Whether the probe is held by a pidfd (for the log).
+    fn probe_has_pidfd(&self, _probe: &Self::Probe) -> bool {
+        false
+    }
     /// Wait for the probe to end.
     fn wait_probe(&self, probe: &mut Self::Probe) -> impl Future<Output = ExitStatus> + Send;
     /// Kill the probe and wait (a moment) for it to be gone.
@@ -218,6 +222,7 @@ async fn rearm<H: ProbeHost>(
                         tracing::info!(
                             probe = id,
                             pid,
+                            pidfd = host.probe_has_pidfd(&probe),
                             jid,
                             mode = sup.spec.respawn.flag(),
                             "probe respawned"
@@ -309,6 +314,10 @@ impl ProbeHost for Live {
         probe.process.pid
     }
 
+    fn probe_has_pidfd(&self, probe: &LiveProbe) -> bool {
+        probe.process.has_pidfd()
+    }
+
     async fn wait_probe(&self, probe: &mut LiveProbe) -> ExitStatus {
         (&mut probe.exit).await.unwrap_or(ExitStatus::Signal(0))
     }
@@ -352,5 +361,7 @@ pub async fn lookup(name: &str) -> Result<jail::JailInfo, jail::JailError> {
         .unwrap_or_else(|e| Err(jail::JailError::Invalid(format!("jail lookup failed: {e}"))))
 }
 
+#[cfg(test)]
+mod fake;
 #[cfg(test)]
 mod tests;

@@ -1,194 +1,10 @@
-//! The supervisor's state machine against a recording fake host: a virtual clock,
-//! scripted probe lives, scripted jail lookups and spawn failures, commands that end
-//! at once or when the test says so. No root, no jail, no process.
+//! The supervisor's state machine against the recording fake host ([`super::fake`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::fake::{Ev, Fake, Life, Script};
 use super::*;
-
-/// What the fake saw, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ev {
-    /// A probe spawned in jail `jid`.
-    Spawn(i32),
-    SpawnFailed(i32),
-    /// A trigger handed to the command runner, from a probe in jail `jid`.
-    Command(i32),
-    CommandEnded,
-    Kill,
-    Sleep(Duration),
-    Note(Note),
-}
-
-/// How a probe ends.
-#[derive(Debug, Clone, Copy)]
-enum Life {
-    /// SIGHUP from its jail after this long.
-    Trigger(Duration),
-    /// Ends with this status (not a trigger) after this long.
-    Dies(Duration, ExitStatus),
-    Forever,
-}
-
-struct FakeProbe {
-    pid: i32,
-    life: Life,
-}
-
-#[derive(Default)]
-struct Script {
-    /// The lives of the probes spawned, in order (then `Forever`).
-    lives: VecDeque<Life>,
-    /// Whether each spawn attempt fails, in order (then success).
-    spawn_fails: VecDeque<bool>,
-    /// Lookup answers, in order (then `jail`).
-    lookups: VecDeque<Option<i32>>,
-    /// The jail's jid once the scripted lookups are used up.
-    jail: Option<i32>,
-    /// Commands end as soon as they are run.
-    commands_end_at_once: bool,
-}
-
-struct Fake {
-    base: Instant,
-    clock: Mutex<Duration>,
-    log: Mutex<Vec<Ev>>,
-    script: Mutex<Script>,
-    running: Mutex<Vec<oneshot::Sender<()>>>,
-    next_pid: AtomicI32,
-}
-
-impl Fake {
-    fn new(script: Script) -> Arc<Fake> {
-        Arc::new(Fake {
-            base: Instant::now(),
-            clock: Mutex::new(Duration::ZERO),
-            log: Mutex::new(Vec::new()),
-            script: Mutex::new(script),
-            running: Mutex::new(Vec::new()),
-            next_pid: AtomicI32::new(100),
-        })
-    }
-
-    fn record(&self, ev: Ev) {
-        self.log.lock().unwrap().push(ev);
-    }
-
-    fn log(&self) -> Vec<Ev> {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn advance(&self, d: Duration) {
-        *self.clock.lock().unwrap() += d;
-    }
-
-    fn elapsed(&self) -> Duration {
-        *self.clock.lock().unwrap()
-    }
-
-    fn probe(&self, life: Life) -> FakeProbe {
-        FakeProbe {
-            pid: self.next_pid.fetch_add(1, Ordering::Relaxed),
-            life,
-        }
-    }
-
-    /// End every command running.
-    fn finish_commands(&self) {
-        for tx in self.running.lock().unwrap().drain(..) {
-            self.record(Ev::CommandEnded);
-            let _ = tx.send(());
-        }
-    }
-
-    fn sleeps(&self) -> Vec<Duration> {
-        self.log()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Sleep(d) => Some(d),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-impl ProbeHost for Arc<Fake> {
-    type Probe = FakeProbe;
-
-    async fn spawn_probe(&self, arm: &Arm) -> Result<FakeProbe, ProbeError> {
-        let (fails, life) = {
-            let mut s = self.script.lock().unwrap();
-            let fails = s.spawn_fails.pop_front().unwrap_or(false);
-            let life = if fails {
-                Life::Forever
-            } else {
-                s.lives.pop_front().unwrap_or(Life::Forever)
-            };
-            (fails, life)
-        };
-        if fails {
-            self.record(Ev::SpawnFailed(arm.jid));
-            return Err(ProbeError::Setup {
-                jid: arm.jid,
-                message: "injected failure".into(),
-            });
-        }
-        self.record(Ev::Spawn(arm.jid));
-        Ok(self.probe(life))
-    }
-
-    fn probe_pid(&self, probe: &FakeProbe) -> i32 {
-        probe.pid
-    }
-
-    async fn wait_probe(&self, probe: &mut FakeProbe) -> ExitStatus {
-        match probe.life {
-            Life::Trigger(after) => {
-                self.advance(after);
-                ExitStatus::Code(TRIGGER_EXIT)
-            }
-            Life::Dies(after, st) => {
-                self.advance(after);
-                st
-            }
-            Life::Forever => std::future::pending().await,
-        }
-    }
-
-    async fn kill_probe(&self, _probe: &mut FakeProbe) {
-        self.record(Ev::Kill);
-    }
-
-    fn run_command(&self, arm: &Arm) -> oneshot::Receiver<()> {
-        self.record(Ev::Command(arm.jid));
-        let (tx, rx) = oneshot::channel();
-        self.running.lock().unwrap().push(tx);
-        if self.script.lock().unwrap().commands_end_at_once {
-            self.finish_commands();
-        }
-        rx
-    }
-
-    async fn jail_lookup(&self, _name: &str) -> Option<i32> {
-        let mut s = self.script.lock().unwrap();
-        s.lookups.pop_front().unwrap_or(s.jail)
-    }
-
-    fn now(&self) -> Instant {
-        self.base + self.elapsed()
-    }
-
-    async fn sleep(&self, d: Duration) {
-        self.record(Ev::Sleep(d));
-        self.advance(d);
-    }
-
-    fn note(&self, note: Note) {
-        self.record(Ev::Note(note));
-    }
-}
 
 const JID: i32 = 5;
 const SECOND: Duration = Duration::from_secs(1);
@@ -235,6 +51,23 @@ async fn run_to_end(fake: &Arc<Fake>, respawn: Respawn, first: Life) -> End {
     run(fake, supervisor(respawn), probe, &mut ctl).await
 }
 
+/// Run a supervisor on its own task; the test holds its cancel and shutdown ends.
+fn spawn_run(
+    fake: &Arc<Fake>,
+    respawn: Respawn,
+    first: Life,
+) -> (
+    tokio::task::JoinHandle<End>,
+    mpsc::Sender<oneshot::Sender<()>>,
+    watch::Sender<bool>,
+) {
+    let (mut ctl, cancel, shutdown) = control();
+    let probe = fake.probe(first);
+    let f = fake.clone();
+    let task = tokio::spawn(async move { run(&f, supervisor(respawn), probe, &mut ctl).await });
+    (task, cancel, shutdown)
+}
+
 fn respawned(ev: &Ev) -> bool {
     matches!(ev, Ev::Note(Note::Respawned { .. }))
 }
@@ -261,11 +94,7 @@ async fn single_shot_runs_the_command_once_and_ends() {
 #[tokio::test]
 async fn single_shot_waits_for_its_command() {
     let fake = Fake::new(Script::default());
-    let (mut ctl, _cancel, _shutdown) = control();
-    let probe = fake.probe(Life::Trigger(SECOND));
-    let f = fake.clone();
-    let task =
-        tokio::spawn(async move { run(&f, supervisor(Respawn::Never), probe, &mut ctl).await });
+    let (task, _cancel, _shutdown) = spawn_run(&fake, Respawn::Never, Life::Trigger(SECOND));
     settle().await;
     assert!(
         !task.is_finished(),
@@ -289,13 +118,8 @@ async fn respawn_after_command_waits_for_the_command() {
         jail: Some(JID),
         ..Script::default()
     });
-    let (mut ctl, _cancel, _shutdown) = control();
-    let probe = fake.probe(Life::Trigger(2 * SECOND));
-    let f = fake.clone();
-    let task =
-        tokio::spawn(
-            async move { run(&f, supervisor(Respawn::AfterCommand), probe, &mut ctl).await },
-        );
+    let (task, _cancel, _shutdown) =
+        spawn_run(&fake, Respawn::AfterCommand, Life::Trigger(2 * SECOND));
     settle().await;
     assert_eq!(fake.log(), [Ev::Note(Note::Triggered), Ev::Command(JID)]);
     assert!(!task.is_finished());
@@ -486,26 +310,14 @@ async fn a_probe_that_ends_without_a_trigger_is_lost() {
 #[tokio::test]
 async fn removal_and_shutdown_kill_the_armed_probe() {
     let fake = Fake::new(Script::default());
-    let (mut ctl, cancel, _shutdown) = control();
-    let probe = fake.probe(Life::Forever);
-    let f = fake.clone();
-    let task =
-        tokio::spawn(
-            async move { run(&f, supervisor(Respawn::AfterCommand), probe, &mut ctl).await },
-        );
+    let (task, cancel, _shutdown) = spawn_run(&fake, Respawn::AfterCommand, Life::Forever);
     let (ack, _acked) = oneshot::channel();
     cancel.send(ack).await.unwrap();
     assert!(matches!(task.await.unwrap(), End::Removed(Some(_))));
     assert_eq!(fake.log(), [Ev::Kill]);
 
     let fake = Fake::new(Script::default());
-    let (mut ctl, _cancel, shutdown) = control();
-    let probe = fake.probe(Life::Forever);
-    let f = fake.clone();
-    let task =
-        tokio::spawn(
-            async move { run(&f, supervisor(Respawn::Immediately), probe, &mut ctl).await },
-        );
+    let (task, _cancel, shutdown) = spawn_run(&fake, Respawn::Immediately, Life::Forever);
     shutdown.send(true).unwrap();
     assert!(matches!(task.await.unwrap(), End::Shutdown));
     assert_eq!(fake.log(), [Ev::Kill]);
