@@ -72,7 +72,7 @@ pub enum DaemonError {
     Child(String),
 }
 
-pub(crate) fn io(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
     move |source| DaemonError::Io {
         what: what.to_string(),
         source,
@@ -93,7 +93,7 @@ pub fn probe_capacity(nofile: u64) -> usize {
         .max(nofile / 4) as usize
 }
 
-pub(crate) async fn main_loop(
+async fn main_loop(
     listener: std::os::unix::net::UnixListener,
     ready: &mut Option<fs::File>,
     opts: &Options,
