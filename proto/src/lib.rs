@@ -345,6 +345,46 @@ pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
     Ok(body)
 }
 
+/// Read one frame body from an async reader: the same rules as [`read_frame`]
+/// (`Closed` before any byte, `Truncated` in the middle, the length checked before
+/// the body is read).
+#[cfg(feature = "tokio")]
+pub async fn read_frame_async<R>(r: &mut R) -> Result<Vec<u8>, FrameError>
+where
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+{
+    use tokio::io::AsyncReadExt;
+    let mut prefix = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut prefix[got..]).await? {
+            0 if got == 0 => return Err(FrameError::Closed),
+            0 => return Err(FrameError::Truncated),
+            n => got += n,
+        }
+    }
+    let n = frame_len(prefix)?;
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(body)
+}
+
+/// Read and decode one message from an async reader.
+#[cfg(feature = "tokio")]
+pub async fn read_message_async<T, R>(r: &mut R) -> Result<T, FrameError>
+where
+    T: DeserializeOwned,
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+{
+    decode(&read_frame_async(r).await?)
+}
+
 /// Write one message as a frame to a blocking writer.
 pub fn write_message<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
     w.write_all(&encode(msg)?)?;
@@ -417,6 +457,35 @@ mod tests {
             decode::<Request>(br#"{"version":2,"body":"Ping"}"#).unwrap(),
             Request::Ping
         );
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn async_reader_reads_the_same_frames() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let f = encode(&Request::Register(spec())).unwrap();
+            assert_eq!(read_frame_async(&mut &f[..]).await.unwrap(), f[4..]);
+            let r: Request = read_message_async(&mut &f[..]).await.unwrap();
+            assert_eq!(r, Request::Register(spec()));
+            // One byte at a time: the prefix may arrive in pieces.
+            let mut slow = tokio::io::BufReader::with_capacity(1, &f[..]);
+            assert_eq!(read_frame_async(&mut slow).await.unwrap(), f[4..]);
+            let cases: [(&[u8], fn(&FrameError) -> bool); 4] = [
+                (&[], |e| matches!(e, FrameError::Closed)),
+                (&[0, 0], |e| matches!(e, FrameError::Truncated)),
+                (&[0, 0, 0, 10, b'{'], |e| matches!(e, FrameError::Truncated)),
+                (&[0xff, 0xff, 0xff, 0xff], |e| {
+                    matches!(e, FrameError::TooLarge(_))
+                }),
+            ];
+            for (bytes, want) in cases {
+                let e = read_frame_async(&mut &bytes[..]).await.unwrap_err();
+                assert!(want(&e), "{bytes:?}: {e}");
+            }
+        });
     }
 
     #[test]

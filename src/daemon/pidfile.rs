@@ -12,6 +12,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
 use super::DaemonError;
 use crate::sys::unix as sys;
 
@@ -72,12 +75,12 @@ impl Pidfile {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).bits())
             .open(path)
             .map_err(|e| {
                 // fs.protected_regular refuses O_CREAT on another user's file in a
                 // sticky directory: say whose it is.
-                if e.raw_os_error() == Some(libc::EACCES) {
+                if e.raw_os_error() == Some(Errno::EACCES as i32) {
                     if let Ok(m) = std::fs::symlink_metadata(path) {
                         if m.uid() != sys::geteuid() {
                             return err(std::io::Error::new(
@@ -90,7 +93,7 @@ impl Pidfile {
                         }
                     }
                 }
-                if e.raw_os_error() == Some(libc::ELOOP) {
+                if e.raw_os_error() == Some(Errno::ELOOP as i32) {
                     err(std::io::Error::new(
                         e.kind(),
                         "is a symbolic link: refusing to follow it",

@@ -1,14 +1,18 @@
-//! The socket side of the daemon: one request frame in, one response frame out.
+//! The socket side of the daemon: accepts connections (a bounded number at once),
+//! learns each peer's credentials, reads one request frame and writes the handler's
+//! answer.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use jaildaemon_proto::{self as proto, FrameError, Request, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use jaildaemon_proto::{self as proto, FrameError, Request};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{watch, Semaphore};
 
-use super::probes::Manager;
+use super::handler;
+use super::registry::ProbeRegistry;
+use crate::sys::unix as sys;
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,7 +22,34 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// the descriptors connections can take.
 pub const MAX_CONNECTIONS: usize = 4096;
 
-pub async fn serve(listener: UnixListener, mgr: Arc<Manager>, mut stop: watch::Receiver<bool>) {
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+    /// Root of the host: uid 0 in the daemon's pid namespace (a jail's root, host uid
+    /// 0 on Linux without a user namespace, is in another one).
+    pub host_root: bool,
+}
+
+impl Peer {
+    fn of(stream: &UnixStream) -> Peer {
+        let cred = stream.peer_cred().ok();
+        let uid = cred.as_ref().map(|c| c.uid());
+        let pid = cred.as_ref().and_then(|c| c.pid());
+        Peer {
+            uid,
+            pid,
+            host_root: uid == Some(0) && sys::in_my_pid_namespace(pid),
+        }
+    }
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    registry: Arc<ProbeRegistry>,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -28,9 +59,9 @@ pub async fn serve(listener: UnixListener, mgr: Arc<Manager>, mut stop: watch::R
         tokio::select! {
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
-                    let mgr = mgr.clone();
+                    let registry = registry.clone();
                     tokio::spawn(async move {
-                        handle(stream, mgr).await;
+                        serve_one(stream, registry).await;
                         drop(permit);
                     });
                 }
@@ -44,57 +75,13 @@ pub async fn serve(listener: UnixListener, mgr: Arc<Manager>, mut stop: watch::R
     }
 }
 
-async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
-    let mut prefix = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match stream.read(&mut prefix[got..]).await? {
-            0 if got == 0 => return Err(FrameError::Closed),
-            0 => return Err(FrameError::Truncated),
-            n => got += n,
-        }
+async fn serve_one(mut stream: UnixStream, registry: Arc<ProbeRegistry>) {
+    let peer = Peer::of(&stream);
+    if peer.uid == Some(0) && !peer.host_root {
+        tracing::warn!(pid = ?peer.pid, "refused a request from root of another pid namespace (a jail?)");
     }
-    let n = proto::frame_len(prefix)?;
-    let mut body = vec![0u8; n];
-    stream.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            e.into()
-        }
-    })?;
-    proto::decode(&body)
-}
-
-/// Whether a peer with uid 0 is host root and not a jail's root that can reach the
-/// socket (Linux: its pid namespace must be the daemon's; a process in a jail has
-/// host uid 0 unless the jail has a user namespace).
-fn host_peer(pid: Option<i32>) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        let Some(pid) = pid.filter(|p| *p > 0) else {
-            return false;
-        };
-        let mine = std::fs::read_link("/proc/self/ns/pid");
-        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
-        matches!((mine, theirs), (Ok(a), Ok(b)) if a == b)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = pid;
-        true
-    }
-}
-
-async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
-    let cred = stream.peer_cred().ok();
-    let uid = cred.as_ref().map(|c| c.uid());
-    // Root of the host only: a jail's root (host uid 0) is in another pid namespace.
-    let host_root = uid == Some(0) && host_peer(cred.as_ref().and_then(|c| c.pid()));
-    if uid == Some(0) && !host_root {
-        tracing::warn!(pid = ?cred.as_ref().and_then(|c| c.pid()), "refused a request from root of another pid namespace (a jail?)");
-    }
-    let req = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
+    let read = proto::read_message_async::<Request, _>(&mut stream);
+    let answer = match tokio::time::timeout(READ_TIMEOUT, read).await {
         Err(_) => {
             tracing::debug!("client sent no request in time; dropped");
             return;
@@ -108,58 +95,16 @@ async fn handle(mut stream: UnixStream, mgr: Arc<Manager>) {
             return;
         }
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, ?uid, "bad request refused");
-            reply(
-                &mut stream,
-                &Response::Error {
-                    message: format!("bad request: {e}"),
-                },
-            )
-            .await;
-            return;
+            tracing::warn!(error = %e, uid = ?peer.uid, "bad request refused");
+            handler::bad_request(&e)
         }
-        Ok(Ok(r)) => r,
+        Ok(Ok(req)) => handler::handle(req, &peer, &registry).await,
     };
-    let resp = match (&req, host_root) {
-        (Request::Ping, _) => Response::Pong {
-            pid: std::process::id(),
-            version: proto::PROTOCOL_VERSION,
-        },
-        (_, true) => match req {
-            Request::Register(spec) => mgr.register(spec).await,
-            Request::List { after } => {
-                let (probes, next) = mgr.list_page(after, proto::MAX_FRAME - 4096);
-                Response::Probes { probes, next }
-            }
-            Request::Remove { id } => mgr.remove(id).await,
-            Request::Ping => unreachable!(),
-        },
-        (_, false) => {
-            tracing::warn!(?uid, "refused a request from a non-root peer");
-            Response::Error {
-                message: format!(
-                    "permission denied: only root may register, list or remove probes (peer uid {})",
-                    uid.map(|u| u.to_string()).unwrap_or_else(|| "unknown".into())
-                ),
-            }
-        }
-    };
-    reply(&mut stream, &resp).await;
-}
-
-async fn reply(stream: &mut UnixStream, resp: &Response) {
-    let frame = match proto::encode(resp) {
-        Ok(f) => f,
-        Err(e) => match proto::encode(&Response::Error {
-            message: format!("response too large: {e}"),
-        }) {
-            Ok(f) => f,
-            Err(_) => return,
-        },
-    };
-    let _ = tokio::time::timeout(READ_TIMEOUT, async {
-        let _ = stream.write_all(&frame).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    if let Some(frame) = answer {
+        let _ = tokio::time::timeout(READ_TIMEOUT, async {
+            let _ = stream.write_all(&frame).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    }
 }

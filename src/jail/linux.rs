@@ -54,6 +54,13 @@ pub fn registry_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(REGISTRY_DEFAULT))
 }
 
+/// The environment a child needs to find this registry: the override, when set.
+pub fn child_env() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    std::env::var_os(REGISTRY_ENV)
+        .map(|r| vec![(REGISTRY_ENV.into(), r)])
+        .unwrap_or_default()
+}
+
 /// One registry file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Entry {

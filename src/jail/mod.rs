@@ -237,6 +237,13 @@ pub fn terminate_all(jail: &str) -> Result<usize, JailError> {
     signal_processes(jail, nix::sys::signal::Signal::SIGTERM as i32)
 }
 
+/// What a child process needs in its environment to find the jail layer's state
+/// (Linux: the registry override, when set; FreeBSD: nothing). A caller that clears a
+/// child's environment passes these on without knowing what they are.
+pub fn child_env() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    os::child_env()
+}
+
 /// Every live jail, in jid order (stale Linux registry entries are cleaned on the way).
 pub fn list() -> Result<Vec<JailInfo>, JailError> {
     os::list()

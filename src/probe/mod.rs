@@ -60,6 +60,13 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(4);
 /// Largest handoff datagram.
 const MAX_MESSAGE: usize = 4096;
 
+/// Descriptors that come with a helper's `Ready`: the probe's pidfd on Linux; none on
+/// FreeBSD, where the helper is the probe.
+#[cfg(target_os = "linux")]
+const HANDED_OVER_FDS: usize = 1;
+#[cfg(not(target_os = "linux"))]
+const HANDED_OVER_FDS: usize = 0;
+
 /// What the helper needs; sent as one datagram on descriptor 3.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +85,9 @@ pub enum ProbeError {
     Setup { jid: i32, message: String },
     #[error("probe in jail {jid}: did not finish setting up within {} s; it was killed", SETUP_TIMEOUT.as_secs())]
     Timeout { jid: i32 },
+    /// The daemon's task that runs [`spawn`] off the async threads failed.
+    #[error("probe spawner failed: {0}")]
+    Spawner(String),
 }
 
 /// Entry point of the helper (the binary calls this when [`HELPER_ENV`] is set).
@@ -187,13 +197,13 @@ fn fork_probe(params: &ProbeParams, sock: &OwnedFd) -> Result<(OwnedFd, OwnedFd)
             };
             // A helper killed by the daemon's timeout takes the half-made probe with
             // it. Asked for before and after the credential change, which clears it.
-            sys::parent_death_signal(libc::SIGKILL);
+            sys::die_with_parent();
             let setup = become_probe(params).map(|()| {
-                sys::parent_death_signal(libc::SIGKILL);
+                sys::die_with_parent();
             });
             match setup {
                 Ok(()) => {
-                    sys::parent_death_signal(0);
+                    sys::live_on_parent_death();
                     report(&Handoff::Ready);
                     arm()
                 }
@@ -207,7 +217,7 @@ fn fork_probe(params: &ProbeParams, sock: &OwnedFd) -> Result<(OwnedFd, OwnedFd)
             drop(w);
             // Our unreaped child: its pid cannot name anything else.
             let fd = sys::pidfd_open(pid).map_err(|e| {
-                let _ = sys::signal(pid, libc::SIGKILL);
+                let _ = sys::kill_now(pid);
                 Handoff::failed("pidfd_open of the probe", &e)
             })?;
             Ok((fd, r))
@@ -234,7 +244,7 @@ fn wait_report(r: OwnedFd) -> Handoff {
                 "the probe did not finish setting up within {} s (stopped from inside the jail?)",
                 HELPER_TIMEOUT.as_secs()
             ),
-            errno: libc::ETIMEDOUT,
+            errno: nix::errno::Errno::ETIMEDOUT as i32,
         },
         Err(e) => Handoff::failed("reading the probe's report", &e),
     }
@@ -268,10 +278,8 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    #[cfg(target_os = "linux")]
-    if let Some(r) = std::env::var_os(crate::jail::linux::REGISTRY_ENV) {
-        cmd.env(crate::jail::linux::REGISTRY_ENV, r);
-    }
+    // Whatever the jail layer needs to find its jails (never named here).
+    cmd.envs(crate::jail::child_env());
     sys::command_pass_fd(&mut cmd, theirs.as_raw_fd(), 3);
     let child = spawn(&mut cmd).map_err(ProbeError::Spawn)?;
     drop(cmd);
@@ -282,7 +290,7 @@ pub fn spawn(
         message,
     };
     let kill_helper = || {
-        let _ = sys::signal(helper_pid, libc::SIGKILL);
+        let _ = sys::kill_now(helper_pid);
     };
     let body = serde_json::to_vec(params).expect("params serialize");
     if let Err(e) = sys::send_with_fds(&mine, &body, &[]) {
@@ -302,9 +310,8 @@ pub fn spawn(
         }
     };
     let answer = Handoff::decode(&bytes);
-    let expect_fds = usize::from(cfg!(target_os = "linux"));
     match answer {
-        Some(Handoff::Ready) if fds.len() == expect_fds => {
+        Some(Handoff::Ready) if fds.len() == HANDED_OVER_FDS => {
             #[cfg(target_os = "linux")]
             let probe = sys::ProcessRef::from_pidfd(fds.remove(0)).map_err(|e| {
                 kill_helper();
@@ -326,7 +333,7 @@ pub fn spawn(
             #[cfg(target_os = "linux")]
             for fd in fds {
                 if let Ok(p) = sys::ProcessRef::from_pidfd(fd) {
-                    let _ = p.signal(libc::SIGKILL);
+                    let _ = p.kill();
                 }
             }
             kill_helper();

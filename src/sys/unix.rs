@@ -892,3 +892,66 @@ pub(crate) fn rel_of(rel: &std::path::Path) -> CString {
 pub(crate) fn ctx(e: io::Error, what: String) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
+
+// ---- daemon and probe helpers (the daemon split of issue #10) ----------------------
+
+/// The path a process execs to run its own binary again (the daemon's probe helper).
+pub fn own_exe() -> std::path::PathBuf {
+    #[cfg(target_os = "linux")]
+    return std::path::PathBuf::from("/proc/self/exe");
+    #[cfg(not(target_os = "linux"))]
+    std::env::current_exe()
+        .unwrap_or_else(|_| std::path::PathBuf::from("/usr/local/sbin/jaildaemon"))
+}
+
+/// Bind a unix socket private from the moment it exists: the umask is 077 around the
+/// bind (through nix, no unsafe), then restored.
+pub fn bind_private_socket(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use nix::sys::stat::{umask, Mode};
+    let old = umask(Mode::from_bits_truncate(0o077));
+    let l = std::os::unix::net::UnixListener::bind(path);
+    umask(old);
+    l
+}
+
+/// Whether the process `pid` (a socket peer) shares our pid namespace. Linux: a
+/// process in a jail is in another one; elsewhere there are none, so always true.
+pub fn in_my_pid_namespace(pid: Option<i32>) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(pid) = pid.filter(|p| *p > 0) else {
+            return false;
+        };
+        let mine = std::fs::read_link("/proc/self/ns/pid");
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
+        matches!((mine, theirs), (Ok(a), Ok(b)) if a == b)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// SIGKILL to `pid`; a process that is gone is not an error.
+pub fn kill_now(pid: i32) -> io::Result<()> {
+    signal(pid, libc::SIGKILL)
+}
+
+/// Ask for SIGKILL when the parent dies (Linux; a no-op elsewhere); see
+/// [`parent_death_signal`].
+pub fn die_with_parent() -> i32 {
+    parent_death_signal(libc::SIGKILL)
+}
+
+/// Cancel [`die_with_parent`].
+pub fn live_on_parent_death() -> i32 {
+    parent_death_signal(0)
+}
+
+impl ProcessRef {
+    /// SIGKILL to this very process; one that has exited is not an error.
+    pub fn kill(&self) -> io::Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+}

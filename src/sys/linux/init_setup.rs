@@ -4,7 +4,12 @@
 use super::*;
 
 /// pid 1 of the jail. Raw system calls only (see the module documentation).
-pub(super) unsafe fn init_main(cfg: &InitConfig, prep: &Prepared, usfd: RawFd, set: &libc::sigset_t) -> ! {
+pub(super) unsafe fn init_main(
+    cfg: &InitConfig,
+    prep: &Prepared,
+    usfd: RawFd,
+    set: &libc::sigset_t,
+) -> ! {
     // SAFETY (whole function): raw system calls on valid NUL-terminated strings and
     // stack buffers; every failure is reported and ends the process with _exit.
     unsafe {

@@ -19,16 +19,16 @@ use std::path::Path;
 
 #[allow(unused_imports)]
 use init::*;
+pub use init::{spawn_jail_init, InitHandle};
 #[allow(unused_imports)]
 use init_loop::*;
 #[allow(unused_imports)]
 use init_setup::*;
 #[allow(unused_imports)]
 use process::*;
+pub use process::{attach, hostname, mnt_ns_id, proc_start_time, proc_state, set_names_in};
 #[allow(unused_imports)]
 use rootdir::*;
-pub use init::{spawn_jail_init, InitHandle};
-pub use process::{attach, hostname, mnt_ns_id, proc_start_time, proc_state, set_names_in};
 pub use rootdir::{mount_points, RootDir};
 
 /// What the jail init needs, prepared before the fork.
@@ -115,7 +115,10 @@ pub(super) unsafe fn capset(effective: u64, permitted: u64) -> bool {
 /// effective. `extra_permitted` stays in the permitted set only (the init keeps
 /// CAP_SYS_PTRACE there to see processes attaching from the host). Raw system calls
 /// only: usable between fork and exit. Returns the step that failed.
-pub(super) unsafe fn confine_raw(c: &Confinement, extra_permitted: u64) -> Result<(), &'static str> {
+pub(super) unsafe fn confine_raw(
+    c: &Confinement,
+    extra_permitted: u64,
+) -> Result<(), &'static str> {
     // SAFETY (whole function): prctl/seccomp/capset on valid stack or heap memory
     // prepared before any fork; no allocation.
     unsafe {

@@ -1,0 +1,321 @@
+//! The registered probes: registration, listing, removal and shutdown. Each probe is
+//! run by its own supervisor task ([`super::supervisor`]), which owns its spec; the
+//! registry keeps what `jaildaemon -l` shows and the way to cancel each probe.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jaildaemon_proto::{ProbeInfo, ProbeSpec, ProbeState, DEFAULT_MAX_RUNNING, DEFAULT_RATE};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::command::{self, CommandNote, CommandSpec};
+use super::reaper::Reaper;
+use super::supervisor::{self, Arm, Control, End, Live, Note, Supervisor};
+use crate::jail;
+use crate::probe::ProbeError;
+
+/// Why a registration or a removal was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The spec does not validate.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("jaildaemon is shutting down")]
+    ShuttingDown,
+    #[error("jaildaemon holds {0} probes, its capacity (one descriptor each; raise the daemon's descriptor limit, e.g. LimitNOFILE)")]
+    Full(usize),
+    #[error("jail {0} does not exist")]
+    NoSuchJail(String),
+    #[error("jail {jail}: {source}")]
+    Jail {
+        jail: String,
+        source: jail::JailError,
+    },
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("no probe with id {0}")]
+    NoSuchProbe(u64),
+    #[error("probe {0} is already going away")]
+    GoingAway(u64),
+    #[error("probe {0}: removal timed out")]
+    RemoveTimeout(u64),
+}
+
+/// A probe that runs in its jail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub id: u64,
+    pub jid: i32,
+    pub jail: String,
+    pub pid: i32,
+    pub title: String,
+}
+
+struct Entry {
+    info: ProbeInfo,
+    cancel: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+pub struct ProbeRegistry {
+    reaper: Arc<Reaper>,
+    exe: PathBuf,
+    /// Most probes held at once (each holds one descriptor: its pidfd).
+    capacity: usize,
+    /// Soft descriptor limit the daemon was started with, restored for commands.
+    nofile_soft: u64,
+    probes: Mutex<BTreeMap<u64, Entry>>,
+    next_id: AtomicU64,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl ProbeRegistry {
+    pub fn new(
+        reaper: Arc<Reaper>,
+        exe: PathBuf,
+        capacity: usize,
+        nofile_soft: u64,
+    ) -> Arc<ProbeRegistry> {
+        let (shutdown_tx, _) = watch::channel(false);
+        Arc::new(ProbeRegistry {
+            reaper,
+            exe,
+            capacity,
+            nofile_soft,
+            probes: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            shutdown_tx,
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The probes with ids above `after`, as many as fit in `budget` bytes of JSON,
+    /// and the `after` of the next page if there are more.
+    pub fn list_page(&self, after: u64, budget: usize) -> (Vec<ProbeInfo>, Option<u64>) {
+        let probes = self.probes.lock().expect("probes lock");
+        let mut out = Vec::new();
+        let mut used = 0;
+        for (id, e) in probes.range(after.saturating_add(1)..) {
+            let size = serde_json::to_vec(&e.info)
+                .map(|v| v.len() + 1)
+                .unwrap_or(0);
+            if !out.is_empty() && used + size > budget {
+                return (out, Some(*id - 1));
+            }
+            used += size;
+            out.push(e.info.clone());
+        }
+        (out, None)
+    }
+
+    pub fn count(&self) -> usize {
+        self.probes.lock().expect("probes lock").len()
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut ProbeInfo)) {
+        if let Some(e) = self.probes.lock().expect("probes lock").get_mut(&id) {
+            f(&mut e.info);
+        }
+    }
+
+    /// Record a supervisor's state change.
+    pub fn note(&self, id: u64, note: &Note) {
+        match *note {
+            Note::Triggered => self.update(id, |i| {
+                i.triggers += 1;
+                i.last_trigger = Some(now_unix());
+                i.state = ProbeState::Running;
+                i.pid = None;
+            }),
+            Note::Respawned { jid, pid } => self.update(id, |i| {
+                i.jid = jid;
+                i.pid = Some(pid);
+                i.state = ProbeState::Armed;
+            }),
+            Note::WaitingForJail => self.update(id, |i| {
+                i.state = ProbeState::WaitingForJail;
+                i.pid = None;
+            }),
+        }
+    }
+
+    fn command_note(&self, id: u64, note: CommandNote) {
+        match note {
+            CommandNote::Coalesced => self.update(id, |i| i.coalesced += 1),
+            CommandNote::Counts { pending, running } => self.update(id, |i| {
+                i.pending = pending;
+                i.running_commands = running;
+            }),
+        }
+    }
+
+    fn drop_probe(&self, id: u64) {
+        self.probes.lock().expect("probes lock").remove(&id);
+    }
+
+    /// A supervisor ended: the probe leaves the registry.
+    fn ended(&self, id: u64, end: End) {
+        self.drop_probe(id);
+        if let End::Removed(ack) = end {
+            tracing::info!(probe = id, "probe removed");
+            if let Some(a) = ack {
+                let _ = a.send(());
+            }
+        }
+    }
+
+    /// Register a probe: it runs in its jail when this returns Ok.
+    pub async fn register(self: &Arc<Self>, spec: ProbeSpec) -> Result<Registered, RegistryError> {
+        spec.validate().map_err(RegistryError::Invalid)?;
+        if *self.shutdown_tx.borrow() {
+            return Err(RegistryError::ShuttingDown);
+        }
+        if self.count() >= self.capacity {
+            return Err(RegistryError::Full(self.capacity));
+        }
+        let j = match supervisor::lookup(&spec.jail).await {
+            Ok(j) => j,
+            Err(jail::JailError::NotFound { .. }) => {
+                return Err(RegistryError::NoSuchJail(spec.jail.clone()))
+            }
+            Err(source) => {
+                return Err(RegistryError::Jail {
+                    jail: spec.jail.clone(),
+                    source,
+                })
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let title = spec
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("jaildaemon-probe-{id}"));
+        let arm = Arm {
+            jid: j.jid,
+            title: title.clone(),
+            uid: spec.uid,
+            gid: spec.gid,
+        };
+        let probe = match supervisor::spawn_probe(&self.reaper, &self.exe, &arm).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(jail = %spec.jail, message = %e, "probe registration failed");
+                return Err(e.into());
+            }
+        };
+        let pid = probe.process.pid;
+        let (cancel_tx, cancel_rx) = mpsc::channel(1);
+        let rate = spec.rate.unwrap_or(DEFAULT_RATE);
+        let info = ProbeInfo {
+            id,
+            jail: j.name.clone(),
+            jid: j.jid,
+            title: title.clone(),
+            uid: spec.uid.unwrap_or(0),
+            gid: spec.gid.unwrap_or(0),
+            respawn: spec.respawn,
+            command: spec.command.clone(),
+            state: ProbeState::Armed,
+            pid: Some(pid),
+            triggers: 0,
+            last_trigger: None,
+            running_commands: 0,
+            coalesced: 0,
+            pending: false,
+            rate_count: rate.count,
+            rate_secs: rate.secs,
+            max_running: spec.max_running.unwrap_or(DEFAULT_MAX_RUNNING),
+        };
+        self.probes.lock().expect("probes lock").insert(
+            id,
+            Entry {
+                info,
+                cancel: cancel_tx,
+            },
+        );
+        tracing::info!(probe = id, jail = %j.name, jid = j.jid, pid, pidfd = probe.process.has_pidfd(), %title, mode = spec.respawn.flag(), uid = spec.uid.unwrap_or(0), "probe registered");
+        let me = self.clone();
+        let commands = command::spawn_runner(
+            CommandSpec {
+                id,
+                command: spec.command.clone(),
+                jail: j.name.clone(),
+                rate: spec.rate,
+                max_running: spec.max_running,
+                nofile_soft: self.nofile_soft,
+            },
+            self.reaper.clone(),
+            move |n| me.command_note(id, n),
+        );
+        let host = Live {
+            id,
+            registry: self.clone(),
+            reaper: self.reaper.clone(),
+            exe: self.exe.clone(),
+            commands,
+        };
+        let sup = Supervisor {
+            id,
+            spec,
+            jail: j.name.clone(),
+            arm,
+        };
+        let mut ctl = Control {
+            cancel: cancel_rx,
+            shutdown: self.shutdown_tx.subscribe(),
+        };
+        let task = tokio::spawn(async move {
+            let end = supervisor::run(&host, sup, probe, &mut ctl).await;
+            host.registry.ended(id, end);
+        });
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+        Ok(Registered {
+            id,
+            jid: j.jid,
+            jail: j.name,
+            pid,
+            title,
+        })
+    }
+
+    /// Remove a probe; returns once its process is gone.
+    pub async fn remove(&self, id: u64) -> Result<(), RegistryError> {
+        let cancel = self
+            .probes
+            .lock()
+            .expect("probes lock")
+            .get(&id)
+            .map(|e| e.cancel.clone())
+            .ok_or(RegistryError::NoSuchProbe(id))?;
+        let (tx, rx) = oneshot::channel();
+        if cancel.send(tx).await.is_err() {
+            return Err(RegistryError::GoingAway(id));
+        }
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(RegistryError::RemoveTimeout(id)),
+        }
+    }
+
+    /// Kill every probe and wait for the supervisors to finish.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+}
