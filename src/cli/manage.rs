@@ -93,7 +93,7 @@ pub enum ManageCmd {
     /// Stop every running jail with boot=on, in reverse priority.
     Rcshutdown,
     /// Run a command in a jail (or in ALL running jails), as jexec(8).
-    Exec(super::jailctl::ExecArgs),
+    Exec(super::args::ExecArgs),
     /// A login shell in the jail (-f: start it first if needed).
     Console {
         #[arg(short = 'f')]
@@ -384,7 +384,7 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         }
         ManageCmd::Rcboot => boot_sequence(m, false, out),
         ManageCmd::Rcshutdown => boot_sequence(m, true, out),
-        ManageCmd::Exec(super::jailctl::ExecArgs {
+        ManageCmd::Exec(super::args::ExecArgs {
             user,
             host_user,
             jail,

@@ -11,8 +11,10 @@
 
 pub mod confine;
 pub mod error;
+pub mod exec;
 pub mod handoff;
 pub mod params;
+pub mod users;
 
 #[cfg(target_os = "freebsd")]
 mod freebsd;
