@@ -79,7 +79,9 @@ pub struct ExecSpec {
     /// `USER`, `HOME`, `SHELL` of the user when one is given (jexec `-l`).
     pub clean_env: bool,
     /// Put the jexec child and the command in a new process group (led by the child),
-    /// so that [`ExecChild::kill_group`] reaches everything the command started.
+    /// so that [`ExecChild::kill_group`] reaches everything the command started. (A
+    /// background group that reads the terminal is stopped: use it with `Null` or
+    /// `File` stdio.)
     pub own_process_group: bool,
 }
 
@@ -154,7 +156,9 @@ impl ExecChild {
         self.pid
     }
 
-    /// Wait for the command to end.
+    /// Wait for the command to end, however long it runs (bound it with
+    /// [`ExecChild::try_wait`] and [`ExecChild::kill_group`]). An `ExecChild` dropped
+    /// before it is reaped stays a zombie until the caller exits.
     pub fn wait(&mut self) -> Result<ExecStatus, JailError> {
         self.reap(true)
             .map(|s| s.expect("a blocking wait returns a status"))
