@@ -6,6 +6,8 @@ use std::io::{self, Write};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
+use crate::sys::unix::Priority;
+
 fn filter(default: &str) -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
 }
@@ -37,7 +39,7 @@ struct Syslog;
 /// event's level, when dropped.
 struct SyslogLine {
     buf: Vec<u8>,
-    prio: libc::c_int,
+    prio: Priority,
 }
 
 impl Write for SyslogLine {
@@ -62,12 +64,12 @@ impl Drop for SyslogLine {
 
 /// The syslog priority of a tracing level (never guessed from the text, which may
 /// quote a command's output).
-fn priority(level: &tracing::Level) -> libc::c_int {
+fn priority(level: &tracing::Level) -> Priority {
     match *level {
-        tracing::Level::ERROR => libc::LOG_ERR,
-        tracing::Level::WARN => libc::LOG_WARNING,
-        tracing::Level::INFO => libc::LOG_INFO,
-        _ => libc::LOG_DEBUG,
+        tracing::Level::ERROR => Priority::Err,
+        tracing::Level::WARN => Priority::Warning,
+        tracing::Level::INFO => Priority::Info,
+        _ => Priority::Debug,
     }
 }
 
@@ -76,7 +78,7 @@ impl<'a> MakeWriter<'a> for Syslog {
     fn make_writer(&'a self) -> SyslogLine {
         SyslogLine {
             buf: Vec::new(),
-            prio: libc::LOG_INFO,
+            prio: Priority::Info,
         }
     }
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
@@ -91,9 +93,21 @@ impl<'a> MakeWriter<'a> for Syslog {
 mod tests {
     #[test]
     fn priority_comes_from_the_level() {
-        assert_eq!(super::priority(&tracing::Level::ERROR), libc::LOG_ERR);
-        assert_eq!(super::priority(&tracing::Level::WARN), libc::LOG_WARNING);
-        assert_eq!(super::priority(&tracing::Level::INFO), libc::LOG_INFO);
-        assert_eq!(super::priority(&tracing::Level::DEBUG), libc::LOG_DEBUG);
+        assert_eq!(
+            super::priority(&tracing::Level::ERROR),
+            super::Priority::Err
+        );
+        assert_eq!(
+            super::priority(&tracing::Level::WARN),
+            super::Priority::Warning
+        );
+        assert_eq!(
+            super::priority(&tracing::Level::INFO),
+            super::Priority::Info
+        );
+        assert_eq!(
+            super::priority(&tracing::Level::DEBUG),
+            super::Priority::Debug
+        );
     }
 }

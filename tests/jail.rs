@@ -590,3 +590,97 @@ fn dying_jails_are_hidden_unless_asked_for() {
     sb.ok(&["jail", "remove", "dy"]);
     sb.assert_clean();
 }
+
+/// `jailctl jail exec` is a thin caller of the library's `jail::exec::run` (which
+/// forks, so it needs a single-threaded caller: the multi-threaded test harness
+/// drives it through jailctl). Exit codes, setup failures, and a hostile jail's
+/// passwd.
+#[test]
+fn exec_library_codes_setup_errors_and_hostile_passwd() {
+    let sb = Sandbox::new();
+    sb.create("ex2", &[]);
+    let code = |args: &[&str]| {
+        let mut a = vec!["jail", "exec"];
+        a.extend_from_slice(args);
+        let o = sb.run(&a);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // 128+signal when the command is killed
+    assert_eq!(code(&["ex2", "sh", "-c", "kill -9 $$"]).0, Some(137));
+    assert_eq!(code(&["ex2", "sh", "-c", "kill -TERM $$"]).0, Some(143));
+    // 126: not executable; 127: not found; both say why
+    let (c, e) = code(&["ex2", "/etc/jail-marker"]);
+    assert_eq!(c, Some(126), "{e}");
+    assert!(e.contains("jailctl: /etc/jail-marker: "), "{e}");
+    let (c, e) = code(&["ex2", "/bin/nonexistent"]);
+    assert_eq!(c, Some(127), "{e}");
+    assert!(e.contains("jailctl: /bin/nonexistent: "), "{e}");
+    // as a user: its credentials, USER and HOME, in /
+    assert_eq!(
+        sb.ok(&[
+            "jail",
+            "exec",
+            "-u",
+            "www",
+            "ex2",
+            "sh",
+            "-c",
+            "echo $(id -u):$(id -g) $USER $HOME $(pwd)"
+        ])
+        .trim(),
+        "80:80 www /var/www /"
+    );
+    // a setup failure is an error naming the step, not an exit status of the command
+    let (c, e) = code(&["-u", "nosuchuser", "ex2", "true"]);
+    assert_eq!(c, Some(1));
+    assert!(
+        e.contains("in jail ex2: unknown user \"nosuchuser\" (not in /etc/passwd)"),
+        "{e}"
+    );
+    let (c, e) = code(&["-U", "nosuchuser", "ex2", "true"]);
+    assert_eq!(c, Some(1));
+    assert!(e.contains("unknown user \"nosuchuser\""), "{e}");
+    // The jail's /etc/passwd is the jail's: a symlink to a host path resolves inside.
+    let host_pw = sb.dir.path().join("host-only-passwd");
+    std::fs::write(&host_pw, "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
+    let pw = sb.root.join("etc/passwd");
+    std::fs::rename(&pw, sb.root.join("etc/passwd.real")).unwrap();
+    std::os::unix::fs::symlink(&host_pw, &pw).unwrap();
+    let (c, e) = code(&["-u", "hostonly", "ex2", "id", "-u"]);
+    assert_eq!(c, Some(1), "the host's file was read: {e}");
+    assert!(e.contains("/etc/passwd"), "{e}");
+    // A FIFO in its place makes the lookup fail, not hang.
+    std::fs::remove_file(&pw).unwrap();
+    nix::unistd::mkfifo(&pw, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut child = sb
+        .jailctl()
+        .args(["jail", "exec", "-u", "user", "ex2", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut st = None;
+    let ended = sb.wait_for(10, || {
+        st = child.try_wait().unwrap();
+        st.is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+    }
+    assert!(ended, "jail exec hangs on a FIFO as /etc/passwd");
+    assert_eq!(st.unwrap().code(), Some(1));
+    let mut e = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut e).unwrap();
+    assert!(e.contains("not a regular file"), "{e}");
+    std::fs::remove_file(&pw).unwrap();
+    std::fs::rename(sb.root.join("etc/passwd.real"), &pw).unwrap();
+    assert_eq!(
+        sb.ok(&["jail", "exec", "-u", "user", "ex2", "id", "-u"])
+            .trim(),
+        "1001"
+    );
+    sb.ok(&["jail", "remove", "ex2"]);
+    sb.assert_clean();
+}

@@ -3,7 +3,7 @@
 //! coalesced into the next run (every waiter of that run is told when it ends).
 //! A command is `/bin/sh -c COMMAND`, cwd `/`, stdin /dev/null, output into the log.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -192,10 +192,8 @@ fn start_command(
     let id = spec.id;
     let (done_tx, done_rx) = oneshot::channel();
     let pipe = sys::pipe();
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&spec.command)
-        .current_dir("/")
+    let mut cmd = crate::sys::tool::shell(&spec.command);
+    cmd.current_dir("/")
         .stdin(Stdio::null())
         .env("JAILDAEMON_JID", arm.jid.to_string())
         .env("JAILDAEMON_JAIL", &spec.jail)

@@ -47,7 +47,12 @@ mod tests {
         );
         assert_eq!(Handoff::decode(b"\"pid 1234\""), None);
         assert_eq!(Handoff::decode(br#"{"Ready":{"pid":1}}"#), None);
-        let f = Handoff::failed("attach", &std::io::Error::from_raw_os_error(libc::EPERM));
-        assert!(matches!(f, Handoff::Failed { errno, .. } if errno == libc::EPERM));
+        let f = Handoff::failed(
+            "attach",
+            &std::io::Error::from_raw_os_error(nix::errno::Errno::EPERM as i32),
+        );
+        assert!(
+            matches!(f, Handoff::Failed { errno, .. } if errno == nix::errno::Errno::EPERM as i32)
+        );
     }
 }

@@ -11,13 +11,17 @@
 
 pub mod confine;
 pub mod error;
+pub mod exec;
 pub mod handoff;
 pub mod params;
+pub mod users;
 
 #[cfg(target_os = "freebsd")]
 mod freebsd;
 #[cfg(target_os = "linux")]
 pub mod linux;
+#[cfg(target_os = "linux")]
+mod linux_filter;
 
 use std::collections::BTreeMap;
 use std::ops::BitOr;

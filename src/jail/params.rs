@@ -627,6 +627,60 @@ pub fn parse_assignment(arg: &str) -> Result<JailParam, ParamError> {
     })
 }
 
+/// What this OS does with a parameter, as `jailctl jail params` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsSupport {
+    /// `enforced`, `recorded, not enforced`, ... on Linux; `kernel` on FreeBSD.
+    pub support: &'static str,
+    /// What enforcing it means on this OS (Linux: the capability or filter rule).
+    pub effect: Option<&'static str>,
+}
+
+/// What this OS does with `p`.
+#[cfg(target_os = "linux")]
+pub fn support_on_this_os(p: &ParamSpec) -> OsSupport {
+    OsSupport {
+        support: match p.linux {
+            LinuxSupport::Enforced => "enforced",
+            LinuxSupport::Recorded => "recorded, not enforced",
+            LinuxSupport::ReadOnly => "read-only",
+            LinuxSupport::Unsupported => "not supported on Linux",
+        },
+        effect: super::confine::rule(p.name).map(|r| r.effect),
+    }
+}
+
+/// What this OS does with `p`: the kernel has every parameter.
+#[cfg(not(target_os = "linux"))]
+pub fn support_on_this_os(_p: &ParamSpec) -> OsSupport {
+    OsSupport {
+        support: "kernel",
+        effect: None,
+    }
+}
+
+/// What every jail of this OS is held to beyond its parameters, as lines of text
+/// (Linux: the capabilities kept and the system calls refused; nothing on FreeBSD).
+#[cfg(target_os = "linux")]
+pub fn confinement_summary() -> Vec<String> {
+    let base = super::confine::Policy::from_params(0, &Default::default())
+        .map(|p| p.cap_names().join(" "))
+        .unwrap_or_default();
+    vec![
+        format!("Linux: every jail keeps only {base};"),
+        format!(
+            "its seccomp filter refuses (EPERM): {}.",
+            super::confine::DENIED_SYSCALLS.join(", ")
+        ),
+    ]
+}
+
+/// What every jail of this OS is held to beyond its parameters (nothing on FreeBSD).
+#[cfg(not(target_os = "linux"))]
+pub fn confinement_summary() -> Vec<String> {
+    Vec::new()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,13 +29,18 @@ impl Manager {
     }
 
     /// Start the boot jails that are down (`shutdown`: stop those that run, in
-    /// reverse order). Jails already in the wanted state are skipped.
-    pub fn boot_sequence(&self, shutdown: bool) -> Result<Vec<BootResult>> {
+    /// reverse order). Jails already in the wanted state are skipped; `report` hears
+    /// of each jail as soon as it is done. Returns how many failed.
+    pub fn boot_sequence(
+        &self,
+        shutdown: bool,
+        mut report: impl FnMut(&BootResult),
+    ) -> Result<usize> {
         let mut jails = self.boot_order()?;
         if shutdown {
             jails.reverse();
         }
-        let mut out = Vec::new();
+        let mut failed = 0;
         for j in jails {
             if self.is_running(&j).is_some() != shutdown {
                 continue;
@@ -46,8 +51,9 @@ impl Manager {
                 self.start(&j.uuid, false)
                     .map(|jid| format!("started (jid {jid})"))
             };
-            out.push(BootResult { jail: j, outcome });
+            failed += usize::from(outcome.is_err());
+            report(&BootResult { jail: j, outcome });
         }
-        Ok(out)
+        Ok(failed)
     }
 }

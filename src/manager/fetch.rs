@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -359,22 +358,10 @@ pub fn fetch_into(
                 }
             }
         }
-        let out = Command::new("tar")
-            .arg("-xpf")
-            .arg(&dest)
-            .arg("-C")
-            .arg(root)
-            .output()
-            .map_err(|e| FetchError::Extract {
-                file: f.clone(),
-                msg: e.to_string(),
-            })?;
-        if !out.status.success() {
-            return Err(FetchError::Extract {
-                file: f.clone(),
-                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        crate::sys::tool::extract(&dest, root).map_err(|e| FetchError::Extract {
+            file: f.clone(),
+            msg: e.msg,
+        })?;
         sums.push((f.clone(), actual));
     }
     Ok(sums)

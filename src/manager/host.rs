@@ -4,8 +4,9 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::jail::exec::{self, ExecSpec, ExecStatus, ExecStdio, ExecUser};
 use crate::jail::{self, Flags, JailError, JailInfo, JailParam};
 use crate::sys::tool::{self, HostCommand, Outcome, ToolError};
 
@@ -237,24 +238,34 @@ impl JailOps for RealJails {
         log: &File,
         timeout: Duration,
     ) -> Result<Outcome, JailError> {
-        // INTERIM (until jail::exec lands): jexec through our own binary.
-        let exe = std::env::current_exe().map_err(|e| JailError::Invalid(e.to_string()))?;
-        let mut c = std::process::Command::new(exe);
-        c.args(["jail", "exec", name, "/bin/sh", "-c", script])
-            .stdin(std::process::Stdio::null())
-            .stdout(
-                log.try_clone()
-                    .map_err(|e| JailError::Invalid(e.to_string()))?,
-            )
-            .stderr(
-                log.try_clone()
-                    .map_err(|e| JailError::Invalid(e.to_string()))?,
-            );
-        std::os::unix::process::CommandExt::process_group(&mut c, 0);
-        let child = c.spawn().map_err(|e| JailError::Invalid(e.to_string()))?;
-        tool::Running::from_child(child)
-            .wait_for(timeout)
-            .map_err(|e| JailError::Invalid(e.to_string()))
+        let mut spec = ExecSpec::new(
+            name,
+            vec!["/bin/sh".into(), "-c".into(), script.to_string()],
+        );
+        spec.stdio = ExecStdio::File(
+            log.try_clone()
+                .map_err(|e| JailError::Invalid(format!("console log: {e}")))?,
+        );
+        spec.own_process_group = true;
+        let mut child = exec::spawn(spec)?;
+        let start = Instant::now();
+        loop {
+            match child.try_wait()? {
+                Some(ExecStatus::Exited(0)) => return Ok(Outcome::Success),
+                Some(ExecStatus::Exited(code)) => {
+                    return Ok(Outcome::Failed(format!("exit status: {code}")))
+                }
+                Some(ExecStatus::NotStarted { code, message }) => {
+                    return Ok(Outcome::Failed(format!("exit status: {code}: {message}")))
+                }
+                None if start.elapsed() > timeout => {
+                    let _ = child.kill_group();
+                    child.wait()?;
+                    return Ok(Outcome::TimedOut);
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
 
     fn exec(
@@ -264,19 +275,18 @@ impl JailOps for RealJails {
         host_user: Option<&str>,
         cmd: &[String],
     ) -> Result<i32, JailError> {
-        // INTERIM (until jail::exec lands): jexec through our own binary.
-        let exe = std::env::current_exe().map_err(|e| JailError::Invalid(e.to_string()))?;
-        let mut c = std::process::Command::new(exe);
-        c.args(["jail", "exec"]);
-        if let Some(u) = user {
-            c.args(["-u", u]);
+        let mut spec = ExecSpec::new(name, cmd.to_vec());
+        spec.user = match (user, host_user) {
+            (Some(u), _) => Some(ExecUser::Jail(u.to_string())),
+            (None, Some(u)) => Some(ExecUser::Host(u.to_string())),
+            (None, None) => None,
+        };
+        match exec::run(spec)? {
+            ExecStatus::Exited(code) => Ok(i32::from(code)),
+            ExecStatus::NotStarted { code, message } => {
+                eprintln!("jailctl: {message}");
+                Ok(i32::from(code))
+            }
         }
-        if let Some(u) = host_user {
-            c.args(["-U", u]);
-        }
-        c.arg(name).args(cmd);
-        let st = c.status().map_err(|e| JailError::Invalid(e.to_string()))?;
-        use std::os::unix::process::ExitStatusExt;
-        Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
     }
 }

@@ -64,3 +64,78 @@ mod tests {
         ));
     }
 }
+
+/// One jail as `list` shows it.
+pub struct Listed {
+    pub jail: super::Jail,
+    pub jid: Option<i32>,
+    /// `up`, `down`, `starting`, `stopping(interrupted)`, `CORRUPT`, `DUPTAG`, `up,DUPTAG`.
+    pub state: String,
+    /// What the user should hear about this jail (corrupt, a duplicate TAG).
+    pub warning: Option<String>,
+}
+
+impl super::Manager {
+    /// The jails (`templates`: the templates) with their state, in one read of the
+    /// backend and one of the jail layer. Corrupt jails are listed with the jails.
+    pub fn listing(&self, templates: bool) -> Result<Vec<Listed>> {
+        let running: std::collections::BTreeMap<String, i32> = self
+            .jail_ops
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.name, i.jid))
+            .collect();
+        let jails = self.jails()?;
+        // A TAG borne by several jails (made by hand) is shown on each; they stay
+        // reachable by UUID.
+        let mut tag_count: std::collections::BTreeMap<String, usize> = Default::default();
+        for j in jails.iter().filter(|j| !j.tag().is_empty()) {
+            *tag_count.entry(j.tag().to_string()).or_default() += 1;
+        }
+        let mut out = Vec::new();
+        for j in jails {
+            let template = j.config().map(|c| c.template).unwrap_or(false);
+            if !(template == templates || j.problem.is_some() && !templates) {
+                continue;
+            }
+            let jid = running.get(&j.kname()).copied();
+            let dups = tag_count.get(j.tag()).copied().unwrap_or(0);
+            let (state, warning) = if let Some(p) = &j.problem {
+                (
+                    "CORRUPT".to_string(),
+                    Some(format!("jail {} is CORRUPT: {p}", j.uuid)),
+                )
+            } else if dups > 1 {
+                (
+                    if jid.is_some() { "up,DUPTAG" } else { "DUPTAG" }.to_string(),
+                    Some(format!(
+                        "tag {} is borne by {dups} jails; use their UUIDs (jail {})",
+                        j.tag(),
+                        j.uuid
+                    )),
+                )
+            } else if let Some((phase, interrupted)) = self.phase(&j.uuid) {
+                (
+                    if interrupted {
+                        format!("{phase}(interrupted)")
+                    } else {
+                        phase
+                    },
+                    None,
+                )
+            } else if jid.is_some() {
+                ("up".to_string(), None)
+            } else {
+                ("down".to_string(), None)
+            };
+            out.push(Listed {
+                jail: j,
+                jid,
+                state,
+                warning,
+            });
+        }
+        Ok(out)
+    }
+}

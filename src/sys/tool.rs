@@ -141,11 +141,6 @@ pub struct Running {
 }
 
 impl Running {
-    /// A child started in a process group of its own.
-    pub fn from_child(child: Child) -> Running {
-        Running { child }
-    }
-
     /// Wait at most `timeout`; on timeout the whole process group is killed.
     pub fn wait_for(mut self, timeout: Duration) -> std::io::Result<Outcome> {
         let start = Instant::now();
@@ -165,13 +160,19 @@ impl Running {
     }
 }
 
+/// `/bin/sh -c SCRIPT`, to be completed and spawned by the caller (the daemon's
+/// registered commands, which its reaper owns).
+pub fn shell(script: &str) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(script);
+    cmd
+}
+
 /// Start `/bin/sh -c SCRIPT` on the host in `/`, stdin from /dev/null, stdout and
 /// stderr into `log`, in a process group of its own (so a timeout kills all of it).
 pub fn spawn_host_command(c: &HostCommand, log: &File) -> std::io::Result<Running> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&c.script)
-        .current_dir("/")
+    let mut cmd = shell(&c.script);
+    cmd.current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log.try_clone()?);

@@ -358,10 +358,25 @@ pub fn set_title(title: &str) {
 }
 
 /// Write a line to syslog(3) at the given priority (facility LOG_DAEMON).
-pub fn syslog(priority: c_int, msg: &str) {
+pub fn syslog(priority: Priority, msg: &str) {
+    let prio = match priority {
+        Priority::Err => libc::LOG_ERR,
+        Priority::Warning => libc::LOG_WARNING,
+        Priority::Info => libc::LOG_INFO,
+        Priority::Debug => libc::LOG_DEBUG,
+    };
     let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     // SAFETY: format "%s" with one NUL-terminated string argument.
-    unsafe { libc::syslog(libc::LOG_DAEMON | priority, c"%s".as_ptr(), c.as_ptr()) };
+    unsafe { libc::syslog(libc::LOG_DAEMON | prio, c"%s".as_ptr(), c.as_ptr()) };
+}
+
+/// A syslog(3) priority (facility daemon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Err,
+    Warning,
+    Info,
+    Debug,
 }
 
 /// openlog(3) with the program's identity and the pid.
@@ -954,4 +969,139 @@ impl ProcessRef {
     pub fn kill(&self) -> io::Result<()> {
         self.signal(libc::SIGKILL)
     }
+}
+
+// ------------------------------------------------------------------------------
+// jexec in the jail layer (`jail::exec`, `jail::users`; issue #10, item 2).
+
+/// Threads of the calling process, when the OS tells (Linux: `/proc/self/task`);
+/// `None` when it cannot be told.
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(|d| d.flatten().count())
+}
+
+/// waitpid(2) on our own child `pid`: its status once it has ended (and is reaped),
+/// `None` while it runs when `block` is false.
+pub fn wait_child(pid: i32, block: bool) -> io::Result<Option<ExitStatus>> {
+    loop {
+        let mut st = 0;
+        let flags = if block { 0 } else { libc::WNOHANG };
+        // SAFETY: waitpid writes the status into a local.
+        let rc = unsafe { libc::waitpid(pid, &mut st, flags) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        if libc::WIFEXITED(st) {
+            return Ok(Some(ExitStatus::Code(libc::WEXITSTATUS(st))));
+        }
+        if libc::WIFSIGNALED(st) {
+            return Ok(Some(ExitStatus::Signal(libc::WTERMSIG(st))));
+        }
+    }
+}
+
+/// setpgid(2): put process `pid` (0: the caller) in the group `pgid` (0: its own).
+pub fn set_process_group(pid: i32, pgid: i32) -> io::Result<()> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::setpgid(pid, pgid) })
+}
+
+/// SIGKILL a process (a process that is gone is not an error).
+pub fn kill_process(pid: i32) -> io::Result<()> {
+    signal(pid, libc::SIGKILL)
+}
+
+/// SIGKILL every process of the process group `pgid` (an empty group is not an error).
+pub fn kill_process_group(pgid: i32) -> io::Result<()> {
+    if pgid <= 1 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    signal(-pgid, libc::SIGKILL)
+}
+
+/// Read a regular file of at most `max` bytes from an open descriptor; anything else
+/// (a FIFO, a device, a directory) or a larger file is refused.
+fn read_regular(fd: OwnedFd, what: &std::path::Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::from(fd);
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a regular file", what.display()),
+        ));
+    }
+    let mut out = Vec::new();
+    (&mut f).take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: larger than {max} bytes", what.display()),
+        ));
+    }
+    Ok(out)
+}
+
+/// Read the regular file `path` (at most `max` bytes), opened without blocking, so a
+/// FIFO or a device planted in its place cannot make the caller wait.
+pub fn read_regular_file(path: &std::path::Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    read_regular(f.into(), path, max)
+}
+
+/// [`read_regular_file`] for `rel` resolved inside `root` (see `RootDir`).
+pub fn read_regular_file_in(
+    root: &super::os::RootDir,
+    rel: &std::path::Path,
+    max: u64,
+) -> io::Result<Vec<u8>> {
+    let fd = root.open_at(rel, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0)?;
+    read_regular(fd, rel, max)
+}
+
+/// close_range(2) of `lo..=hi`.
+fn close_fd_range(lo: u32, hi: u32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: close_range only closes descriptors; the caller no longer uses them.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, lo, hi, 0u32);
+    }
+    #[cfg(target_os = "freebsd")]
+    // SAFETY: as above.
+    unsafe {
+        libc::close_range(lo, hi, 0);
+    }
+}
+
+/// Close every descriptor from 3 up but those in `keep` (a forked child dropping what
+/// it inherited from its parent: locks, sockets, files).
+pub fn close_fds_except(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= 3)
+        .map(|&f| f as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = 3u32;
+    for k in keep {
+        if k > lo {
+            close_fd_range(lo, k - 1);
+        }
+        lo = k + 1;
+    }
+    close_fd_range(lo, u32::MAX);
 }

@@ -9,6 +9,12 @@ use clap::Subcommand;
 
 use crate::manager::{fetch::Origin, props, CreateOpts, Jail, Manager, ManagerError, Selection};
 
+mod boot;
+mod list;
+
+use boot::boot_sequence;
+use list::list;
+
 #[derive(Debug, Subcommand)]
 pub enum ManageCmd {
     /// Mark ZPOOL as the pool jailctl uses and create its layout.
@@ -93,7 +99,7 @@ pub enum ManageCmd {
     /// Stop every running jail with boot=on, in reverse priority.
     Rcshutdown,
     /// Run a command in a jail (or in ALL running jails), as jexec(8).
-    Exec(super::jailctl::ExecArgs),
+    Exec(super::args::ExecArgs),
     /// A login shell in the jail (-f: start it first if needed).
     Console {
         #[arg(short = 'f')]
@@ -119,7 +125,7 @@ pub enum ManageCmd {
     Version,
 }
 
-type R = Result<ExitCode, ManagerError>;
+pub(crate) type R = Result<ExitCode, ManagerError>;
 
 fn kv(args: &[String]) -> Result<BTreeMap<String, String>, ManagerError> {
     args.iter()
@@ -384,7 +390,7 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         }
         ManageCmd::Rcboot => boot_sequence(m, false, out),
         ManageCmd::Rcshutdown => boot_sequence(m, true, out),
-        ManageCmd::Exec(super::jailctl::ExecArgs {
+        ManageCmd::Exec(super::args::ExecArgs {
             user,
             host_user,
             jail,
@@ -446,182 +452,4 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             unreachable!()
         }
     }
-}
-
-/// `rcboot` (start the boot jails by priority) or `rcshutdown` (stop them in reverse);
-/// a failing jail does not stop the others, but makes the exit status 1.
-fn boot_sequence(m: &Manager, shutdown: bool, out: &mut impl Write) -> R {
-    let mut jails = m.boot_order()?;
-    if shutdown {
-        jails.reverse();
-    }
-    let mut failed = 0;
-    for j in jails {
-        if m.is_running(&j).is_some() != shutdown {
-            continue;
-        }
-        let res = if shutdown {
-            m.stop(&j.uuid).map(|_| "stopped".to_string())
-        } else {
-            m.start(&j.uuid, false)
-                .map(|jid| format!("started (jid {jid})"))
-        };
-        match res {
-            Ok(what) => {
-                let _ = writeln!(out, "{what}: {} ({})", j.tag(), j.uuid);
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("jailctl: {e}");
-            }
-        }
-    }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-const COLUMNS: [&str; 8] = [
-    "JID", "UUID", "BOOT", "STATE", "TAG", "TYPE", "IP4", "RELEASE",
-];
-
-fn list(
-    m: &Manager,
-    templates: bool,
-    sort: Option<String>,
-    script: bool,
-    json: bool,
-    out: &mut impl Write,
-) -> R {
-    let running: BTreeMap<String, i32> = crate::jail::list()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| (i.name, i.jid))
-        .collect();
-    let mut rows: Vec<(Vec<String>, &Jail)> = Vec::new();
-    let jails = m.jails()?;
-    // A TAG borne by several jails (made by hand) is shown on each; they stay
-    // reachable by UUID.
-    let mut tag_count: BTreeMap<&str, usize> = BTreeMap::new();
-    for j in jails.iter().filter(|j| !j.tag().is_empty()) {
-        *tag_count.entry(j.tag()).or_default() += 1;
-    }
-    for j in jails.iter().filter(|j| {
-        (j.get("istemplate") == "yes") == templates || j.problem.is_some() && !templates
-    }) {
-        let jid = running.get(&j.kname()).copied();
-        let state = if let Some(p) = &j.problem {
-            eprintln!("jailctl: jail {} is CORRUPT: {p}", j.uuid);
-            "CORRUPT".to_string()
-        } else if tag_count.get(j.tag()).copied().unwrap_or(0) > 1 {
-            eprintln!(
-                "jailctl: tag {} is borne by {} jails; use their UUIDs (jail {})",
-                j.tag(),
-                tag_count[j.tag()],
-                j.uuid
-            );
-            if jid.is_some() {
-                "up,DUPTAG".into()
-            } else {
-                "DUPTAG".into()
-            }
-        } else if let Some((phase, interrupted)) = m.phase(&j.uuid) {
-            if interrupted {
-                format!("{phase}(interrupted)")
-            } else {
-                phase
-            }
-        } else if jid.is_some() {
-            "up".into()
-        } else {
-            "down".into()
-        };
-        let ip4 = match j.get("ip4_addr") {
-            "none" | "" => "-".to_string(),
-            v => v.to_string(),
-        };
-        let row = vec![
-            jid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
-            j.uuid.clone(),
-            j.get("boot").to_string(),
-            state,
-            if j.tag().is_empty() {
-                "-".into()
-            } else {
-                j.tag().to_string()
-            },
-            j.get("type").to_string(),
-            ip4,
-            j.get("release").to_string(),
-        ];
-        rows.push((row, j));
-    }
-    if let Some(key) = &sort {
-        let col = COLUMNS.iter().position(|c| c.eq_ignore_ascii_case(key));
-        if col.is_none() && props::lookup(key).is_err() {
-            return Err(ManagerError::Invalid(format!(
-                "-s {key}: not a column ({}) or a property",
-                COLUMNS.join(", ")
-            )));
-        }
-        rows.sort_by(|a, b| {
-            let (x, y) = match col {
-                Some(c) => (a.0[c].clone(), b.0[c].clone()),
-                None => (a.1.get(key).to_string(), b.1.get(key).to_string()),
-            };
-            match (x.parse::<i64>(), y.parse::<i64>()) {
-                (Ok(p), Ok(q)) => p.cmp(&q),
-                _ => x.cmp(&y),
-            }
-        });
-    }
-    if json {
-        let v: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(r, j)| {
-                let mut o = serde_json::Map::new();
-                for (c, val) in COLUMNS.iter().zip(r) {
-                    o.insert(
-                        c.to_ascii_lowercase(),
-                        serde_json::Value::String(val.clone()),
-                    );
-                }
-                if let Some(p) = &j.problem {
-                    o.insert("problem".into(), serde_json::Value::String(p.clone()));
-                }
-                serde_json::Value::Object(o)
-            })
-            .collect();
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
-        return Ok(ExitCode::SUCCESS);
-    }
-    if script {
-        for (r, _) in &rows {
-            let _ = writeln!(out, "{}", r.join("\t"));
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut w: Vec<usize> = COLUMNS.iter().map(|c| c.len()).collect();
-    for (r, _) in &rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let fmt = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let _ = writeln!(out, "{}", fmt(COLUMNS.to_vec()));
-    for (r, _) in &rows {
-        let _ = writeln!(out, "{}", fmt(r.iter().map(String::as_str).collect()));
-    }
-    Ok(ExitCode::SUCCESS)
 }
