@@ -47,7 +47,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// What a `jailctl` command failed with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Jail(#[from] crate::jail::JailError),
+    #[error(transparent)]
+    Manager(#[from] crate::manager::ManagerError),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.cmd {
         Cmd::Jail(c) => Ok(super::jail::run(c)?),
         Cmd::Manage(c) => {

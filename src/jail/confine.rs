@@ -370,7 +370,7 @@ pub const DENIED_SYSCALLS: &[&str] = &[
 ];
 
 #[cfg(target_os = "linux")]
-pub use super::linux_filter::{filters, SockFilter};
+pub use super::linux::filter::{filters, SockFilter};
 
 #[cfg(test)]
 mod tests {

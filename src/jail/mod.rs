@@ -20,8 +20,6 @@ pub mod users;
 mod freebsd;
 #[cfg(target_os = "linux")]
 pub mod linux;
-#[cfg(target_os = "linux")]
-mod linux_filter;
 
 use std::collections::BTreeMap;
 use std::ops::BitOr;

@@ -31,7 +31,8 @@ pub enum MountSpec {
         source: PathBuf,
         rel: PathBuf,
         opts: String,
-        /// Make the target directory first (a directory source).
+        /// Make the target directory first when the source is a directory at the
+        /// time of the mount (an fstab line).
         mkdir: bool,
         what: String,
     },
@@ -139,7 +140,7 @@ impl Host for RealHost {
                 what,
             } => {
                 let rootdir = crate::sys::os::RootDir::open(root)?;
-                if *mkdir {
+                if *mkdir && source.is_dir() {
                     rootdir.mkdir_all(rel)?;
                 }
                 let (id, at) = rootdir.mount_at(source, rel, fstype, opts)?;
@@ -256,10 +257,14 @@ impl JailOps for RealJails {
                     return Ok(Outcome::Failed(format!("exit status: {code}")))
                 }
                 Some(ExecStatus::NotStarted { code, message }) => {
-                    return Ok(Outcome::Failed(format!("exit status: {code}: {message}")))
+                    use std::io::Write;
+                    let _ = writeln!(&*log, "jailctl: {message}");
+                    return Ok(Outcome::Failed(format!("exit status: {code}")));
                 }
                 None if start.elapsed() > timeout => {
-                    let _ = child.kill_group();
+                    if let Err(e) = child.kill_group() {
+                        tracing::warn!(error = %e, "killing the timed-out command");
+                    }
                     child.wait()?;
                     return Ok(Outcome::TimedOut);
                 }

@@ -6,6 +6,16 @@ use super::error::{invalid, Result};
 use super::{fetch, Manager};
 use crate::storage::zfs;
 
+/// The downloads of a fetch go once it has ended; what cannot be removed is said
+/// (the next fetch sweeps it).
+fn remove_download(d: &std::path::Path) {
+    if let Err(e) = fs::remove_dir_all(d) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %d.display(), error = %e, "could not remove the downloads");
+        }
+    }
+}
+
 impl Manager {
     pub fn activate(pool: &str) -> Result<()> {
         Ok(zfs::activate(pool)?)
@@ -63,7 +73,7 @@ impl Manager {
             limits,
         ) {
             Ok(sums) => {
-                let _ = fs::remove_dir_all(&download);
+                remove_download(&download);
                 self.backend.commit_release(release)?;
                 Ok(sums)
             }
@@ -72,7 +82,7 @@ impl Manager {
                 if let Err(c) = self.backend.drop_release(release) {
                     cleanup.push(c.into());
                 }
-                let _ = fs::remove_dir_all(&download);
+                remove_download(&download);
                 Err(super::ManagerError::from(e).with_cleanup(cleanup))
             }
         }

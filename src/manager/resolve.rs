@@ -129,18 +129,12 @@ fn to_jail(r: Record, defaults: &Arc<BTreeMap<String, String>>) -> Jail {
             }
         }
     }
-    let mut j = Jail {
+    Jail {
         uuid: r.uuid,
         stored: r.props,
         defaults: defaults.clone(),
         problem,
-    };
-    if j.problem.is_none() {
-        if let Err(e) = j.config() {
-            j.problem = Some(e.to_string());
-        }
     }
-    j
 }
 
 pub(super) fn is_uuid(s: &str) -> bool {

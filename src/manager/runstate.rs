@@ -72,7 +72,12 @@ impl Manager {
     }
 
     pub(super) fn forget_state(&self, uuid: &str) {
-        let _ = fs::remove_file(self.state_path(uuid));
+        let p = self.state_path(uuid);
+        if let Err(e) = fs::remove_file(&p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove a run state");
+            }
+        }
     }
 
     /// The phase recorded for a jail, and whether it was interrupted (nobody holds

@@ -297,8 +297,10 @@ impl RootDir {
             libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW,
             0,
         )?;
-        // Not inside another mount (a nullfs of a host directory, say).
-        if fstat_dev(&fd)? != fstat_dev(&self.fd)? {
+        // Not inside another mount (a nullfs of a host directory, say); a directory of
+        // a devfs (dev/fd on the devfs this start mounted) is the kernel's, not the
+        // jail's, and is accepted.
+        if fstat_dev(&fd)? != fstat_dev(&self.fd)? && fs_type(&fd)? != "devfs" {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
@@ -352,6 +354,20 @@ impl RootDir {
             ));
         }
         Ok(())
+    }
+}
+
+/// The file system type of an open file (`devfs`, `zfs`, `nullfs`, ...).
+fn fs_type(fd: &OwnedFd) -> io::Result<String> {
+    // SAFETY: fstatfs fills a zeroed local struct; f_fstypename is NUL-terminated.
+    unsafe {
+        let mut s: libc::statfs = std::mem::zeroed();
+        if libc::fstatfs(fd.as_raw_fd(), &mut s) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(CStr::from_ptr(s.f_fstypename.as_ptr())
+            .to_string_lossy()
+            .into_owned())
     }
 }
 

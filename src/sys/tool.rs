@@ -114,6 +114,9 @@ pub fn mounted_below(path: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The `PATH` of a command started with a clean environment (`exec_clean`).
+pub const CLEAN_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin";
+
 /// How a host command is run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCommand {
@@ -149,7 +152,7 @@ impl Running {
                 Some(st) if st.success() => return Ok(Outcome::Success),
                 Some(st) => return Ok(Outcome::Failed(st.to_string())),
                 None if start.elapsed() > timeout => {
-                    let _ = super::unix::kill_group(self.child.id() as i32);
+                    let _ = super::unix::kill_process_group(self.child.id() as i32);
                     let _ = self.child.kill();
                     let _ = self.child.wait();
                     return Ok(Outcome::TimedOut);
@@ -177,10 +180,7 @@ pub fn spawn_host_command(c: &HostCommand, log: &File) -> std::io::Result<Runnin
         .stdout(log.try_clone()?)
         .stderr(log.try_clone()?);
     if c.clean_env {
-        cmd.env_clear().env(
-            "PATH",
-            "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin",
-        );
+        cmd.env_clear().env("PATH", CLEAN_PATH);
     }
     cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

@@ -401,11 +401,17 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             } else {
                 vec![m.resolve(&jail)?]
             };
+            // One jail failing (an unknown user there, say) does not stop the others.
             let mut code = 0;
             for j in &jails {
-                let c = m.exec(j, user.as_deref(), host_user.as_deref(), &command)?;
-                if c != 0 {
-                    code = c;
+                match m.exec(j, user.as_deref(), host_user.as_deref(), &command) {
+                    Ok(0) => {}
+                    Ok(c) => code = c,
+                    Err(e) if jails.len() > 1 => {
+                        eprintln!("jailctl: {e}");
+                        code = 1;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Ok(ExitCode::from(code as u8))

@@ -35,6 +35,16 @@ pub(super) fn main(
             return 1;
         }
     }
+    // It carries a copy of the caller's memory (every jail's properties): the jail's
+    // root must not be able to trace or inspect it once it is attached.
+    if let Err(e) = sys::make_untraceable() {
+        report(&failed(
+            "untraceable",
+            "jexec: make untraceable".into(),
+            Some(&e),
+        ));
+        return 1;
+    }
     if let Err(e) = crate::jail::attach(&jid.to_string()) {
         report(&failed_jail("attach", &e));
         return 1;

@@ -42,7 +42,7 @@ use crate::sys::unix as sys;
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `PATH` of a clean environment.
-pub const CLEAN_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin";
+pub use crate::sys::tool::CLEAN_PATH;
 
 /// Whose credentials the command runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,12 +176,17 @@ impl ExecChild {
         if self.reaped {
             return Ok(());
         }
-        if self.group {
+        // The child itself is killed even when its group cannot be (it is unreaped:
+        // its pid is still ours), so a wait that follows always ends.
+        let group = if self.group {
             sys::kill_process_group(self.pid)
-                .map_err(|e| JailError::os(format!("jexec: kill group {}", self.pid), e))?;
-        }
+                .map_err(|e| JailError::os(format!("jexec: kill group {}", self.pid), e))
+        } else {
+            Ok(())
+        };
         sys::kill_process(self.pid)
-            .map_err(|e| JailError::os(format!("jexec: kill {}", self.pid), e))
+            .map_err(|e| JailError::os(format!("jexec: kill {}", self.pid), e))?;
+        group
     }
 
     fn reap(&mut self, block: bool) -> Result<Option<ExecStatus>, JailError> {

@@ -35,7 +35,7 @@ impl Manager {
     fn open_console_log(&self, uuid: &str) -> Result<(PathBuf, File)> {
         let log = self.console_log(uuid);
         if let Some(d) = log.parent() {
-            let _ = std::fs::create_dir_all(d);
+            std::fs::create_dir_all(d).map_err(io_at(d.display()))?;
         }
         let f = OpenOptions::new()
             .create(true)

@@ -50,14 +50,9 @@ pub fn root_mounts(layout: &RootLayout, os: Os) -> Vec<MountSpec> {
 }
 
 /// The jail's fstab (`source target type [options]`, targets inside the jail) as
-/// mounts inside its root. `is_dir` tells whether a source is a host directory (its
-/// target is then made). A malformed line fails the whole file, before any mount.
-pub fn fstab_mounts(
-    text: &str,
-    fstab: &Path,
-    root: &Path,
-    is_dir: impl Fn(&Path) -> bool,
-) -> Result<Vec<MountSpec>> {
+/// mounts inside its root; the target of a directory source is made when it is
+/// mounted. A malformed line fails the whole file, before any mount.
+pub fn fstab_mounts(text: &str, fstab: &Path, root: &Path) -> Result<Vec<MountSpec>> {
     let mut out = Vec::new();
     for (n, line) in text
         .lines()
@@ -84,7 +79,7 @@ pub fn fstab_mounts(
             source: PathBuf::from(f[0]),
             rel,
             opts: f.get(3).copied().unwrap_or("rw").to_string(),
-            mkdir: is_dir(Path::new(f[0])),
+            mkdir: true,
             what: format!("fstab line {n}"),
         });
     }
@@ -194,10 +189,7 @@ mod tests {
     #[test]
     fn fstab_lines_are_mounts_inside_the_root() {
         let text = "# comment\n\n/data /mnt/data nullfs ro 0 0\n/tmp/x /j/root/opt tmpfs\n";
-        let m = fstab_mounts(text, Path::new("/j/fstab"), Path::new("/j/root"), |p| {
-            p == Path::new("/data")
-        })
-        .unwrap();
+        let m = fstab_mounts(text, Path::new("/j/fstab"), Path::new("/j/root")).unwrap();
         assert_eq!(m.len(), 2);
         let MountSpec::InRoot {
             rel,
@@ -221,14 +213,9 @@ mod tests {
             panic!()
         };
         assert_eq!((rel.as_path(), opts.as_str()), (Path::new("opt"), "rw"));
-        let e = fstab_mounts(
-            "/a /b\n",
-            Path::new("/j/fstab"),
-            Path::new("/j/root"),
-            |_| false,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = fstab_mounts("/a /b\n", Path::new("/j/fstab"), Path::new("/j/root"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("/j/fstab:1") && e.contains("source target type"),
             "{e}"

@@ -10,6 +10,7 @@ use crate::manager::config::{JailConfig, Resolver};
 use crate::manager::error::{ManagerError, Result};
 use crate::manager::host::MountSpec;
 use crate::manager::runstate::{Phase, RunState};
+use crate::manager::status::Status;
 use crate::manager::{Jail, Manager};
 use crate::sys::OS;
 
@@ -99,7 +100,7 @@ impl Start<'_> {
         let Ok(text) = std::fs::read_to_string(&fstab) else {
             return Ok(());
         };
-        for spec in mounts::fstab_mounts(&text, &fstab, &self.root, |p| p.is_dir())? {
+        for spec in mounts::fstab_mounts(&text, &fstab, &self.root)? {
             let what = spec.what().to_string();
             self.mount(&spec, &what)?;
         }
@@ -149,26 +150,17 @@ impl Manager {
     /// `start`: every failing step undoes the earlier ones.
     pub fn start(&self, key: &str, force_template: bool) -> Result<i32> {
         let j = self.resolve(key)?;
-        if let Some(why) = &j.problem {
-            return Err(ManagerError::Corrupt {
-                uuid: j.uuid.clone(),
-                why: why.clone(),
-            });
-        }
         let c = j.config()?;
-        if c.template && !force_template {
-            return Err(crate::manager::error::invalid(format!(
-                "{} is a template; use start -f to start it for editing",
-                j.label()
-            )));
-        }
+        let stored = match &j.problem {
+            Some(why) => Status::Corrupt(why.clone()),
+            None if c.template => Status::Template,
+            None => Status::Down,
+        };
+        stored.can_start(&j.label(), &j.uuid, force_template)?;
         let _l = self.lock_jail(&j.uuid)?;
         self.finish_interrupted(&j)?;
         if let Some(jid) = self.is_running(&j) {
-            return Err(crate::manager::error::invalid(format!(
-                "jail {} is already running (jid {jid})",
-                j.label()
-            )));
+            Status::Up(jid).can_start(&j.label(), &j.uuid, force_template)?;
         }
         // leftovers of an interrupted start or stop
         self.unmount_recorded(&j.uuid)?;

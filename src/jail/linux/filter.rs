@@ -1,7 +1,7 @@
 //! The seccomp filter of a Linux jail, built from its [`Policy`] with `seccompiler`
 //! (the Linux half of `confine`; system call numbers and flags are Linux facts).
 
-use super::confine::Policy;
+use crate::jail::confine::Policy;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
     SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
@@ -89,7 +89,7 @@ pub fn filters(policy: &Policy) -> Vec<Vec<SockFilter>> {
     ] {
         deny(nr);
     }
-    if policy.caps & (1 << super::confine::cap("CAP_SYSLOG")) == 0 {
+    if policy.caps & (1 << crate::jail::confine::cap("CAP_SYSLOG")) == 0 {
         deny(libc::SYS_syslog);
     }
     if !policy.set_hostname {
