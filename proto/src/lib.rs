@@ -335,14 +335,17 @@ pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
     }
     let n = frame_len(prefix)?;
     let mut body = vec![0u8; n];
-    r.read_exact(&mut body).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            e.into()
-        }
-    })?;
+    r.read_exact(&mut body).map_err(truncated)?;
     Ok(body)
+}
+
+/// A short read inside a frame is a truncated frame.
+fn truncated(e: io::Error) -> FrameError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        FrameError::Truncated
+    } else {
+        e.into()
+    }
 }
 
 /// Read one frame body from an async reader: the same rules as [`read_frame`]
@@ -365,13 +368,7 @@ where
     }
     let n = frame_len(prefix)?;
     let mut body = vec![0u8; n];
-    r.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            e.into()
-        }
-    })?;
+    r.read_exact(&mut body).await.map_err(truncated)?;
     Ok(body)
 }
 

@@ -52,8 +52,6 @@ pub trait Host: Send + Sync {
     fn mount(&self, m: &MountSpec) -> std::io::Result<MountRecord>;
     /// Undo exactly the mount recorded.
     fn unmount(&self, m: &MountRecord) -> std::io::Result<()>;
-    /// Host mount points at or below `path`.
-    fn mounted_below(&self, path: &Path) -> Vec<PathBuf>;
     /// Write a file inside a jail's root (resolved beneath it), when `rel`'s directory
     /// exists there; `Ok(false)` when it does not.
     fn write_in_root(
@@ -162,10 +160,6 @@ impl Host for RealHost {
             }
             None => Ok(()),
         }
-    }
-
-    fn mounted_below(&self, path: &Path) -> Vec<PathBuf> {
-        tool::mounted_below(path)
     }
 
     fn write_in_root(

@@ -58,10 +58,6 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn mounted_below(&self, _: &Path) -> Vec<PathBuf> {
-        vec![]
-    }
-
     fn write_in_root(&self, _: &Path, rel: &Path, _: &[u8], _: u32) -> std::io::Result<bool> {
         self.0.call(format!("write {}", rel.display()))?;
         Ok(true)
