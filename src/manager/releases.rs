@@ -1,7 +1,5 @@
 //! Releases (`fetch`, the list) and pools (`activate`, `deactivate`).
 
-use std::fs;
-
 use super::error::{invalid, Result};
 use super::{fetch, Manager};
 use crate::storage::zfs;
@@ -9,7 +7,7 @@ use crate::storage::zfs;
 /// The downloads of a fetch go once it has ended; what cannot be removed is said
 /// (the next fetch sweeps it).
 fn remove_download(d: &std::path::Path) {
-    if let Err(e) = fs::remove_dir_all(d) {
+    if let Err(e) = crate::sys::files::remove_tree(d) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(path = %d.display(), error = %e, "could not remove the downloads");
         }

@@ -9,7 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{io_err, Backend, Base, Record, RootLayout, StorageError};
+use crate::sys::files::remove_tree;
 use crate::sys::tool::{self, mounted_below};
+use crate::sys::{Os, OS};
 
 pub struct DirBackend {
     pub root: PathBuf,
@@ -144,6 +146,9 @@ impl Backend for DirBackend {
                 for d in ["root", "upper", "work"] {
                     fs::create_dir_all(tmp.join(d)).map_err(io_err(&tmp))?;
                 }
+                if OS == Os::FreeBsd {
+                    super::basejail::make_root(&rel, &tmp.join("root"))?;
+                }
             }
             Base::Thick(r) => copy_release(&self.release_root(r)?, &tmp.join("root"))?,
             Base::Empty => fs::create_dir_all(tmp.join("root")).map_err(io_err(&tmp))?,
@@ -189,12 +194,12 @@ impl Backend for DirBackend {
         let partial = self.partial(uuid);
         if live.exists() {
             if partial.exists() {
-                fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+                remove_tree(&partial).map_err(io_err(&partial))?;
             }
             fs::rename(&live, &partial).map_err(io_err(&live))?;
         }
         if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+            remove_tree(&partial).map_err(io_err(&partial))?;
         }
         Ok(())
     }
@@ -226,6 +231,7 @@ impl Backend for DirBackend {
         let j = self.jail(uuid);
         Ok(RootLayout::Thin {
             release,
+            shared: super::basejail::shared_dirs(&lower),
             lower,
             upper: j.join("upper"),
             work: j.join("work"),
@@ -250,7 +256,7 @@ impl Backend for DirBackend {
     fn begin_release(&self, name: &str) -> Result<PathBuf, StorageError> {
         let tmp = self.root.join("releases").join(format!(".{name}.partial"));
         if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+            remove_tree(&tmp).map_err(io_err(&tmp))?;
         }
         let root = tmp.join("root");
         fs::create_dir_all(&root).map_err(io_err(&root))?;
@@ -264,14 +270,14 @@ impl Backend for DirBackend {
         if to.exists() {
             let old = rels.join(format!(".{name}.old"));
             if old.exists() {
-                fs::remove_dir_all(&old).map_err(io_err(&old))?;
+                remove_tree(&old).map_err(io_err(&old))?;
             }
             fs::rename(&to, &old).map_err(io_err(&to))?;
             if let Err(e) = fs::rename(&tmp, &to) {
                 let _ = fs::rename(&old, &to);
                 return Err(io_err(&to)(e));
             }
-            fs::remove_dir_all(&old).map_err(io_err(&old))?;
+            remove_tree(&old).map_err(io_err(&old))?;
         } else {
             fs::rename(&tmp, &to).map_err(io_err(&to))?;
         }
@@ -283,7 +289,7 @@ impl Backend for DirBackend {
     fn drop_release(&self, name: &str) -> Result<(), StorageError> {
         let p = self.root.join("releases").join(format!(".{name}.partial"));
         if p.exists() {
-            fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            remove_tree(&p).map_err(io_err(&p))?;
         }
         Ok(())
     }
@@ -305,7 +311,7 @@ impl Backend for DirBackend {
                             continue;
                         }
                     }
-                    fs::remove_dir_all(&p).map_err(io_err(&p))?;
+                    remove_tree(&p).map_err(io_err(&p))?;
                     gone.push(p.display().to_string());
                 }
             }
@@ -315,7 +321,7 @@ impl Backend for DirBackend {
             for e in rd.flatten() {
                 let p = e.path();
                 let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
+                    remove_tree(&p)
                 } else {
                     fs::remove_file(&p)
                 };
@@ -360,7 +366,7 @@ impl Backend for DirBackend {
                 )));
             }
             if t.exists() {
-                fs::remove_dir_all(&t).map_err(io_err(&t))?;
+                remove_tree(&t).map_err(io_err(&t))?;
             }
         }
         if what != "all" {

@@ -2,6 +2,7 @@
 //! as ZFS user properties) and a plain directory (properties in one file per jail).
 //! Both offer the same operations and the same behaviour.
 
+pub mod basejail;
 pub mod dir;
 pub mod zfs;
 
@@ -87,13 +88,17 @@ pub enum RootLayout {
     /// The root is in place (a dataset, a full copy, an empty root): nothing to mount.
     InPlace,
     /// A thin jail: the release's root (`lower`, read-only), the jail's own changes in
-    /// `upper` (with `work`, the overlay's work directory), seen together at `target`.
+    /// `upper` (with `work`, the overlay's work directory), seen together at `target`
+    /// (Linux: an overlay). On FreeBSD the root at `target` is the jail's own and
+    /// writable, and the release's `shared` base directories are mounted read-only
+    /// into it (see [`basejail`]).
     Thin {
         release: String,
         lower: PathBuf,
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
+        shared: Vec<PathBuf>,
     },
 }
 

@@ -92,6 +92,11 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), ToolError> {
     .map(|_| ())
 }
 
+/// Copy one file, link or device with `cp -a` (owners, modes and links kept).
+pub fn copy_entry(from: &Path, to: &Path) -> Result<(), ToolError> {
+    run("cp", &[OsStr::new("-a"), from.as_os_str(), to.as_os_str()]).map(|_| ())
+}
+
 /// Extract an archive with `tar -xpf` (modes, owners and flags kept) into `dir`.
 pub fn extract(archive: &Path, dir: &Path) -> Result<(), ToolError> {
     run(
@@ -106,12 +111,47 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<(), ToolError> {
     .map(|_| ())
 }
 
-/// The host's mount points at or below `path` (none when the table cannot be read).
+/// The host's mount points at or below `path` (none when the table cannot be read:
+/// Linux's /proc/self/mountinfo, FreeBSD's getmntinfo(3)).
 pub fn mounted_below(path: &Path) -> Vec<PathBuf> {
-    super::os::mount_points()
-        .into_iter()
-        .filter(|m| m == path || m.starts_with(path))
-        .collect()
+    at_or_below(super::os::mount_points(), path)
+}
+
+/// Of `points`, those at `path` or below it (whole components: `/j/root2` is not
+/// below `/j/root`).
+pub fn at_or_below(points: impl IntoIterator<Item = PathBuf>, path: &Path) -> Vec<PathBuf> {
+    points.into_iter().filter(|m| m.starts_with(path)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_below_a_jail_on_a_freebsd_host() {
+        // `mount -p` of a FreeBSD 14 host running a directory-backend basejail
+        let mount_p = "zroot/ROOT/default	/	zfs	rw,nfsv4acls	0 0
+devfs	/dev	devfs	rw	0 0
+/var/db/jailctl/releases/14.1-RELEASE/root/bin	/var/db/jailctl/jails/5d1c/root/bin	nullfs	ro	0 0
+/var/db/jailctl/releases/14.1-RELEASE/root/usr/lib	/var/db/jailctl/jails/5d1c/root/usr/lib	nullfs	ro	0 0
+devfs	/var/db/jailctl/jails/5d1c/root/dev	devfs	rw	0 0
+fdescfs	/var/db/jailctl/jails/5d1c/root/dev/fd	fdescfs	rw	0 0
+/data/shared	/var/db/jailctl/jails/5d1c/root/mnt/data	nullfs	ro	0 0
+devfs	/var/db/jailctl/jails/5d1c2/root/dev	devfs	rw	0 0";
+        let points: Vec<PathBuf> = mount_p
+            .lines()
+            .map(|l| PathBuf::from(l.split('\t').nth(1).unwrap()))
+            .collect();
+        let jail = Path::new("/var/db/jailctl/jails/5d1c");
+        let below = at_or_below(points.clone(), jail);
+        assert_eq!(below.len(), 5, "{below:?}");
+        assert!(below.contains(&PathBuf::from("/var/db/jailctl/jails/5d1c/root/mnt/data")));
+        // a sibling whose name starts alike is not below it
+        assert!(!below
+            .iter()
+            .any(|p| p.starts_with("/var/db/jailctl/jails/5d1c2")));
+        assert!(at_or_below(points, Path::new("/var/db/jailctl/jails/other")).is_empty());
+    }
 }
 
 /// The `PATH` of a command started with a clean environment (`exec_clean`).

@@ -12,7 +12,9 @@ use crate::storage::RootLayout;
 use crate::sys::Os;
 
 /// The mounts that build a jail's root: a thin jail is an overlay of the release with
-/// its own upper layer on Linux, and a read-only nullfs of the release on FreeBSD.
+/// its own upper layer on Linux; on FreeBSD its own writable root with the release's
+/// base directories nullfs-mounted read-only into it (resolved inside the root, which
+/// the jail can change), as iocage does.
 pub fn root_mounts(layout: &RootLayout, os: Os) -> Vec<MountSpec> {
     match layout {
         RootLayout::InPlace => vec![],
@@ -22,28 +24,34 @@ pub fn root_mounts(layout: &RootLayout, os: Os) -> Vec<MountSpec> {
             upper,
             work,
             target,
+            shared,
         } => {
             let what = format!("release {release}");
-            vec![match os {
-                Os::Linux => MountSpec::Host {
-                    fstype: "overlay".into(),
-                    source: PathBuf::from("overlay"),
-                    target: target.clone(),
-                    opts: format!(
-                        "lowerdir={},upperdir={},workdir={}",
-                        lower.display(),
-                        upper.display(),
-                        work.display()
-                    ),
-                    what,
-                },
-                Os::FreeBsd => MountSpec::Host {
-                    fstype: "nullfs".into(),
-                    source: lower.clone(),
-                    target: target.clone(),
-                    opts: "ro".into(),
-                    what,
-                },
+            if os == Os::FreeBsd {
+                return shared
+                    .iter()
+                    .map(|d| MountSpec::InRoot {
+                        root: target.clone(),
+                        fstype: "nullfs".into(),
+                        source: lower.join(d),
+                        rel: d.clone(),
+                        opts: "ro".into(),
+                        mkdir: true,
+                        what: format!("{what} /{}", d.display()),
+                    })
+                    .collect();
+            }
+            vec![MountSpec::Host {
+                fstype: "overlay".into(),
+                source: PathBuf::from("overlay"),
+                target: target.clone(),
+                opts: format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lower.display(),
+                    upper.display(),
+                    work.display()
+                ),
+                what,
             }]
         }
     }
@@ -155,6 +163,7 @@ mod tests {
             upper: "/j/upper".into(),
             work: "/j/work".into(),
             target: "/j/root".into(),
+            shared: vec!["bin".into(), "usr/lib".into()],
         };
         let MountSpec::Host {
             fstype,
@@ -168,20 +177,47 @@ mod tests {
         assert_eq!(fstype, "overlay");
         assert_eq!(source, Path::new("overlay"));
         assert_eq!(opts, "lowerdir=/rel/root,upperdir=/j/upper,workdir=/j/work");
-        let MountSpec::Host {
-            fstype,
-            opts,
-            source,
-            target,
-            ..
-        } = &root_mounts(&l, Os::FreeBsd)[0]
-        else {
-            panic!()
-        };
-        assert_eq!((fstype.as_str(), opts.as_str()), ("nullfs", "ro"));
+        // FreeBSD: each shared base directory, read-only, inside the jail's own root
+        let m = root_mounts(&l, Os::FreeBsd);
+        let got: Vec<(String, String, String, String)> = m
+            .iter()
+            .map(|s| match s {
+                MountSpec::InRoot {
+                    root,
+                    fstype,
+                    source,
+                    rel,
+                    opts,
+                    ..
+                } => {
+                    assert_eq!(root, Path::new("/j/root"));
+                    assert_eq!(fstype, "nullfs");
+                    (
+                        source.display().to_string(),
+                        rel.display().to_string(),
+                        opts.clone(),
+                        s.what().to_string(),
+                    )
+                }
+                _ => panic!("{s:?}"),
+            })
+            .collect();
         assert_eq!(
-            (source.as_path(), target.as_path()),
-            (Path::new("/rel/root"), Path::new("/j/root"))
+            got,
+            [
+                (
+                    "/rel/root/bin".to_string(),
+                    "bin".to_string(),
+                    "ro".to_string(),
+                    "release 14.1-RELEASE /bin".to_string()
+                ),
+                (
+                    "/rel/root/usr/lib".into(),
+                    "usr/lib".into(),
+                    "ro".into(),
+                    "release 14.1-RELEASE /usr/lib".into()
+                )
+            ]
         );
         assert!(root_mounts(&RootLayout::InPlace, Os::FreeBsd).is_empty());
     }

@@ -425,7 +425,7 @@ impl Backend for ZfsBackend {
                 for e in rd.flatten() {
                     let p = e.path();
                     let _ = if p.is_dir() {
-                        std::fs::remove_dir_all(&p)
+                        crate::sys::files::remove_tree(&p)
                     } else {
                         std::fs::remove_file(&p)
                     };

@@ -9,6 +9,9 @@ use std::io;
 use std::os::raw::{c_char, c_int, c_uint, c_void};
 use std::os::unix::ffi::OsStrExt;
 
+mod flags;
+pub use flags::clear_undeletable_flags;
+
 /// `struct jailparam` of `<jail.h>`.
 #[repr(C)]
 struct JailParamC {

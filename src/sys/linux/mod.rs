@@ -167,3 +167,8 @@ pub(super) unsafe fn confine_raw(
         Ok(())
     }
 }
+
+/// Linux has no flags that tar restores and that stop a removal: nothing to do.
+pub fn clear_undeletable_flags(_tree: &std::path::Path) -> io::Result<()> {
+    Ok(())
+}
