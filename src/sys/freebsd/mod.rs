@@ -10,7 +10,9 @@ use std::os::raw::{c_char, c_int, c_uint, c_void};
 use std::os::unix::ffi::OsStrExt;
 
 mod flags;
+mod kparam;
 pub use flags::clear_undeletable_flags;
+pub use kparam::param_exists;
 
 /// `struct jailparam` of `<jail.h>`.
 #[repr(C)]
