@@ -36,6 +36,11 @@ impl Manager {
         shutdown: bool,
         mut report: impl FnMut(&BootResult),
     ) -> Result<usize> {
+        if !shutdown {
+            for uuid in self.sweep_stale_states() {
+                tracing::info!(%uuid, "removed a run state of an earlier boot");
+            }
+        }
         let mut jails = self.boot_order()?;
         if shutdown {
             jails.reverse();

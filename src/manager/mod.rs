@@ -51,8 +51,10 @@ use host::{Host, JailOps, RealHost, RealJails};
 
 /// Default root of the directory backend.
 pub const DEFAULT_ROOT: &str = "/var/db/jailctl";
-/// Default directory of locks and runtime state.
-pub const DEFAULT_RUN: &str = "/run/jailctl";
+/// Default directory of locks and runtime state: on a file system that does not
+/// outlive a boot where the OS has one (`/run` on Linux); FreeBSD's `/var/run` is on
+/// the root file system, so run states also carry the boot they were made in.
+pub const DEFAULT_RUN: &str = crate::sys::os::RUN_DIR;
 
 /// Which backend to use (global options `--root` / `--pool`).
 #[derive(Debug, Clone, Default)]

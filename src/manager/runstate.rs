@@ -49,6 +49,21 @@ pub struct RunState {
     /// the next command finishes (by stopping).
     #[serde(default)]
     pub phase: Option<Phase>,
+    /// The boot it was recorded in: a state from an earlier boot describes nothing
+    /// that still exists (a host whose run directory survives a reboot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+}
+
+impl RunState {
+    /// This state if it was recorded in boot `now`; a state without a boot (written
+    /// by an earlier jailctl) is taken as current.
+    pub fn current(self, now: Option<&str>) -> RunState {
+        match (&self.boot, now) {
+            (Some(b), Some(n)) if b != n => RunState::default(),
+            _ => self,
+        }
+    }
 }
 
 impl Manager {
@@ -59,16 +74,45 @@ impl Manager {
     pub(super) fn read_state(&self, uuid: &str) -> RunState {
         fs::read(self.state_path(uuid))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| serde_json::from_slice::<RunState>(&b).ok())
             .unwrap_or_default()
+            .current(crate::sys::os::boot_id().as_deref())
     }
 
     pub(super) fn write_state(&self, uuid: &str, st: &RunState) -> Result<()> {
         let p = self.state_path(uuid);
         let dir = self.run.join("state");
         fs::create_dir_all(&dir).map_err(io_at(dir.display()))?;
-        crate::sys::files::write_atomic(&p, &serde_json::to_vec(st).expect("json"))
+        let st = RunState {
+            boot: crate::sys::os::boot_id(),
+            ..st.clone()
+        };
+        crate::sys::files::write_atomic(&p, &serde_json::to_vec(&st).expect("json"))
             .map_err(io_at(p.display()))
+    }
+
+    /// Remove the run states of earlier boots (at `rcboot`): what they recorded is
+    /// gone with the reboot. Returns the jails whose state went.
+    pub fn sweep_stale_states(&self) -> Vec<String> {
+        let now = crate::sys::os::boot_id();
+        let Ok(rd) = fs::read_dir(self.run.join("state")) else {
+            return vec![];
+        };
+        let mut gone = Vec::new();
+        for e in rd.flatten() {
+            let p = e.path();
+            let Some(uuid) = p.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let stale = fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<RunState>(&b).ok())
+                .is_some_and(|st| st.boot.is_some() && st.boot != now);
+            if stale && self.lock_is_free(&uuid) && fs::remove_file(&p).is_ok() {
+                gone.push(uuid);
+            }
+        }
+        gone
     }
 
     pub(super) fn forget_state(&self, uuid: &str) {
@@ -102,5 +146,19 @@ mod tests {
         assert_eq!(st.mounts[0].what, "release r");
         let st: RunState = serde_json::from_slice(br#"{"mounts":[],"jid":null}"#).unwrap();
         assert_eq!(st.phase, None);
+        // no boot recorded: taken as this boot's
+        assert_eq!(st.clone().current(Some("b")), st);
+    }
+
+    #[test]
+    fn a_state_of_an_earlier_boot_is_void() {
+        let st = RunState {
+            mounts: vec![],
+            jid: Some(4),
+            phase: Some(Phase::Stopping),
+            boot: Some("1700000000.000001".into()),
+        };
+        assert_eq!(st.clone().current(Some("1700000000.000001")), st);
+        assert_eq!(st.current(Some("1710000000.123456")), RunState::default());
     }
 }

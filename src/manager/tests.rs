@@ -297,6 +297,7 @@ fn stop_undoes_exactly_what_the_run_state_recorded() {
         mounts: vec![rec("release R"), rec("fstab line 2")],
         jid: Some(7),
         phase: None,
+        boot: None,
     };
     f.m.write_state(&f.uuid, &st).unwrap();
     assert!(f.m.stop("t").unwrap());
@@ -342,6 +343,7 @@ fn an_interrupted_start_is_finished_by_stopping() {
         mounts: vec![rec("release R")],
         jid: Some(7),
         phase: Some(Phase::Starting),
+        boot: None,
     };
     f.m.write_state(&f.uuid, &st).unwrap();
     assert_eq!(f.m.phase(&f.uuid), Some(("starting".into(), true)));

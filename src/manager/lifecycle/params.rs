@@ -119,7 +119,10 @@ mod tests {
         assert!(has(&a, "allow.raw_sockets=false"));
         assert!(has(&a, "allow.set_hostname=true"));
         // a module-dependent permission that is off is not passed at all
-        assert!(!a.iter().any(|x| x.starts_with("allow.mount.tmpfs")), "{a:?}");
+        assert!(
+            !a.iter().any(|x| x.starts_with("allow.mount.tmpfs")),
+            "{a:?}"
+        );
         assert!(has(&a, "devfs_ruleset=4"));
         assert!(has(&a, "securelevel=2") && has(&a, "enforce_statfs=2"));
         // the whole list parses as jail parameters
@@ -129,13 +132,20 @@ mod tests {
     #[test]
     fn a_module_dependent_allow_names_the_missing_module() {
         let c = cfg(&[("allow_mount_zfs", "1")]);
-        let e = assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |p| p != "allow.mount.zfs")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("kldload zfs") && e.contains("allow_mount_zfs"), "{e}");
+        let e = assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |p| {
+            p != "allow.mount.zfs"
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("kldload zfs") && e.contains("allow_mount_zfs"),
+            "{e}"
+        );
         // off: the missing module does not matter
         let c = cfg(&[]);
-        assert!(assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |p| !p.starts_with("allow.mount.")).is_ok());
+        assert!(assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |p| !p
+            .starts_with("allow.mount."))
+        .is_ok());
     }
 
     #[test]

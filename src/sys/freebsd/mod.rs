@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 mod flags;
 mod kparam;
 pub use flags::clear_undeletable_flags;
-pub use kparam::param_exists;
+pub use kparam::{boot_id, param_exists, RUN_DIR};
 
 /// `struct jailparam` of `<jail.h>`.
 #[repr(C)]

@@ -172,3 +172,13 @@ pub(super) unsafe fn confine_raw(
 pub fn clear_undeletable_flags(_tree: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
+
+/// Where jailctl keeps locks and run states (a tmpfs on Linux).
+pub const RUN_DIR: &str = "/run/jailctl";
+
+/// This boot's identity (`/proc/sys/kernel/random/boot_id`).
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
