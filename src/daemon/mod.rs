@@ -9,8 +9,10 @@
 //!   backoff, re-arm by jail name);
 //! - [`command`]: running a probe's host command (rate limit, coalescing, cap);
 //! - [`reaper`]: the daemon is a subreaper and reaps every probe and command itself;
+//!   [`children`]: which pid-only children it may still signal (none once reaped);
 //! - [`pidfile`], [`client`]: the pidfile lock, the utility's side of the socket.
 
+pub mod children;
 pub mod client;
 pub mod command;
 pub mod handler;

@@ -273,13 +273,13 @@ pub async fn spawn_probe(
     tokio::task::spawn_blocking(move || {
         let mut helper_rx = None;
         let spawned = probe::spawn(&exe, &params, |cmd| {
-            let (child, rx) = reaper.spawn(cmd)?;
+            let (helper, rx) = reaper.spawn_tracked(cmd)?;
             helper_rx = Some(rx);
-            Ok(child)
+            Ok(helper)
         })?;
         // Linux: the probe is named by the pidfd the helper handed over, and it is
         // (or is about to become) our child: only our reaper reaps it. FreeBSD: it is
-        // the helper we forked.
+        // the helper we forked, signalled through the reaper (never once reaped).
         let exit = if spawned.probe.pid == spawned.helper_pid {
             helper_rx.expect("helper watched")
         } else {

@@ -23,7 +23,8 @@
 //! 4. the helper sends [`Handoff::Ready`] with the pidfd attached (`SCM_RIGHTS`) and
 //!    exits; the probe is reparented to the daemon, a subreaper. On FreeBSD the helper
 //!    is the probe (jail_attach needs no fork): the daemon knows it by the pid it
-//!    forked.
+//!    forked, and signals it only through its reaper, which refuses once that pid has
+//!    been reaped (see `daemon::children`).
 //!
 //! The daemon learns the probe's identity from the kernel only (the pidfd, or the pid
 //! it forked), never from bytes: the handoff carries no pid. Anything but exactly one
@@ -254,19 +255,20 @@ fn wait_report(r: OwnedFd) -> Handoff {
 #[derive(Debug)]
 pub struct Spawned {
     /// The probe, named by the kernel (its pidfd on Linux; on FreeBSD the pid the
-    /// daemon forked).
+    /// daemon forked, signalled only through its reaper while unreaped).
     pub probe: sys::ProcessRef,
     /// Host pid of the helper (already exited on Linux; the probe itself on FreeBSD).
     pub helper_pid: i32,
 }
 
 /// Start a probe: exec the helper (`exe`) with argv[0] = title, hand it `params`, and
-/// take the probe over. `spawn` starts the command (the caller registers the pid with
-/// its reaper while doing so). Blocks at most [`SETUP_TIMEOUT`].
+/// take the probe over. `spawn` starts the command and returns the helper as its
+/// reaper tracks it (registered before it can be reaped; a signal through it never
+/// reaches the pid once reaped). Blocks at most [`SETUP_TIMEOUT`].
 pub fn spawn(
     exe: &Path,
     params: &ProbeParams,
-    spawn: impl FnOnce(&mut Command) -> std::io::Result<std::process::Child>,
+    spawn: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
 ) -> Result<Spawned, ProbeError> {
     use std::os::unix::process::CommandExt;
     let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
@@ -281,16 +283,18 @@ pub fn spawn(
     // Whatever the jail layer needs to find its jails (never named here).
     cmd.envs(crate::jail::child_env());
     sys::command_pass_fd(&mut cmd, theirs.as_raw_fd(), 3);
-    let child = spawn(&mut cmd).map_err(ProbeError::Spawn)?;
+    let helper = spawn(&mut cmd).map_err(ProbeError::Spawn)?;
     drop(cmd);
     drop(theirs);
-    let helper_pid = child.id() as i32;
+    let helper_pid = helper.pid;
     let setup = |message: String| ProbeError::Setup {
         jid: params.jid,
         message,
     };
+    // Through the reaper: a helper that has already exited and been reaped is not
+    // signalled (its pid may be someone else's by now).
     let kill_helper = || {
-        let _ = sys::kill_now(helper_pid);
+        let _ = helper.kill();
     };
     let body = serde_json::to_vec(params).expect("params serialize");
     if let Err(e) = sys::send_with_fds(&mine, &body, &[]) {
@@ -320,7 +324,7 @@ pub fn spawn(
             #[cfg(not(target_os = "linux"))]
             let probe = {
                 fds.clear();
-                sys::ProcessRef::new(helper_pid)
+                helper
             };
             Ok(Spawned { probe, helper_pid })
         }

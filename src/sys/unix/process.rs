@@ -5,12 +5,16 @@
 use super::*;
 
 /// A process the daemon spawned: its pid and, on Linux, a pidfd, so that a signal
-/// reaches exactly that process even if its pid were reused.
+/// reaches exactly that process even if its pid were reused. Without a pidfd (FreeBSD,
+/// or a Linux kernel without pidfds) it is signalled only through the [`ReapGate`] of
+/// the one reaper of that pid, which refuses once the pid has been reaped; a pid-only
+/// reference without a gate is never signalled.
 #[derive(Debug)]
 pub struct ProcessRef {
     pub pid: i32,
     #[cfg(target_os = "linux")]
     pub(super) fd: Option<OwnedFd>,
+    gate: Option<Box<dyn ReapGate>>,
 }
 
 impl ProcessRef {
@@ -20,10 +24,22 @@ impl ProcessRef {
             ProcessRef {
                 pid,
                 fd: pidfd_open(pid).ok(),
+                gate: None,
             }
         }
         #[cfg(not(target_os = "linux"))]
-        ProcessRef { pid }
+        ProcessRef { pid, gate: None }
+    }
+
+    /// A child known by its pid alone, vouched for by its reaper: every signal goes
+    /// through `gate`, which sends it only while the pid has not been reaped.
+    pub fn gated(pid: i32, gate: Box<dyn ReapGate>) -> ProcessRef {
+        ProcessRef {
+            pid,
+            #[cfg(target_os = "linux")]
+            fd: None,
+            gate: Some(gate),
+        }
     }
 
     /// A process named by a pidfd handed over to us (its pid read from the kernel's
@@ -48,7 +64,11 @@ impl ProcessRef {
                 "the process ended before it was handed over",
             ));
         }
-        Ok(ProcessRef { pid, fd: Some(fd) })
+        Ok(ProcessRef {
+            pid,
+            fd: Some(fd),
+            gate: None,
+        })
     }
 
     /// Whether the process is identified by a pidfd (Linux) rather than its pid alone.
@@ -59,7 +79,9 @@ impl ProcessRef {
         false
     }
 
-    /// Send a signal to this very process; one that has exited is not an error.
+    /// Send a signal to this very process; one that has exited is not an error. Without
+    /// a pidfd the signal goes through the reaper's gate (nothing is sent to a reaped
+    /// pid); a pid alone, with no gate, is refused rather than risk a reused pid.
     pub fn signal(&self, sig: c_int) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
@@ -68,7 +90,16 @@ impl ProcessRef {
                 _ => Ok(()),
             };
         }
-        signal(self.pid, sig)
+        match &self.gate {
+            Some(gate) => gate.signal_unless_reaped(sig),
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "process {} is known by its pid alone, with no reaper to vouch for it: not signalled",
+                    self.pid
+                ),
+            )),
+        }
     }
 }
 
@@ -312,4 +343,33 @@ pub fn kill_process_group(pgid: i32) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     signal(-pgid, libc::SIGKILL)
+}
+
+// ------------------------------------------------------------------------------
+// Pid-only references vouched for by their reaper (issue #11, item 7).
+
+/// The one reaper of a child known by its pid alone (the daemon's reaper): it sends a
+/// signal only while it has not reaped the pid, atomically with respect to reaping (a
+/// reaped pid may be reused by an unrelated process). Dropping the gate tells the
+/// reaper the reference is gone.
+pub trait ReapGate: Send + Sync + std::fmt::Debug {
+    /// Send `sig` to the child unless it has been reaped (then nothing is sent: Ok).
+    fn signal_unless_reaped(&self, sig: c_int) -> io::Result<()>;
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_alone_without_a_gate_is_never_signalled() {
+        let p = ProcessRef {
+            pid: std::process::id() as i32,
+            #[cfg(target_os = "linux")]
+            fd: None,
+            gate: None,
+        };
+        assert!(!p.has_pidfd());
+        assert_eq!(p.signal(0).unwrap_err().kind(), io::ErrorKind::Unsupported);
+    }
 }
