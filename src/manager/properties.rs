@@ -73,8 +73,12 @@ impl Manager {
                     j.tag()
                 ));
             }
-            if OS == Os::Linux && !p.linux {
-                notes.push(format!("{k}: stored; it has no effect on Linux"));
+            if props::effect(p, OS) == props::Effect::StoredOnly {
+                let os = match OS {
+                    Os::Linux => "Linux",
+                    Os::FreeBsd => "FreeBSD (yet)",
+                };
+                notes.push(format!("{k}: stored; it has no effect on {os}"));
             }
         }
         self.backend.write_props(&j.uuid, &j.stored, &new)?;
