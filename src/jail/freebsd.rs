@@ -1,6 +1,8 @@
 //! Jails on FreeBSD: the kernel's, through libjail. Kept thin: parameter values go to
 //! libjail in their exported string form, and libjail converts them with the kernel's
-//! own `security.jail.param` types.
+//! own `security.jail.param` types. The parameters known are the table completed by
+//! the kernel's own list, read once ([`super::kernel_params`]). Lookups keep the
+//! errno: only ENOENT means "no such jail".
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -146,9 +148,12 @@ pub fn list() -> Result<Vec<JailInfo>, JailError> {
                 out.push(info(jid, values));
                 last = jid;
             }
-            Err(e) => match lookup_error(&format!("after jid {last}"), e.errno, &e.message) {
+            Err(e) => match lookup_error("", e.errno, &e.message) {
                 JailError::NotFound { .. } => break,
-                other => return Err(other),
+                _ => {
+                    let what = format!("jail list (after jid {last})");
+                    return Err(kernel_error(&what, e.errno, &e.message));
+                }
             },
         }
     }
