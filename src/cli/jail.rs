@@ -210,7 +210,7 @@ pub fn run(cmd: JailCmd) -> Result<ExitCode, JailError> {
             Ok(exit(jail::exec::run(spec)?))
         }
         JailCmd::Params => {
-            for p in params::PARAMS {
+            for p in params::known() {
                 let os = params::support_on_this_os(p);
                 let effect = os
                     .effect

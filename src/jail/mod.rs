@@ -1,7 +1,8 @@
 //! The jail layer: jail(3) and jail(3lua) in Rust.
 //!
 //! * [`getid`] / [`getname`]: `jail_getid` / `jail_getname`.
-//! * [`params`]: the typed parameter table (`jailparam_*`).
+//! * [`params`]: the typed parameter table (`jailparam_*`); on FreeBSD completed by
+//!   the kernel's own list ([`kernel_params`]).
 //! * [`set`] with [`Flags`] (`CREATE`, `UPDATE`, `ATTACH`, `DYING`), [`get`], [`remove`],
 //!   [`attach`], [`list`]: `jail_set(2)`, `jail_get(2)`, `jail_remove(2)`, `jail_attach(2)`.
 //! * [`lua`]: the Lua-shaped surface of jail(3lua) as thin functions over the same code.
@@ -13,6 +14,7 @@ pub mod confine;
 pub mod error;
 pub mod exec;
 pub mod handoff;
+pub mod kernel_params;
 pub mod params;
 pub mod users;
 
@@ -189,7 +191,7 @@ fn get_with_jid(
     flags: Flags,
 ) -> Result<(i32, Vec<JailParam>), JailError> {
     let wanted: Vec<&'static params::ParamSpec> = if names.is_empty() {
-        params::PARAMS.iter().collect()
+        params::known().iter().collect()
     } else {
         names
             .iter()
@@ -252,7 +254,8 @@ pub fn child_env() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
     os::child_env()
 }
 
-/// Every live jail, in jid order (stale Linux registry entries are cleaned on the way).
+/// Every jail, in jid order, dying ones included and flagged (stale Linux registry
+/// entries are cleaned on the way).
 pub fn list() -> Result<Vec<JailInfo>, JailError> {
     os::list()
 }
@@ -264,7 +267,7 @@ pub fn lookup(jail: &str, dying: bool) -> Result<JailInfo, JailError> {
 
 /// `jailparam_all`: every known parameter, without values.
 pub fn allparams() -> Vec<JailParam> {
-    params::PARAMS
+    params::known()
         .iter()
         .map(|spec| JailParam { spec, value: None })
         .collect()
@@ -297,7 +300,7 @@ pub mod lua {
 
     /// `jail.allparams()`: the names of every known parameter.
     pub fn allparams() -> Vec<&'static str> {
-        params::PARAMS.iter().map(|p| p.name).collect()
+        params::known().iter().map(|p| p.name).collect()
     }
 
     /// `jail.getparams(jid|name, {names}, flags)`: returns the jid and a name->value table.

@@ -16,6 +16,10 @@ use super::error::ParamError;
 pub enum ParamType {
     /// Signed 32-bit integer (`CTLTYPE_INT`).
     Int,
+    /// Unsigned 32-bit integer (`CTLTYPE_UINT`, `CTLTYPE_U32`); kernel parameters only.
+    UInt,
+    /// Signed 64-bit integer (`CTLTYPE_LONG`, `CTLTYPE_S64`); kernel parameters only.
+    Long,
     /// Unsigned long (`CTLTYPE_ULONG`).
     ULong,
     /// NUL-terminated string with a maximum length.
@@ -34,6 +38,8 @@ impl fmt::Display for ParamType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamType::Int => f.write_str("integer"),
+            ParamType::UInt => f.write_str("unsigned 32-bit integer"),
+            ParamType::Long => f.write_str("64-bit integer"),
             ParamType::ULong => f.write_str("unsigned integer"),
             ParamType::Str(n) => write!(f, "string of at most {} bytes", n - 1),
             ParamType::Bool => f.write_str("boolean (true/false, on/off, yes/no, 1/0)"),
@@ -423,10 +429,25 @@ pub static PARAMS: &[ParamSpec] = &[
     ),
 ];
 
-/// Look a parameter up by name (`jailparam_init`). Unknown names are an error naming
-/// the parameter.
-pub fn spec(name: &str) -> Result<&'static ParamSpec, ParamError> {
+/// Every parameter this OS knows (`jailparam_all`): the table on Linux; on FreeBSD
+/// the table, typed by the running kernel where it knows a name, then every parameter
+/// of the kernel's `security.jail.param` list the table lacks (see
+/// [`super::kernel_params`]).
+#[cfg(target_os = "freebsd")]
+pub fn known() -> &'static [ParamSpec] {
+    super::freebsd::known_params()
+}
+
+/// Every parameter this OS knows (`jailparam_all`): the table.
+#[cfg(not(target_os = "freebsd"))]
+pub fn known() -> &'static [ParamSpec] {
     PARAMS
+}
+
+/// Look a parameter up by name (`jailparam_init`) among [`known`]. Unknown names are
+/// an error naming the parameter.
+pub fn spec(name: &str) -> Result<&'static ParamSpec, ParamError> {
+    known()
         .iter()
         .find(|p| p.name == name)
         .ok_or_else(|| ParamError::Unknown {
@@ -438,6 +459,8 @@ pub fn spec(name: &str) -> Result<&'static ParamSpec, ParamError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Int(i32),
+    UInt(u32),
+    Long(i64),
     ULong(u64),
     Str(String),
     Bool(bool),
@@ -485,6 +508,8 @@ impl JailParam {
         let ok = matches!(
             (&self.spec.ty, &v),
             (Int, Value::Int(_))
+                | (UInt, Value::UInt(_))
+                | (Long, Value::Long(_))
                 | (ULong, Value::ULong(_))
                 | (Bool, Value::Bool(_))
                 | (JailSys, Value::JailSys(_))
@@ -520,6 +545,8 @@ fn bad(spec: &ParamSpec, value: &str) -> ParamError {
 pub fn import_value(spec: &ParamSpec, s: &str) -> Result<Value, ParamError> {
     Ok(match spec.ty {
         Int => Value::Int(s.trim().parse::<i32>().map_err(|_| bad(spec, s))?),
+        UInt => Value::UInt(s.trim().parse::<u32>().map_err(|_| bad(spec, s))?),
+        Long => Value::Long(s.trim().parse::<i64>().map_err(|_| bad(spec, s))?),
         ULong => Value::ULong(s.trim().parse::<u64>().map_err(|_| bad(spec, s))?),
         Str(max) => {
             if s.len() >= max || s.contains('\0') {
@@ -570,6 +597,8 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 pub fn export_value(v: &Value) -> String {
     match v {
         Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Long(l) => l.to_string(),
         Value::ULong(u) => u.to_string(),
         Value::Str(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
@@ -612,8 +641,16 @@ pub fn parse_assignment(arg: &str) -> Result<JailParam, ParamError> {
             expected: spec.ty.to_string(),
         });
     }
-    if let Some(rest) = arg.strip_prefix("no") {
-        if let Ok(spec) = spec(rest) {
+    // libjail's form puts the "no" on the last component (`allow.noraw_sockets`,
+    // `allow.mount.nozfs`); `noNAME` before the whole name is accepted too.
+    for rest in [
+        no_counterpart(arg),
+        arg.strip_prefix("no").map(str::to_string),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Ok(spec) = spec(&rest) {
             if spec.ty == Bool {
                 return Ok(JailParam {
                     spec,
@@ -624,6 +661,21 @@ pub fn parse_assignment(arg: &str) -> Result<JailParam, ParamError> {
     }
     Err(ParamError::Unknown {
         name: arg.to_string(),
+    })
+}
+
+/// The boolean a "no" name negates, as libjail reads it: the "no" starts the last
+/// dot-separated component (`allow.nomount` -> `allow.mount`, `nopersist` ->
+/// `persist`). None when the last component does not start with "no".
+pub fn no_counterpart(name: &str) -> Option<String> {
+    let (head, last) = match name.rsplit_once('.') {
+        Some((h, l)) => (Some(h), l),
+        None => (None, name),
+    };
+    let rest = last.strip_prefix("no").filter(|r| !r.is_empty())?;
+    Some(match head {
+        Some(h) => format!("{h}.{rest}"),
+        None => rest.to_string(),
     })
 }
 
@@ -650,11 +702,16 @@ pub fn support_on_this_os(p: &ParamSpec) -> OsSupport {
     }
 }
 
-/// What this OS does with `p`: the kernel has every parameter.
+/// What this OS does with `p`: the kernel enforces what it knows; a table entry the
+/// running kernel lacks (a module not loaded, another release) is said so.
 #[cfg(not(target_os = "linux"))]
-pub fn support_on_this_os(_p: &ParamSpec) -> OsSupport {
+pub fn support_on_this_os(p: &ParamSpec) -> OsSupport {
     OsSupport {
-        support: "kernel",
+        support: if super::freebsd::in_kernel(p.name) {
+            "kernel"
+        } else {
+            "not in the running kernel"
+        },
         effect: None,
     }
 }
@@ -783,6 +840,49 @@ mod tests {
             .to_string();
         assert!(e.contains("host.hostname") && e.contains("255"), "{e}");
         assert!(parse_assignment("name=web01").is_ok());
+    }
+
+    #[test]
+    fn libjail_no_forms() {
+        // libjail puts "no" on the last component; the older whole-name form stays.
+        for (arg, name) in [
+            ("allow.noraw_sockets", "allow.raw_sockets"),
+            ("allow.nomount", "allow.mount"),
+            ("allow.mount.nodevfs", "allow.mount.devfs"),
+            ("noallow.mount", "allow.mount"),
+            ("nopersist", "persist"),
+        ] {
+            let p = parse_assignment(arg).unwrap();
+            assert_eq!(
+                (p.name(), p.value),
+                (name, Some(Value::Bool(false))),
+                "{arg}"
+            );
+        }
+        // Only booleans have a "no" form.
+        assert!(parse_assignment("host.nohostname").is_err());
+        assert!(parse_assignment("allow.nosuch").is_err());
+    }
+
+    #[test]
+    fn kernel_only_integer_types() {
+        let spec = |ty| ParamSpec {
+            name: "k",
+            ty,
+            linux: LinuxSupport::Unsupported,
+            create_only: false,
+            descr: "",
+        };
+        let u = spec(UInt);
+        assert_eq!(
+            import_value(&u, "4294967295").unwrap(),
+            Value::UInt(u32::MAX)
+        );
+        assert!(import_value(&u, "-1").is_err());
+        let l = spec(Long);
+        assert_eq!(import_value(&l, "-5").unwrap(), Value::Long(-5));
+        assert_eq!(export_value(&Value::Long(i64::MIN)), i64::MIN.to_string());
+        assert!(import_value(&l, "1.5").is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! Parameters go through libjail, which converts them with the kernel's own
 //! `security.jail.param` sysctl types.
 
+pub mod sysctl;
+
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::raw::{c_char, c_int, c_uint, c_void};
@@ -30,7 +32,9 @@ const JAIL_ERRMSGLEN: usize = 1024;
 
 #[link(name = "jail")]
 extern "C" {
-    static jail_errmsg: [c_char; JAIL_ERRMSGLEN];
+    /// Written by libjail on every failing call: mutable from Rust's point of view
+    /// too, and only ever read through a raw pointer (no reference to it is made).
+    static mut jail_errmsg: [c_char; JAIL_ERRMSGLEN];
     fn jail_getid(name: *const c_char) -> c_int;
     fn jail_getname(jid: c_int) -> *mut c_char;
     fn jailparam_init(jp: *mut JailParamC, name: *const c_char) -> c_int;
@@ -41,16 +45,49 @@ extern "C" {
     fn jailparam_free(jp: *mut JailParamC, njp: c_uint);
 }
 
-fn errmsg() -> String {
-    // SAFETY: jail_errmsg is a NUL-terminated buffer owned by libjail; we copy it out
-    // at once (the process is single-threaded where libjail is used).
-    let s = unsafe { CStr::from_ptr(std::ptr::addr_of!(jail_errmsg).cast::<c_char>()) };
+/// Serialises libjail: it keeps its last error in one process-wide buffer, and the
+/// daemon calls the jail layer from several threads.
+static LIBJAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn libjail_lock() -> std::sync::MutexGuard<'static, ()> {
+    LIBJAIL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A failed libjail call: libjail's text and the errno it left (none when the call
+/// failed before reaching libjail, e.g. a NUL in a name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibjailError {
+    pub errno: Option<i32>,
+    pub message: String,
+}
+
+impl LibjailError {
+    fn local(message: String) -> Self {
+        LibjailError {
+            errno: None,
+            message,
+        }
+    }
+}
+
+/// The errno and libjail's message for the call that just failed (LIBJAIL held by
+/// the caller); read before anything else can change errno.
+fn failure() -> LibjailError {
+    let errno = io::Error::last_os_error().raw_os_error();
+    // SAFETY: jail_errmsg is a NUL-terminated buffer owned by libjail; `&raw const`
+    // takes its address without creating a reference to the mutable static, and the
+    // text is copied out at once. Every libjail call and this read happen under
+    // LIBJAIL (the caller holds it), so no other thread writes the buffer meanwhile.
+    let s = unsafe { CStr::from_ptr((&raw const jail_errmsg).cast::<c_char>()) };
     let m = s.to_string_lossy().into_owned();
-    if m.is_empty() {
-        io::Error::last_os_error().to_string()
+    let message = if m.is_empty() {
+        errno
+            .map(|e| io::Error::from_raw_os_error(e).to_string())
+            .unwrap_or_default()
     } else {
         m
-    }
+    };
+    LibjailError { errno, message }
 }
 
 /// A list of initialised libjail parameters, freed on drop.
@@ -62,21 +99,23 @@ impl Params {
     }
 
     /// `jailparam_init` (+ `jailparam_import` when a value is given).
-    fn push(&mut self, name: &str, value: Option<&str>) -> Result<(), String> {
-        let cname = CString::new(name).map_err(|_| format!("{name}: NUL in name"))?;
+    fn push(&mut self, name: &str, value: Option<&str>) -> Result<(), LibjailError> {
+        let cname =
+            CString::new(name).map_err(|_| LibjailError::local(format!("{name}: NUL in name")))?;
         // SAFETY: a zeroed jailparam is what jailparam_init expects to fill.
         let mut jp: JailParamC = unsafe { std::mem::zeroed() };
         // SAFETY: jp is a valid jailparam; cname is NUL-terminated.
         if unsafe { jailparam_init(&mut jp, cname.as_ptr()) } != 0 {
-            return Err(errmsg());
+            return Err(failure());
         }
         self.0.push(jp);
         if let Some(v) = value {
-            let cv = CString::new(v).map_err(|_| format!("{name}: NUL in value"))?;
+            let cv = CString::new(v)
+                .map_err(|_| LibjailError::local(format!("{name}: NUL in value")))?;
             let last = self.0.last_mut().expect("just pushed");
             // SAFETY: `last` was initialised by jailparam_init; cv is NUL-terminated.
             if unsafe { jailparam_import(last, cv.as_ptr()) } != 0 {
-                return Err(errmsg());
+                return Err(failure());
             }
         }
         Ok(())
@@ -114,24 +153,26 @@ impl Drop for Params {
 }
 
 /// `jail_getid`.
-pub fn getid(name: &str) -> Result<i32, String> {
-    let c = CString::new(name).map_err(|_| "NUL in jail name".to_string())?;
+pub fn getid(name: &str) -> Result<i32, LibjailError> {
+    let c = CString::new(name).map_err(|_| LibjailError::local("NUL in jail name".into()))?;
+    let _libjail = libjail_lock();
     // SAFETY: c is NUL-terminated.
     let jid = unsafe { jail_getid(c.as_ptr()) };
     if jid < 0 {
-        Err(errmsg())
+        Err(failure())
     } else {
         Ok(jid)
     }
 }
 
 /// `jail_getname`.
-pub fn getname(jid: i32) -> Result<String, String> {
+pub fn getname(jid: i32) -> Result<String, LibjailError> {
+    let _libjail = libjail_lock();
     // SAFETY: jail_getname returns a malloc'd string or NULL.
     unsafe {
         let p = jail_getname(jid);
         if p.is_null() {
-            return Err(errmsg());
+            return Err(failure());
         }
         let s = CStr::from_ptr(p).to_string_lossy().into_owned();
         libc::free(p.cast());
@@ -140,7 +181,8 @@ pub fn getname(jid: i32) -> Result<String, String> {
 }
 
 /// `jailparam_set` with string values.
-pub fn set(values: &[(String, String)], flags: i32) -> Result<i32, String> {
+pub fn set(values: &[(String, String)], flags: i32) -> Result<i32, LibjailError> {
+    let _libjail = libjail_lock();
     let mut ps = Params::new();
     for (n, v) in values {
         ps.push(n, Some(v))?;
@@ -148,7 +190,7 @@ pub fn set(values: &[(String, String)], flags: i32) -> Result<i32, String> {
     // SAFETY: all parameters were initialised and imported.
     let jid = unsafe { jailparam_set(ps.0.as_mut_ptr(), ps.0.len() as c_uint, flags) };
     if jid < 0 {
-        Err(errmsg())
+        Err(failure())
     } else {
         Ok(jid)
     }
@@ -160,7 +202,8 @@ pub fn get(
     key: (&str, &str),
     names: &[&str],
     flags: i32,
-) -> Result<(i32, Vec<(String, String)>), String> {
+) -> Result<(i32, Vec<(String, String)>), LibjailError> {
+    let _libjail = libjail_lock();
     let mut ps = Params::new();
     ps.push(key.0, Some(key.1))?;
     for n in names {
@@ -171,7 +214,7 @@ pub fn get(
     // SAFETY: all parameters were initialised; the key was imported.
     let jid = unsafe { jailparam_get(ps.0.as_mut_ptr(), ps.0.len() as c_uint, flags) };
     if jid < 0 {
-        return Err(errmsg());
+        return Err(failure());
     }
     let mut out = Vec::new();
     for i in 0..ps.0.len() {
