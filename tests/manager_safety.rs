@@ -1254,3 +1254,76 @@ fn duplicate_tags_are_marked_and_uuids_still_work() {
         e.ok(&["stop", &u2]);
     });
 }
+
+// ------------------------------------------------------------------ 8. the TAG index
+
+/// Set a property behind jailctl's back, as an administrator editing by hand would.
+fn hand_set(e: &Env, uuid: &str, prop: &str, value: &str) {
+    match e.kind {
+        Kind::Zfs => {
+            let o = zfs_cmd(&[
+                "set",
+                &format!("org.freebsd.iocage:{prop}={value}"),
+                &format!("{}/iocage/jails/{uuid}", e.pool),
+            ]);
+            assert!(o.status.success(), "{}", text(&o.stderr));
+        }
+        Kind::Dir => {
+            let p = e.base().join("jails").join(uuid).join("config.json");
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            v[prop] = serde_json::Value::String(value.into());
+            std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_tag_index_survives_kill9_and_hand_edits_and_never_misleads() {
+    both(|e| {
+        e.fetch();
+        let a = e.create(&["tag=alpha"]);
+        let b = e.create(&["tag=beta"]);
+        // a create killed between its index entry and its last step
+        let mut c = e.spawn(
+            &["create", "tag=gamma"],
+            &[("JAILCTL_CREATE_DELAY_MS", "3000")],
+        );
+        assert!(
+            wait_until(Duration::from_secs(40), || e.jail_count() >= 3),
+            "the create never started"
+        );
+        c.kill9();
+        let err = e.fails(&["get", "notes", "gamma"]);
+        assert!(
+            err.contains("no jail matches \"gamma\""),
+            "[{:?}] {err}",
+            e.kind
+        );
+        let g = e.create(&["tag=gamma"]);
+        assert_eq!(e.ok(&["get", "tag", "gamma"]).trim(), "gamma");
+        assert_eq!(e.ok(&["get", "uuid", "gamma"]).trim(), g);
+        // a tag edited by hand: the old name no longer resolves, the new one does
+        hand_set(e, &a, "tag", "alpha2");
+        let err = e.fails(&["get", "notes", "alpha"]);
+        assert!(err.contains("no jail matches"), "[{:?}] {err}", e.kind);
+        assert_eq!(e.ok(&["get", "uuid", "alpha2"]).trim(), a);
+        // tags swapped by hand: each resolves to the jail that bears it now
+        hand_set(e, &a, "tag", "beta");
+        hand_set(e, &b, "tag", "alpha2");
+        assert_eq!(e.ok(&["get", "uuid", "beta"]).trim(), a, "[{:?}]", e.kind);
+        assert_eq!(e.ok(&["get", "uuid", "alpha2"]).trim(), b, "[{:?}]", e.kind);
+        // jailctl's own renames keep it right, and a UUID prefix still resolves
+        e.ok(&["set", "tag=delta", "beta"]);
+        assert_eq!(e.ok(&["get", "uuid", "delta"]).trim(), a);
+        assert!(e
+            .fails(&["get", "notes", "beta"])
+            .contains("no jail matches"));
+        assert_eq!(e.ok(&["get", "tag", &g[..8]]).trim(), "gamma");
+        // destroy forgets it; a new jail may take the name
+        e.ok(&["destroy", "-f", "delta"]);
+        let d = e.create(&["tag=delta"]);
+        assert_eq!(e.ok(&["get", "uuid", "delta"]).trim(), d);
+        assert_eq!(e.ok(&["reindex"]).lines().count(), 1);
+    });
+}

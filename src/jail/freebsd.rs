@@ -193,10 +193,3 @@ pub fn signal_processes(key: Key<'_>, sig: i32) -> Result<usize, JailError> {
         .map_err(|e| JailError::os("pkill", e))?;
     Ok(before)
 }
-
-// ---- issue 11, item 4 (manager side): module-dependent allow.* parameters -------
-
-/// Does the running kernel know parameter `name`?
-pub fn kernel_knows(name: &str) -> bool {
-    sys::param_exists(name)
-}

@@ -86,9 +86,10 @@ pub fn param_type(kind_bits: u32, fmt: &str, value: Option<&str>) -> Option<Para
         kind::INT if fmt.starts_with('B') => ParamType::Bool,
         kind::INT if fmt == "E,jailsys" => ParamType::JailSys,
         kind::INT => ParamType::Int,
-        kind::UINT | kind::U32 => ParamType::UInt,
+        // what libjail converts: INT, UINT, LONG, ULONG, QUAD (= S64), STRING, STRUCT
+        kind::UINT => ParamType::UInt,
         kind::LONG | kind::S64 => ParamType::Long,
-        kind::ULONG | kind::U64 => ParamType::ULong,
+        kind::ULONG => ParamType::ULong,
         kind::STRING => {
             let max: usize = value?.trim().parse().ok()?;
             if max == 0 {
@@ -297,11 +298,12 @@ mod tests {
             Some(ParamType::JailSys)
         );
         assert_eq!(param_type(UINT | RW, "IU", None), Some(ParamType::UInt));
-        assert_eq!(param_type(U32 | RW, "IU", None), Some(ParamType::UInt));
+        // kinds libjail does not convert are left out, not offered and then refused
+        assert_eq!(param_type(U32 | RW, "IU", None), None);
         assert_eq!(param_type(LONG | RW, "L", None), Some(ParamType::Long));
         assert_eq!(param_type(S64 | RW, "Q", None), Some(ParamType::Long));
         assert_eq!(param_type(ULONG | RW, "LU", None), Some(ParamType::ULong));
-        assert_eq!(param_type(U64 | RW, "QU", None), Some(ParamType::ULong));
+        assert_eq!(param_type(U64 | RW, "QU", None), None);
         assert_eq!(
             param_type(STRING | RW, "A", Some("256")),
             Some(ParamType::Str(256))

@@ -236,12 +236,6 @@ pub fn signal_processes(jail: &str, sig: i32) -> Result<usize, JailError> {
     os::signal_processes(parse_key(jail), sig)
 }
 
-/// Does the kernel know parameter `name`? On FreeBSD a module-dependent parameter
-/// (`allow.mount.zfs`, ...) exists only while its module is loaded.
-pub fn kernel_knows(name: &str) -> bool {
-    os::kernel_knows(name)
-}
-
 /// SIGTERM to every process of the jail: the polite end of a stop.
 pub fn terminate_all(jail: &str) -> Result<usize, JailError> {
     signal_processes(jail, nix::sys::signal::Signal::SIGTERM as i32)

@@ -182,12 +182,19 @@ impl Manager {
             // are made: a batch interrupted midway leaves nothing the next command
             // does not remove.
             locks.push(self.lock_jail(&uuid)?);
-            if let Err(e) = self.create_one(&uuid, &p, &base, o) {
+            // The TAG index learns the jail before the jail has its tag.
+            let res = self
+                .index_put(tag, &uuid)
+                .and_then(|_| self.create_one(&uuid, &p, &base, o));
+            if let Err(e) = res {
                 let mut cleanup = Vec::new();
-                for u in std::iter::once(&uuid).chain(created.iter().rev()) {
+                // created[k] has tags[k]; this one, then the earlier ones, last first
+                let made = created.iter().zip(&tags).rev();
+                for (u, t) in std::iter::once((&uuid, tag)).chain(made) {
                     if let Err(c) = self.backend.destroy_jail(u) {
                         cleanup.push(c.into());
                     }
+                    self.index_forget(t, u);
                 }
                 return Err(e.with_cleanup(cleanup));
             }
@@ -196,10 +203,11 @@ impl Manager {
         for (i, u) in created.iter().enumerate() {
             if let Err(e) = self.backend.finish_jail(u) {
                 let mut cleanup = Vec::new();
-                for v in &created[i..] {
+                for (v, t) in created[i..].iter().zip(&tags[i..]) {
                     if let Err(c) = self.backend.destroy_jail(v) {
                         cleanup.push(c.into());
                     }
+                    self.index_forget(t, v);
                 }
                 return Err(ManagerError::from(e).with_cleanup(cleanup));
             }

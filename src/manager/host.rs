@@ -34,6 +34,9 @@ pub enum MountSpec {
         /// Make the target directory first when the source is a directory at the
         /// time of the mount (an fstab line).
         mkdir: bool,
+        /// The target may also lie on this mount, which this start made (FreeBSD's
+        /// `dev/fd` on its devfs); any other mount below the root is refused.
+        on_mount: Option<u64>,
         what: String,
     },
 }
@@ -135,13 +138,14 @@ impl Host for RealHost {
                 rel,
                 opts,
                 mkdir,
+                on_mount,
                 what,
             } => {
                 let rootdir = crate::sys::os::RootDir::open(root)?;
                 if *mkdir && source.is_dir() {
                     rootdir.mkdir_all(rel)?;
                 }
-                let (id, at) = rootdir.mount_at(source, rel, fstype, opts)?;
+                let (id, at) = rootdir.mount_at(source, rel, fstype, opts, *on_mount)?;
                 Ok(MountRecord {
                     target: at,
                     what: what.clone(),
@@ -155,7 +159,7 @@ impl Host for RealHost {
         match &m.inside {
             // Exactly the mount start made, wherever inside the root it is now.
             Some((id, root)) => crate::sys::os::RootDir::open(root)?.unmount_id(*id),
-            None if !tool::mounted_below(&m.target).is_empty() => {
+            None if !tool::mounted_below(&m.target)?.is_empty() => {
                 tool::unmount(&m.target).map_err(|e| std::io::Error::other(e.to_string()))
             }
             None => Ok(()),

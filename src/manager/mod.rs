@@ -21,6 +21,7 @@ mod destroy;
 pub mod error;
 pub mod fetch;
 pub mod host;
+mod index;
 pub mod lifecycle;
 mod locks;
 mod properties;

@@ -48,7 +48,12 @@ impl Manager {
         let _l = self.lock_jail(&j.uuid)?;
         // Read-modify-write under the jail's lock: what was read before it may be stale.
         let j = self.reread(&j)?;
-        if let Some((_, t)) = assignments.iter().find(|(k, _)| k == "tag") {
+        let new_tag = assignments
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "tag")
+            .map(|(_, t)| t.clone());
+        if let Some(t) = &new_tag {
             check_tag(t)?;
             if let Some(o) = self
                 .jails()?
@@ -81,7 +86,17 @@ impl Manager {
                 notes.push(format!("{k}: stored; it has no effect on {os}"));
             }
         }
+        // The index learns the new TAG before the jail has it, and forgets the old one
+        // after (the global lock is held for a change of tag).
+        if let Some(t) = &new_tag {
+            self.index_put(t, &j.uuid)?;
+        }
         self.backend.write_props(&j.uuid, &j.stored, &new)?;
+        if let Some(t) = &new_tag {
+            if j.tag() != t {
+                self.index_forget(j.tag(), &j.uuid);
+            }
+        }
         Ok(notes)
     }
 

@@ -30,6 +30,13 @@ impl Manager {
             out.push(to_jail(r, &defaults));
         }
         out.sort_by(|a, b| a.tag().cmp(b.tag()).then(a.uuid.cmp(&b.uuid)));
+        // A TAG borne by several jails (given by hand) names none of them: the index
+        // must not pick one.
+        for w in out.windows(2) {
+            if w[0].tag() == w[1].tag() && !w[0].tag().is_empty() {
+                self.index_drop(w[0].tag());
+            }
+        }
         Ok(out)
     }
 
@@ -45,16 +52,41 @@ impl Manager {
         }
     }
 
-    /// UUID, unique UUID prefix, or TAG. A full UUID reads that jail alone.
+    /// UUID, TAG, or unique UUID prefix. A full UUID or an indexed TAG reads that jail
+    /// alone; a UUID prefix reads the list of UUIDs and that jail. Whatever the index
+    /// cannot settle (a stale entry, a key found nowhere) is settled by a full scan,
+    /// which also rebuilds the index.
     pub fn resolve(&self, key: &str) -> Result<Jail> {
+        let one = |uuid: &str| -> Result<Option<Jail>> {
+            Ok(match self.backend.read_jail(uuid)? {
+                Some(r) if !r.incomplete => Some(to_jail(r, &Arc::new(self.defaults()?))),
+                _ => None,
+            })
+        };
         if is_uuid(key) {
-            if let Some(r) = self.backend.read_jail(key)? {
-                if !r.incomplete {
-                    return Ok(to_jail(r, &Arc::new(self.defaults()?)));
+            if let Some(j) = one(key)? {
+                return Ok(j);
+            }
+        } else if let Some(uuid) = self.index_get(key) {
+            if let Some(j) = one(&uuid)?.filter(|j| j.tag() == key) {
+                return Ok(j);
+            }
+        } else if !key.is_empty() && key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let matches: Vec<String> = self
+                .backend
+                .list_uuids()?
+                .into_iter()
+                .filter(|u| u.starts_with(key))
+                .collect();
+            if let [uuid] = matches.as_slice() {
+                if let Some(j) = one(uuid)? {
+                    return Ok(j);
                 }
             }
         }
-        resolve_in(self.jails()?, key)
+        let all = self.jails()?;
+        self.reindex_from(&all);
+        resolve_in(all, key)
     }
 
     /// The jail as stored now (call with its lock held, before a read-modify-write).
@@ -83,6 +115,7 @@ impl Manager {
             .jail_ops
             .list()?
             .into_iter()
+            .filter(|i| !i.dying)
             .map(|i| (i.name, i.jid))
             .collect();
         Ok(self

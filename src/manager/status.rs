@@ -84,6 +84,7 @@ impl super::Manager {
             .list()
             .unwrap_or_default()
             .into_iter()
+            .filter(|i| !i.dying)
             .map(|i| (i.name, i.jid))
             .collect();
         let jails = self.jails()?;

@@ -108,6 +108,20 @@ impl Backend for DirBackend {
         Ok(out)
     }
 
+    fn list_uuids(&self) -> Result<Vec<String>, StorageError> {
+        let dir = self.jails();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        Ok(rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect())
+    }
+
     fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
         let d = self.jail(uuid);
         if !d.is_dir() || uuid.starts_with('.') || uuid.contains('/') {
@@ -180,7 +194,7 @@ impl Backend for DirBackend {
             if !p.exists() {
                 continue;
             }
-            let m = mounted_below(&p);
+            let m = mounted_below(&p).map_err(io_err(&p))?;
             if !m.is_empty() {
                 return Err(StorageError::Invalid(format!(
                     "{} is still mounted: {m:?}",
@@ -358,7 +372,7 @@ impl Backend for DirBackend {
             other => vec![self.root.join(other)],
         };
         for t in targets {
-            let m = mounted_below(&t);
+            let m = mounted_below(&t).map_err(io_err(&t))?;
             if !m.is_empty() {
                 return Err(StorageError::Invalid(format!(
                     "{} has mounts below it: {m:?}",

@@ -69,7 +69,7 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     if fs::symlink_metadata(path).is_err() {
         return Ok(());
     }
-    let mounted = super::tool::mounted_below(path);
+    let mounted = super::tool::mounted_below(path)?;
     if !mounted.is_empty() {
         return Err(io::Error::other(format!(
             "{} is still mounted at {}: refusing to remove it",
@@ -81,7 +81,12 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
                 .join(", ")
         )));
     }
-    super::os::clear_undeletable_flags(path)?;
+    super::os::clear_undeletable_flags(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{e} (at securelevel 1 or more, schg and sunlnk cannot be cleared)"),
+        )
+    })?;
     fs::remove_dir_all(path)
 }
 

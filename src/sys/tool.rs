@@ -111,10 +111,13 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<(), ToolError> {
     .map(|_| ())
 }
 
-/// The host's mount points at or below `path` (none when the table cannot be read:
-/// Linux's /proc/self/mountinfo, FreeBSD's getmntinfo(3)).
-pub fn mounted_below(path: &Path) -> Vec<PathBuf> {
-    at_or_below(super::os::mount_points(), path)
+/// The host's mount points at or below `path` (Linux's /proc/self/mountinfo,
+/// FreeBSD's getfsstat(2)), compared on the path with its links resolved, as the
+/// kernel records mount points. A table that cannot be read is an error: the callers
+/// guard deletions with this.
+pub fn mounted_below(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(at_or_below(super::os::mount_points()?, &path))
 }
 
 /// Of `points`, those at `path` or below it (whole components: `/j/root2` is not

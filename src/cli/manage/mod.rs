@@ -121,6 +121,9 @@ pub enum ManageCmd {
         #[arg(short = 't')]
         templates: bool,
     },
+    /// Rebuild the TAG index from every jail (it repairs itself on use; this does it
+    /// at once, after editing tags by hand).
+    Reindex,
     /// Print the version.
     Version,
 }
@@ -386,6 +389,11 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
         }
         ManageCmd::Restart { soft, jail } | ManageCmd::Reboot { soft, jail } => {
             m.restart(&jail, soft)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ManageCmd::Reindex => {
+            let n = m.reindex()?;
+            let _ = writeln!(out, "{n} jails indexed");
             Ok(ExitCode::SUCCESS)
         }
         ManageCmd::Rcboot => boot_sequence(m, false, out),

@@ -49,11 +49,6 @@ pub use registry::*;
 #[allow(unused_imports)]
 pub use set::*;
 
-/// Every parameter of the table is known: Linux has no module-dependent ones.
-pub fn kernel_knows(_name: &str) -> bool {
-    true
-}
-
 /// Environment variable that overrides the registry directory.
 pub const REGISTRY_ENV: &str = "JAILDAEMON_REGISTRY";
 

@@ -37,6 +37,7 @@ pub fn root_mounts(layout: &RootLayout, os: Os) -> Vec<MountSpec> {
                         rel: d.clone(),
                         opts: "ro".into(),
                         mkdir: true,
+                        on_mount: None,
                         what: format!("{what} /{}", d.display()),
                     })
                     .collect();
@@ -88,6 +89,7 @@ pub fn fstab_mounts(text: &str, fstab: &Path, root: &Path) -> Result<Vec<MountSp
             rel,
             opts: f.get(3).copied().unwrap_or("rw").to_string(),
             mkdir: true,
+            on_mount: None,
             what: format!("fstab line {n}"),
         });
     }
@@ -121,6 +123,7 @@ pub fn filesystem_mounts(c: &JailConfig, root: &Path, os: Os) -> Vec<MountSpec> 
         rel: PathBuf::from(dir),
         opts: opts.into(),
         mkdir: false,
+        on_mount: None,
         what: prop.into(),
     })
     .collect()

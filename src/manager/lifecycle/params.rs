@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::jail::{self, JailParam};
 use crate::manager::config::JailConfig;
-use crate::manager::error::{invalid, Result};
+use crate::manager::error::Result;
 use crate::manager::props;
 use crate::sys::Os;
 
@@ -14,27 +14,14 @@ pub fn allow_param_name(prop: &str) -> String {
     prop.replacen('_', ".", 1).replace("mount_", "mount.")
 }
 
-/// FreeBSD `allow.*` parameters that exist only while their file system's module is
-/// loaded, with the module: passed only when true, and then the module must be there.
-pub const MODULE_ALLOWS: [(&str, &str); 5] = [
-    ("allow.mount.nullfs", "nullfs"),
-    ("allow.mount.tmpfs", "tmpfs"),
-    ("allow.mount.zfs", "zfs"),
-    ("allow.mount.fdescfs", "fdescfs"),
-    ("allow.mount.linprocfs", "linprocfs"),
-];
-
-/// The parameters as `name=value` assignments (jail(8)'s syntax). `kernel_knows`
-/// tells whether the kernel has a parameter (FreeBSD: a module-dependent `allow.*`
-/// exists only while the module is loaded); one it lacks that the jail needs is an
-/// error naming the module to load.
-pub fn assignments(
-    c: &JailConfig,
-    kname: &str,
-    root: &Path,
-    os: Os,
-    kernel_knows: impl Fn(&str) -> bool,
-) -> Result<Vec<String>> {
+/// The parameters as `name=value` assignments (jail(8)'s syntax).
+///
+/// On FreeBSD an `allow.mount.FS` parameter exists only while file system FS is
+/// registered (its module loaded), and its kernel default is false: it is passed only
+/// when true, and libjail then loads the module itself (as jail(8) does). Every other
+/// `allow.*` is passed with its value, so a default changed by a host sysctl never
+/// decides for the jail.
+pub fn assignments(c: &JailConfig, kname: &str, root: &Path, os: Os) -> Vec<String> {
     let mut a: Vec<String> = vec![
         format!("name={kname}"),
         format!("path={}", root.display()),
@@ -57,38 +44,28 @@ pub fn assignments(
             }
         }
     }
-    // FreeBSD gets its allow.* permissions, a module-dependent one only when true;
-    // Linux those it enforces (the capabilities, filter rules and user namespace of
+    // FreeBSD gets its allow.* permissions (a file system's only when true); Linux
+    // those it enforces (the capabilities, filter rules and user namespace of
     // jail::confine).
     for (name, on) in &c.allow {
         let param = allow_param_name(name);
-        match os {
-            Os::FreeBsd => match MODULE_ALLOWS.iter().find(|(p, _)| *p == param) {
-                Some(_) if !on => continue,
-                Some((_, module)) if !kernel_knows(&param) => {
-                    return Err(invalid(format!(
-                        "{name}=1 needs the kernel's {param} parameter, which exists only while the {module} module is loaded: `kldload {module}` (or clear {name})"
-                    )))
-                }
-                _ => a.push(format!("{param}={on}")),
-            },
-            Os::Linux => {
-                if props::lookup(name).map(|p| p.linux).unwrap_or(false) {
-                    a.push(format!("{param}={on}"));
-                }
-            }
+        let passed = match os {
+            Os::FreeBsd => *on || !param.starts_with("allow.mount."),
+            Os::Linux => props::lookup(name).map(|p| p.linux).unwrap_or(false),
+        };
+        if passed {
+            a.push(format!("{param}={on}"));
         }
     }
     if os == Os::FreeBsd {
         a.push(format!("devfs_ruleset={}", c.devfs_ruleset));
     }
-    Ok(a)
+    a
 }
 
 /// The typed parameters for `jail_set`.
 pub fn jail_params(c: &JailConfig, kname: &str, root: &Path, os: Os) -> Result<Vec<JailParam>> {
-    let a = assignments(c, kname, root, os, |p| jail::kernel_knows(p))?;
-    Ok(jail::parse_assignments(&a)?)
+    Ok(jail::parse_assignments(&assignments(c, kname, root, os))?)
 }
 
 #[cfg(test)]
@@ -112,7 +89,7 @@ mod tests {
     #[test]
     fn freebsd_gets_every_allow_and_the_devfs_ruleset() {
         let c = cfg(&[("allow_mount_zfs", "1"), ("allow_quotas", "1")]);
-        let a = assignments(&c, "ioc-u", Path::new("/j/root"), Os::FreeBsd, |_| true).unwrap();
+        let a = assignments(&c, "ioc-u", Path::new("/j/root"), Os::FreeBsd);
         assert!(has(&a, "name=ioc-u") && has(&a, "path=/j/root") && has(&a, "persist"));
         assert!(has(&a, "allow.mount.zfs=true"), "{a:?}");
         assert!(has(&a, "allow.quotas=true"));
@@ -130,28 +107,22 @@ mod tests {
     }
 
     #[test]
-    fn a_module_dependent_allow_names_the_missing_module() {
-        let c = cfg(&[("allow_mount_zfs", "1")]);
-        let e = assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |p| {
-            p != "allow.mount.zfs"
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("kldload zfs") && e.contains("allow_mount_zfs"),
-            "{e}"
-        );
-        // off: the missing module does not matter
+    fn a_file_system_allow_is_passed_only_when_true() {
+        // its parameter exists only while the file system is registered
         let c = cfg(&[]);
-        assert!(assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |p| !p
-            .starts_with("allow.mount."))
-        .is_ok());
+        let a = assignments(&c, "n", Path::new("/r"), Os::FreeBsd);
+        assert!(!a.iter().any(|x| x.starts_with("allow.mount.")), "{a:?}");
+        assert!(has(&a, "allow.mount=false") && has(&a, "allow.sysvipc=false"));
+        let c = cfg(&[("allow_mount_tmpfs", "1"), ("allow_mount_devfs", "1")]);
+        let a = assignments(&c, "n", Path::new("/r"), Os::FreeBsd);
+        assert!(has(&a, "allow.mount.tmpfs=true") && has(&a, "allow.mount.devfs=true"));
+        assert!(!a.iter().any(|x| x.starts_with("allow.mount.zfs")));
     }
 
     #[test]
     fn linux_gets_only_the_allows_it_enforces() {
         let c = cfg(&[("allow_mount_zfs", "1"), ("allow_raw_sockets", "1")]);
-        let a = assignments(&c, "ioc-u", Path::new("/r"), Os::Linux, |_| true).unwrap();
+        let a = assignments(&c, "ioc-u", Path::new("/r"), Os::Linux);
         assert!(!a.iter().any(|x| x.starts_with("allow.mount.zfs")), "{a:?}");
         assert!(!a.iter().any(|x| x.starts_with("allow.quotas")));
         assert!(has(&a, "allow.raw_sockets=true"));
@@ -165,12 +136,12 @@ mod tests {
             ("ip6_addr", "none"),
             ("host_domainname", "example.org"),
         ]);
-        let a = assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |_| true).unwrap();
+        let a = assignments(&c, "n", Path::new("/r"), Os::FreeBsd);
         assert!(has(&a, "ip4.addr=em0|10.0.0.5/24"), "{a:?}");
         assert!(!a.iter().any(|x| x.starts_with("ip6.addr")));
         assert!(has(&a, "host.domainname=example.org"));
         let c = cfg(&[("vnet", "on"), ("ip4_addr", "10.0.0.5")]);
-        let a = assignments(&c, "n", Path::new("/r"), Os::FreeBsd, |_| true).unwrap();
+        let a = assignments(&c, "n", Path::new("/r"), Os::FreeBsd);
         assert!(has(&a, "vnet=new"));
         assert!(!a.iter().any(|x| x.starts_with("ip4.addr")));
         assert!(!a.iter().any(|x| x.starts_with("host.domainname")));

@@ -108,8 +108,20 @@ impl Start<'_> {
     }
 
     fn filesystems(&mut self) -> Result<()> {
-        for spec in mounts::filesystem_mounts(&self.c, &self.root, OS) {
+        for mut spec in mounts::filesystem_mounts(&self.c, &self.root, OS) {
             let what = spec.what().to_string();
+            // fdescfs goes on dev/fd of the devfs mounted just before
+            if let MountSpec::InRoot { on_mount, .. } = &mut spec {
+                if what == "mount_fdescfs" {
+                    *on_mount = self
+                        .st
+                        .mounts
+                        .iter()
+                        .rev()
+                        .find(|m| m.what == "mount_devfs")
+                        .and_then(|m| m.inside.as_ref().map(|(id, _)| *id));
+                }
+            }
             self.mount(&spec, &what)?;
         }
         Ok(())

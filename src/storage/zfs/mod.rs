@@ -25,11 +25,24 @@ pub const DEFAULT_MOUNTPOINT: &str = "/iocage";
 
 pub struct ZfsBackend {
     pub pool: String,
+    /// The mountpoint of `POOL/iocage`, read once per command.
+    base: std::sync::OnceLock<PathBuf>,
+    /// The host defaults, read once per command (and forgotten when written).
+    defaults: std::sync::Mutex<Option<BTreeMap<String, String>>>,
+}
+
+/// Is `msg` zfs(8)'s "dataset does not exist"?
+fn missing(msg: &str) -> bool {
+    msg.contains("dataset does not exist")
 }
 
 impl ZfsBackend {
     pub fn new(pool: impl Into<String>) -> Self {
-        ZfsBackend { pool: pool.into() }
+        ZfsBackend {
+            pool: pool.into(),
+            base: Default::default(),
+            defaults: Default::default(),
+        }
     }
 
     fn ds(&self, rest: &str) -> String {
@@ -193,12 +206,27 @@ impl Backend for ZfsBackend {
         Ok(out)
     }
 
+    fn list_uuids(&self) -> Result<Vec<String>, StorageError> {
+        let jails = self.ds("jails");
+        let out = match zfs(&["list", "-H", "-o", "name", "-d", "1", &jails]) {
+            Ok(o) => o,
+            Err(_) if !self.exists(&jails) => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        Ok(out
+            .lines()
+            .filter(|n| *n != jails)
+            .filter_map(|n| n.rsplit('/').next().map(String::from))
+            .collect())
+    }
+
     fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
         let ds = self.jail_ds(uuid);
-        if uuid.contains('/') || !self.exists(&ds) {
+        if uuid.contains('/') || uuid.is_empty() {
             return Ok(None);
         }
-        let out = zfs(&[
+        // One call: a dataset that does not exist is an error of its own kind.
+        let out = match zfs(&[
             "get",
             "-H",
             "-p",
@@ -208,7 +236,11 @@ impl Backend for ZfsBackend {
             "property,value",
             "all",
             &ds,
-        ])?;
+        ]) {
+            Ok(o) => o,
+            Err(StorageError::Command { msg, .. }) if missing(&msg) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut props: BTreeMap<String, String> = out
             .lines()
             .filter_map(|l| l.split_once('\t'))
@@ -441,11 +473,17 @@ impl Backend for ZfsBackend {
     }
 
     fn defaults(&self) -> Result<BTreeMap<String, String>, StorageError> {
-        let ds = self.ds(".defaults");
-        if !self.exists(&ds) {
-            return Ok(BTreeMap::new());
+        if let Some(d) = self.defaults.lock().expect("defaults cache").clone() {
+            return Ok(d);
         }
-        Ok(self.user_props(&ds)?.remove(&ds).unwrap_or_default())
+        let ds = self.ds(".defaults");
+        let d = match self.user_props(&ds) {
+            Ok(mut all) => all.remove(&ds).unwrap_or_default(),
+            Err(StorageError::Command { msg, .. }) if missing(&msg) => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        *self.defaults.lock().expect("defaults cache") = Some(d.clone());
+        Ok(d)
     }
 
     fn write_defaults(
@@ -453,6 +491,7 @@ impl Backend for ZfsBackend {
         old: &BTreeMap<String, String>,
         new: &BTreeMap<String, String>,
     ) -> Result<(), StorageError> {
+        *self.defaults.lock().expect("defaults cache") = None;
         self.ensure_layout()?;
         self.set_props(&self.ds(".defaults"), old, new)
     }
@@ -473,6 +512,10 @@ impl Backend for ZfsBackend {
     }
 
     fn base_dir(&self) -> Result<PathBuf, StorageError> {
-        self.mountpoint(&self.ds(""))
+        if let Some(b) = self.base.get() {
+            return Ok(b.clone());
+        }
+        let b = self.mountpoint(&self.ds(""))?;
+        Ok(self.base.get_or_init(|| b).clone())
     }
 }

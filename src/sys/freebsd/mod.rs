@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 mod flags;
 mod kparam;
 pub use flags::clear_undeletable_flags;
-pub use kparam::{boot_id, param_exists, RUN_DIR};
+pub use kparam::{boot_id, RUN_DIR};
 
 /// `struct jailparam` of `<jail.h>`.
 #[repr(C)]
@@ -273,10 +273,12 @@ impl RootDir {
             return Err(ctx(io::Error::last_os_error(), path.display().to_string()));
         }
         // SAFETY: a new descriptor.
-        Ok(RootDir {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            path: path.to_path_buf(),
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // The path as the kernel knows it (links resolved), as mount points are kept.
+        let path = fd_path(&fd)
+            .or_else(|_| std::fs::canonicalize(path))
+            .unwrap_or_else(|_| path.to_path_buf());
+        Ok(RootDir { fd, path })
     }
 
     pub fn path(&self) -> &Path {
@@ -339,16 +341,16 @@ impl RootDir {
         rel: &Path,
         fstype: &str,
         opts: &str,
+        on_mount: Option<u64>,
     ) -> io::Result<(u64, PathBuf)> {
         let fd = self.open_at(
             rel,
             libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW,
             0,
         )?;
-        // Not inside another mount (a nullfs of a host directory, say); a directory of
-        // a devfs (dev/fd on the devfs this start mounted) is the kernel's, not the
-        // jail's, and is accepted.
-        if fstat_dev(&fd)? != fstat_dev(&self.fd)? && fs_type(&fd)? != "devfs" {
+        // Not inside another mount (a nullfs of a host directory, say), but for the
+        // one mount the caller names (dev/fd on the devfs this start mounted).
+        if fstat_dev(&fd)? != fstat_dev(&self.fd)? && on_mount != Some(fsid_of_fd(&fd)?) {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
@@ -405,17 +407,15 @@ impl RootDir {
     }
 }
 
-/// The file system type of an open file (`devfs`, `zfs`, `nullfs`, ...).
-fn fs_type(fd: &OwnedFd) -> io::Result<String> {
-    // SAFETY: fstatfs fills a zeroed local struct; f_fstypename is NUL-terminated.
+/// The fsid (as [`fsid_key`]) of the file system an open file is on.
+fn fsid_of_fd(fd: &OwnedFd) -> io::Result<u64> {
+    // SAFETY: fstatfs fills a zeroed local struct.
     unsafe {
         let mut s: libc::statfs = std::mem::zeroed();
         if libc::fstatfs(fd.as_raw_fd(), &mut s) != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(CStr::from_ptr(s.f_fstypename.as_ptr())
-            .to_string_lossy()
-            .into_owned())
+        Ok(fsid_key(&s))
     }
 }
 
@@ -467,36 +467,47 @@ fn fsid_of(path: &Path) -> io::Result<u64> {
 }
 
 /// Every mounted file system: (fsid key, mount point), from getmntinfo(3).
-fn mount_table() -> Vec<(u64, PathBuf)> {
-    // SAFETY: getmntinfo returns a pointer to `n` statfs records owned by libc, valid
-    // until the next call on this thread; they are copied out before returning.
-    unsafe {
-        let mut p: *mut libc::statfs = std::ptr::null_mut();
-        let n = libc::getmntinfo(&mut p, libc::MNT_NOWAIT);
-        if n <= 0 || p.is_null() {
-            return Vec::new();
+fn mount_table() -> io::Result<Vec<(u64, PathBuf)>> {
+    // getfsstat(2) into our own buffer (getmntinfo(3)'s is shared by every thread),
+    // grown until the table fits.
+    let mut cap = 64usize;
+    loop {
+        // SAFETY: statfs is plain data; getfsstat writes at most `bufsize` bytes.
+        let mut buf: Vec<libc::statfs> = vec![unsafe { std::mem::zeroed() }; cap];
+        let bytes = (cap * std::mem::size_of::<libc::statfs>()) as libc::c_long;
+        // SAFETY: as above.
+        let n = unsafe { libc::getfsstat(buf.as_mut_ptr(), bytes, libc::MNT_NOWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
-        std::slice::from_raw_parts(p, n as usize)
-            .iter()
-            .map(|s| {
-                let on = CStr::from_ptr(s.f_mntonname.as_ptr());
-                (
-                    fsid_key(s),
-                    PathBuf::from(std::ffi::OsStr::from_bytes(on.to_bytes())),
-                )
-            })
-            .collect()
+        let n = n as usize;
+        if n < cap {
+            buf.truncate(n);
+            return Ok(buf
+                .iter()
+                .map(|s| {
+                    // SAFETY: f_mntonname is NUL-terminated within the struct.
+                    let on = unsafe { CStr::from_ptr(s.f_mntonname.as_ptr()) };
+                    (
+                        fsid_key(s),
+                        PathBuf::from(std::ffi::OsStr::from_bytes(on.to_bytes())),
+                    )
+                })
+                .collect());
+        }
+        cap *= 2;
     }
 }
 
 fn mount_point_of(id: u64) -> Option<PathBuf> {
     mount_table()
+        .ok()?
         .into_iter()
         .find(|(k, _)| *k == id)
         .map(|(_, p)| p)
 }
 
 /// Every mount point of the host, in mount order (getmntinfo(3)).
-pub fn mount_points() -> Vec<PathBuf> {
-    mount_table().into_iter().map(|(_, p)| p).collect()
+pub fn mount_points() -> io::Result<Vec<PathBuf>> {
+    Ok(mount_table()?.into_iter().map(|(_, p)| p).collect())
 }

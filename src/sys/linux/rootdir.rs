@@ -31,10 +31,9 @@ impl RootDir {
         }
         // SAFETY: fd is a new descriptor.
         let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        Ok(RootDir {
-            fd,
-            path: path.to_path_buf(),
-        })
+        // The path with its links resolved, as the kernel records mount points.
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(RootDir { fd, path })
     }
 
     pub fn path(&self) -> &Path {
@@ -130,6 +129,7 @@ impl RootDir {
         rel: &Path,
         fstype: &str,
         opts: &str,
+        _on_mount: Option<u64>,
     ) -> io::Result<(u64, std::path::PathBuf)> {
         let target = self.open_at(rel, libc::O_PATH | libc::O_DIRECTORY, 0)?;
         let mut attrs = 0u64;
@@ -405,12 +405,11 @@ pub(super) fn mount_point_of(id: u64) -> Option<std::path::PathBuf> {
 }
 
 /// Every mount point of the host (this process's mount namespace), in mount order.
-pub fn mount_points() -> Vec<std::path::PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
+pub fn mount_points() -> io::Result<Vec<std::path::PathBuf>> {
+    Ok(std::fs::read_to_string("/proc/self/mountinfo")?
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(unescape_mountinfo))
-        .collect()
+        .collect())
 }
 
 pub(super) fn unescape_mountinfo(s: &str) -> std::path::PathBuf {
