@@ -16,7 +16,7 @@ use std::io::{Read, Seek};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-pub use plan::{parse_depends, plan, BootNode, Next, Plan, PlanError, Scheduler};
+pub use plan::{parse_depends, plan, BootNode, Next, Plan, Scheduler};
 
 use super::error::{invalid, io_at, ManagerError, Result};
 use super::{Jail, Manager};
