@@ -231,3 +231,22 @@ pub fn spawn_host_command(c: &HostCommand, log: &File) -> std::io::Result<Runnin
         child: cmd.spawn()?,
     })
 }
+
+// ---- spawn_self (rcboot/rcshutdown -j): this program run again as a child ----
+
+/// Run this program again (`std::env::current_exe()`) with `args`, stdin from
+/// /dev/null and the stdout and stderr given: `rcboot -j N` starts each jail in such
+/// a child (`jailctl start UUID`), since a start forks and must not do so from a
+/// multi-threaded process.
+pub fn spawn_self<S: AsRef<OsStr>>(
+    args: &[S],
+    stdout: Stdio,
+    stderr: Stdio,
+) -> std::io::Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+}

@@ -94,10 +94,18 @@ pub enum ManageCmd {
         soft: bool,
         jail: String,
     },
-    /// Start every jail with boot=on, by priority.
-    Rcboot,
-    /// Stop every running jail with boot=on, in reverse priority.
-    Rcshutdown,
+    /// Start every jail with boot=on, by priority and `depends`.
+    Rcboot {
+        /// Start at most N jails at once (default: the number of CPUs).
+        #[arg(short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
+    },
+    /// Stop every running jail with boot=on, in the reverse order.
+    Rcshutdown {
+        /// Stop at most N jails at once (default: the number of CPUs).
+        #[arg(short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
+    },
     /// Run a command in a jail (or in ALL running jails), as jexec(8).
     Exec(super::args::ExecArgs),
     /// A login shell in the jail (-f: start it first if needed).
@@ -157,12 +165,12 @@ pub fn run(sel: &Selection, cmd: ManageCmd) -> R {
         }
         cmd => {
             let m = Manager::open(sel)?;
-            run_with(&m, cmd, &mut out)
+            run_with(&m, sel, cmd, &mut out)
         }
     }
 }
 
-fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
+fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) -> R {
     match cmd {
         ManageCmd::Fetch { args } => {
             let mut a = kv(&args)?;
@@ -396,8 +404,8 @@ fn run_with(m: &Manager, cmd: ManageCmd, out: &mut impl Write) -> R {
             let _ = writeln!(out, "{n} jails indexed");
             Ok(ExitCode::SUCCESS)
         }
-        ManageCmd::Rcboot => boot_sequence(m, false, out),
-        ManageCmd::Rcshutdown => boot_sequence(m, true, out),
+        ManageCmd::Rcboot { jobs } => boot_sequence(m, sel, false, jobs, out),
+        ManageCmd::Rcshutdown { jobs } => boot_sequence(m, sel, true, jobs, out),
         ManageCmd::Exec(super::args::ExecArgs {
             user,
             host_user,

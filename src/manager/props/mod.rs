@@ -60,6 +60,8 @@ pub enum Kind {
     Resolver,
     /// A file path or `none`.
     PathOrNone,
+    /// `none` or jail tags separated by spaces or commas (`depends`).
+    TagList,
     /// Set by jailctl only.
     ReadOnly,
 }

@@ -492,6 +492,15 @@ pub static PROPS: &[Prop] = &[
         true,
         "start at boot (rcboot)"
     ),
+    prop!(
+        "depends",
+        TagList,
+        "none",
+        Local,
+        false,
+        true,
+        "tags of jails rcboot starts first and rcshutdown stops last"
+    ),
     prop!("notes", Str, "none", Local, false, true, "free text"),
     prop!(
         "owner",

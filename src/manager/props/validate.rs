@@ -59,6 +59,10 @@ fn expected(k: Kind) -> String {
         Kind::Cpuset => "off or a CPU list such as 0,2-3".into(),
         Resolver => "none or resolv.conf lines separated by ';'".into(),
         PathOrNone => "none or a file path".into(),
+        TagList => {
+            "none or jail tags separated by spaces or commas (not ALL, default, nor with '/')"
+                .into()
+        }
         ReadOnly => "nothing: it is read-only".into(),
     }
 }
@@ -129,6 +133,17 @@ fn cpuset_ok(s: &str) -> bool {
     })
 }
 
+/// Tags as `depends` lists them: each one a valid tag.
+fn tag_list_ok(v: &str) -> bool {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            t.len() <= crate::manager::MAX_TAG
+                && !matches!(t, "ALL" | "default")
+                && !t.contains('/')
+        })
+}
+
 /// Validate `value` for property `name` and return it normalised.
 pub fn validate(name: &str, value: &str) -> Result<String, PropError> {
     let p = lookup(name)?;
@@ -181,6 +196,7 @@ pub fn validate(name: &str, value: &str) -> Result<String, PropError> {
         Kind::Cpuset => v == "off" || cpuset_ok(v),
         Resolver => !value.contains('\0') && !value.contains('\n'),
         PathOrNone => v == "none" || v.starts_with('/'),
+        TagList => v == "none" || tag_list_ok(v),
     };
     if !ok {
         return Err(bad());
