@@ -140,8 +140,20 @@ fn main() {
             .unwrap_or(1)
     );
     println!(
-        "{:<5} {:>6} | {:>12} {:>12} {:>7} | {:>14} {:>14} {:>7}",
-        "store", "jails", "list", "naive list", "speedup", "lifecycle", "bare steps", "ratio"
+        "{:<5} {:>5} | {:>9} {:>9} {:>9} {:>6} {:>6} | {:>9} {:>9} {:>6} | {:>10} {:>10} {:>6}",
+        "store",
+        "jails",
+        "list",
+        "floor",
+        "naive",
+        "/floor",
+        "speed",
+        "get TAG",
+        "get UUID",
+        "ratio",
+        "lifecycle",
+        "bare",
+        "ratio"
     );
     for (s, n) in setups.iter().zip([n_dir, n_zfs]) {
         out(s
@@ -151,7 +163,8 @@ fn main() {
         out(s
             .jailctl()
             .args(["create", "tag=bench", &format!("count={n}")]));
-        // list: ours (one bulk read) vs one read per property per jail
+        // list: ours (one bulk read) vs the floor (one read of the same properties
+        // without jailctl) vs one read per property per jail
         let ours = time(3, || {
             let l = out(s.jailctl().args(["list", "-H"]));
             assert_eq!(l.lines().count(), n);
@@ -160,6 +173,34 @@ fn main() {
             .lines()
             .map(|l| l.split('\t').nth(1).unwrap().to_string())
             .collect();
+        let floor = time(3, || match &s.zfs_pool {
+            Some(pool) => {
+                let props: Vec<String> = LIST_PROPS
+                    .iter()
+                    .map(|p| format!("org.freebsd.iocage:{p}"))
+                    .collect();
+                std::hint::black_box(out(Command::new("zfs").args([
+                    "get",
+                    "-H",
+                    "-p",
+                    "-r",
+                    "-d",
+                    "1",
+                    "-o",
+                    "name,property,value",
+                    &props.join(","),
+                    &format!("{pool}/iocage/jails"),
+                ])));
+            }
+            None => {
+                for u in &uuids {
+                    let data =
+                        std::fs::read(s.base.join("jails").join(u).join("config.json")).unwrap();
+                    let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+                    std::hint::black_box(&v["tag"]);
+                }
+            }
+        });
         let naive = time(1, || {
             for u in &uuids {
                 for p in LIST_PROPS {
@@ -185,30 +226,95 @@ fn main() {
                 }
             }
         });
-        // lifecycle: jailctl vs bare steps
+        // one jail by TAG vs by UUID, with n jails present
+        let tag = "bench_7";
+        let uuid = out(s.jailctl().args(["get", "uuid", tag]))
+            .trim()
+            .to_string();
+        let by_tag = time(10, || {
+            out(s.jailctl().args(["get", "notes", tag]));
+        });
+        let by_uuid = time(10, || {
+            out(s.jailctl().args(["get", "notes", &uuid]));
+        });
+        // lifecycle by TAG: jailctl vs bare steps
         let rounds = 5;
         let life = time(rounds, || {
-            let u = out(s.jailctl().args(["create", "tag=life"]))
-                .trim()
-                .to_string();
-            out(s.jailctl().args(["start", &u]));
-            out(s.jailctl().args(["stop", &u]));
-            out(s.jailctl().args(["destroy", "-f", &u]));
+            out(s.jailctl().args(["create", "tag=life"]));
+            out(s.jailctl().args(["start", "life"]));
+            out(s.jailctl().args(["stop", "life"]));
+            out(s.jailctl().args(["destroy", "-f", "life"]));
         });
         let bare = time(rounds, || bare_lifecycle(s, dir));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{:<5} {:>6} | {:>9.1} ms {:>9.1} ms {:>6.1}x | {:>11.1} ms {:>11.1} ms {:>6.2}x",
+            "{:<5} {:>5} | {:>6.1} ms {:>6.1} ms {:>6.0} ms {:>5.2}x {:>5.1}x | {:>6.1} ms {:>6.1} ms {:>5.2}x | {:>7.1} ms {:>7.1} ms {:>5.2}x",
             if s.zfs_pool.is_some() { "zfs" } else { "dir" },
             n,
-            ours.as_secs_f64() * 1e3,
-            naive.as_secs_f64() * 1e3,
+            ms(ours),
+            ms(floor),
+            ms(naive),
+            ours.as_secs_f64() / floor.as_secs_f64(),
             naive.as_secs_f64() / ours.as_secs_f64(),
-            life.as_secs_f64() * 1e3,
-            bare.as_secs_f64() * 1e3,
+            ms(by_tag),
+            ms(by_uuid),
+            by_tag.as_secs_f64() / by_uuid.as_secs_f64(),
+            ms(life),
+            ms(bare),
             life.as_secs_f64() / bare.as_secs_f64()
         );
     }
-    println!("\nspeedup = naive list / list; ratio = jailctl create+start+stop+destroy / the same steps by hand");
+    println!(
+        "\nlist: jailctl list -H; floor: one read of the same properties without jailctl (zfs get -r, or the files); \
+         naive: one read per property per jail; speed = naive / list\n\
+         get: jailctl get notes by TAG vs by UUID; lifecycle: jailctl create+start+stop+destroy by TAG vs the same steps by hand\n"
+    );
+    bench_rcboot(dir, &rel, 50);
+}
+
+/// `rcboot` of `n` jails (exec_start `sleep 0.2`, all of one priority) serially
+/// (`-j 1`) vs the default, on the directory backend in its own root below `dir`.
+fn bench_rcboot(dir: &Path, rel: &Path, n: usize) {
+    let root = dir.join("rcboot");
+    let jailctl = || {
+        let mut c = Command::new(bin("jailctl"));
+        c.env("JAILCTL_ROOT", root.join("jailctl"))
+            .env("JAILCTL_RUN", root.join("run"))
+            .env("JAILDAEMON_REGISTRY", root.join("registry"))
+            .env("JAILCTL_MOUNTPOINT", root.join("mp"))
+            .env_remove("JAILCTL_POOL");
+        c
+    };
+    out(jailctl().args([
+        "fetch",
+        "release=bb-1",
+        &format!("ftplocaldir={}", rel.display()),
+    ]));
+    out(jailctl().args([
+        "create",
+        "release=bb-1",
+        "tag=boot",
+        &format!("count={n}"),
+        "boot=on",
+        "priority=50",
+        "exec_start=sleep 0.2",
+    ]));
+    let run = |jobs: &[&str]| {
+        let t = Instant::now();
+        let started = out(jailctl().arg("rcboot").args(jobs));
+        let took = t.elapsed();
+        assert_eq!(started.lines().count(), n, "rcboot {jobs:?}: {started}");
+        out(jailctl().arg("rcshutdown").args(jobs));
+        took
+    };
+    let serial = run(&["-j", "1"]);
+    let parallel = run(&[]);
+    println!(
+        "rcboot of {n} jails (exec_start sleep 0.2): -j 1 {:.2} s | default -j {:.2} s = {:.2}x",
+        serial.as_secs_f64(),
+        parallel.as_secs_f64(),
+        parallel.as_secs_f64() / serial.as_secs_f64(),
+    );
 }
 
 /// Destroys the benchmark's pool, also when a step panics.
