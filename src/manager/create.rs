@@ -157,7 +157,6 @@ impl Manager {
         let base = self.base_of(o)?;
         let defaults = self.defaults()?;
         let _g = self.lock_global()?;
-        let existing = self.jails()?;
         let base_tag = given.get("tag").cloned().unwrap_or_else(timestamp);
         let tags: Vec<String> = if count == 1 {
             vec![base_tag.clone()]
@@ -166,10 +165,10 @@ impl Manager {
         };
         for t in &tags {
             check_tag(t)?;
-            if let Some(other) = existing.iter().find(|j| j.tag() == t) {
+            if let Some(uuid) = self.tag_holder(t)? {
                 return Err(ManagerError::TagInUse {
                     tag: t.clone(),
-                    uuid: other.uuid.clone(),
+                    uuid,
                 });
             }
         }

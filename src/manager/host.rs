@@ -248,6 +248,7 @@ impl JailOps for RealJails {
         spec.own_process_group = true;
         let mut child = exec::spawn(spec)?;
         let start = Instant::now();
+        let mut pace = tool::Pacer::new(Duration::from_millis(20));
         loop {
             match child.try_wait()? {
                 Some(ExecStatus::Exited(0)) => return Ok(Outcome::Success),
@@ -266,7 +267,7 @@ impl JailOps for RealJails {
                     child.wait()?;
                     return Ok(Outcome::TimedOut);
                 }
-                None => std::thread::sleep(Duration::from_millis(20)),
+                None => pace.pause(),
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The TAG index: `BASE/.tags/HEX(TAG)` holds the UUID of the jail with that TAG, so
+//! The TAG index: `RUN/tags/BACKEND/HEX(TAG)` holds the UUID of the jail with that TAG, so
 //! that naming a jail by TAG reads that jail alone.
 //!
 //! It is a cache that cannot go stale silently: an entry is written (under the
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use super::error::{io_at, Result};
 use super::{Jail, Manager};
 
-const DIR: &str = ".tags";
+const DIR: &str = "tags";
 
 fn file_name(tag: &str) -> String {
     tag.bytes().map(|b| format!("{b:02x}")).collect()
@@ -32,8 +32,15 @@ fn tag_of(file: &str) -> Option<String> {
 }
 
 impl Manager {
+    /// In the run directory, one per backend: a cache, built again after a reboot.
     fn index_dir(&self) -> Result<PathBuf> {
-        Ok(self.backend.base_dir()?.join(DIR))
+        let name: String = self
+            .backend
+            .describe()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Ok(self.run.join(DIR).join(name))
     }
 
     /// The UUID the index gives for `tag`.
@@ -69,6 +76,68 @@ impl Manager {
         if let Ok(d) = self.index_dir() {
             let _ = fs::remove_file(d.join(file_name(tag)));
         }
+    }
+
+    /// After a full scan (`all`, sorted by tag), cheaply: a TAG borne by several jails
+    /// (given by hand) names none of them, and a unique TAG the index lacks (given by
+    /// hand, or made before the index) is added. One directory read.
+    pub(super) fn sync_index(&self, all: &[Jail]) {
+        let Ok(dir) = self.index_dir() else {
+            return;
+        };
+        let present: std::collections::BTreeSet<String> = match fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Default::default(),
+        };
+        for (i, j) in all.iter().enumerate() {
+            let t = j.tag();
+            if t.is_empty() {
+                continue;
+            }
+            let dup =
+                all.get(i + 1).is_some_and(|n| n.tag() == t) || i > 0 && all[i - 1].tag() == t;
+            if dup {
+                self.index_drop(t);
+            } else if !present.contains(&file_name(t)) {
+                if let Err(e) = self.index_put(t, &j.uuid) {
+                    tracing::warn!(error = %e, "could not write the tag index");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The jail that holds `tag` as far as the index knows, checked against the
+    /// jail's own tag (a jail still being made holds it too: its creator wrote the
+    /// entry first). An index never built is built first, from a scan.
+    pub(super) fn tag_holder(&self, tag: &str) -> Result<Option<String>> {
+        if !self.index_dir()?.is_dir() {
+            self.jails()?;
+        }
+        let Some(uuid) = self.index_get(tag) else {
+            return Ok(None);
+        };
+        Ok(match self.backend.read_jail(&uuid)? {
+            // left by a create or destroy that was killed: removed, unless its lock
+            // shows it is under way
+            Some(r) if r.incomplete => {
+                self.clean_incomplete(&r);
+                if self.backend.read_jail(&uuid)?.is_some() {
+                    Some(uuid)
+                } else {
+                    self.index_drop(tag);
+                    None
+                }
+            }
+            Some(r) if r.props.get("tag").map(String::as_str) == Some(tag) => Some(uuid),
+            _ => {
+                self.index_drop(tag);
+                None
+            }
+        })
     }
 
     /// Rebuild the index from `all` (every jail, one full scan): entries for unique

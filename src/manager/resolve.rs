@@ -20,9 +20,10 @@ impl Manager {
     /// Every jail, one read of the backend. Leftovers of interrupted creates whose
     /// creator is gone are removed on the way.
     pub fn jails(&self) -> Result<Vec<Jail>> {
+        let records = self.backend.list_jails()?;
         let defaults = Arc::new(self.defaults()?);
         let mut out = Vec::new();
-        for r in self.backend.list_jails()? {
+        for r in records {
             if r.incomplete {
                 self.clean_incomplete(&r);
                 continue;
@@ -30,17 +31,11 @@ impl Manager {
             out.push(to_jail(r, &defaults));
         }
         out.sort_by(|a, b| a.tag().cmp(b.tag()).then(a.uuid.cmp(&b.uuid)));
-        // A TAG borne by several jails (given by hand) names none of them: the index
-        // must not pick one.
-        for w in out.windows(2) {
-            if w[0].tag() == w[1].tag() && !w[0].tag().is_empty() {
-                self.index_drop(w[0].tag());
-            }
-        }
+        self.sync_index(&out);
         Ok(out)
     }
 
-    fn clean_incomplete(&self, r: &Record) {
+    pub(super) fn clean_incomplete(&self, r: &Record) {
         if let Some(_l) = self.try_lock_jail(&r.uuid) {
             match self.backend.destroy_jail(&r.uuid) {
                 Ok(()) => eprintln!(

@@ -58,6 +58,25 @@ pub fn run<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String, ToolErr
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Run `program args...` to its end: whether it succeeded, its stdout and its stderr
+/// (a tool that reports on several objects may fail for one and print the others).
+pub fn run_all<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+) -> Result<(bool, String, String), ToolError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    let out = cmd.output().map_err(|e| ToolError {
+        cmd: label(&cmd),
+        msg: e.to_string(),
+    })?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 /// `mount -t FSTYPE -o OPTS SOURCE TARGET` on the host.
 pub fn mount(fstype: &str, source: &OsStr, target: &Path, opts: &str) -> Result<(), ToolError> {
     run(
@@ -171,6 +190,28 @@ pub struct HostCommand {
     pub env: Vec<(String, String)>,
 }
 
+/// Paces a poll: sleeps of 1 ms, doubling up to `cap`, so that something that ends
+/// at once is seen at once and something slow costs few wake-ups.
+pub struct Pacer {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Pacer {
+    pub fn new(cap: Duration) -> Pacer {
+        Pacer {
+            next: Duration::from_millis(1),
+            cap,
+        }
+    }
+
+    /// Sleep for the next interval.
+    pub fn pause(&mut self) {
+        std::thread::sleep(self.next);
+        self.next = (self.next * 2).min(self.cap);
+    }
+}
+
 /// How a command run with a time limit ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -190,6 +231,7 @@ impl Running {
     /// Wait at most `timeout`; on timeout the whole process group is killed.
     pub fn wait_for(mut self, timeout: Duration) -> std::io::Result<Outcome> {
         let start = Instant::now();
+        let mut pace = Pacer::new(Duration::from_millis(20));
         loop {
             match self.child.try_wait()? {
                 Some(st) if st.success() => return Ok(Outcome::Success),
@@ -200,7 +242,7 @@ impl Running {
                     let _ = self.child.wait();
                     return Ok(Outcome::TimedOut);
                 }
-                None => std::thread::sleep(Duration::from_millis(20)),
+                None => pace.pause(),
             }
         }
     }

@@ -78,8 +78,9 @@ pub fn remove(jid: i32) -> Result<(), JailError> {
     crate::sys::unix::signal(e.init_pid, libc::SIGTERM)
         .map_err(|err| JailError::os(format!("jail \"{}\": signal init", e.name), err))?;
     let deadline = Instant::now() + REMOVE_WAIT;
+    let mut pace = crate::sys::tool::Pacer::new(Duration::from_millis(5));
     while e.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+        pace.pause();
     }
     let reg = Registry::open()?;
     if !e.alive() {

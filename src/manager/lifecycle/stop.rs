@@ -38,8 +38,9 @@ impl Manager {
         let kname = j.kname();
         if self.jail_ops.terminate(&kname).is_ok() {
             let deadline = Instant::now() + c.stop_timeout;
+            let mut pace = crate::sys::tool::Pacer::new(Duration::from_millis(20));
             while Instant::now() < deadline && self.jail_ops.has_processes(&kname) {
-                std::thread::sleep(Duration::from_millis(10));
+                pace.pause();
             }
         }
         self.jail_ops.remove(&kname)?;

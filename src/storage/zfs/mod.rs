@@ -67,6 +67,48 @@ impl ZfsBackend {
         ))
     }
 
+    /// `zfs get ... all TARGETS` plus the host defaults (`.defaults`) in the same call:
+    /// the rows of the targets; the defaults fill their cache. A missing `.defaults` (or
+    /// a missing target) is not an error: zfs reports it and prints the others.
+    fn get_with_defaults(&self, opts: &[&str], targets: &[&str]) -> Result<String, StorageError> {
+        let defaults_ds = self.ds(".defaults");
+        let mut args = vec!["get", "-H", "-p"];
+        args.extend_from_slice(opts);
+        args.extend(["-o", "name,property,value", "all"]);
+        args.extend_from_slice(targets);
+        args.push(&defaults_ds);
+        let (ok, out, err) = tool::run_all("zfs", &args)?;
+        let all_missing_ok = err
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| missing(l));
+        if !ok && !all_missing_ok {
+            return Err(StorageError::Command {
+                cmd: format!("zfs {}", args.join(" ")),
+                msg: err.trim().to_string(),
+            });
+        }
+        let mut rest = String::new();
+        let mut defaults = BTreeMap::new();
+        for line in out.lines() {
+            match line.strip_prefix(&format!("{defaults_ds}\t")) {
+                Some(row) => {
+                    if let Some((p, v)) = row.split_once('\t') {
+                        if let Some(p) = p.strip_prefix(PROP_PREFIX) {
+                            defaults.insert(p.to_string(), v.to_string());
+                        }
+                    }
+                }
+                None => {
+                    rest.push_str(line);
+                    rest.push('\n');
+                }
+            }
+        }
+        *self.defaults.lock().expect("defaults cache") = Some(defaults);
+        Ok(rest)
+    }
+
     /// Read every user property below `ds` with one recursive call.
     fn user_props(
         &self,
@@ -146,26 +188,10 @@ impl Backend for ZfsBackend {
 
     fn list_jails(&self) -> Result<Vec<Record>, StorageError> {
         let jails = self.ds("jails");
-        // One call for every jail: depth 1 skips the root datasets; the "none" source
-        // adds read-only rows (such as `type`) so a jail without properties still shows.
-        let out = match zfs(&[
-            "get",
-            "-H",
-            "-p",
-            "-r",
-            "-d",
-            "1",
-            "-s",
-            "local,none",
-            "-o",
-            "name,property,value",
-            "all",
-            &jails,
-        ]) {
-            Ok(o) => o,
-            Err(_) if !self.exists(&jails) => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
+        // One call for every jail and the host defaults: depth 1 skips the root
+        // datasets; the "none" source adds read-only rows (such as `type`) so a jail
+        // without properties still shows.
+        let out = self.get_with_defaults(&["-r", "-d", "1", "-s", "local,none"], &[&jails])?;
         let mut all: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for line in out.lines() {
             let mut f = line.splitn(3, '\t');
@@ -225,24 +251,15 @@ impl Backend for ZfsBackend {
         if uuid.contains('/') || uuid.is_empty() {
             return Ok(None);
         }
-        // One call: a dataset that does not exist is an error of its own kind.
-        let out = match zfs(&[
-            "get",
-            "-H",
-            "-p",
-            "-s",
-            "local",
-            "-o",
-            "property,value",
-            "all",
-            &ds,
-        ]) {
-            Ok(o) => o,
-            Err(StorageError::Command { msg, .. }) if missing(&msg) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        // One call for the jail and the host defaults; a jail that does not exist
+        // has no rows.
+        let out = self.get_with_defaults(&["-s", "local,none"], &[&ds])?;
+        if !out.lines().any(|l| l.starts_with(&format!("{ds}\t"))) {
+            return Ok(None);
+        }
         let mut props: BTreeMap<String, String> = out
             .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{ds}\t")))
             .filter_map(|l| l.split_once('\t'))
             .filter_map(|(p, v)| {
                 p.strip_prefix(PROP_PREFIX)
