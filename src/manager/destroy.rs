@@ -13,9 +13,7 @@ impl Manager {
         self.unmount_recorded(&j.uuid)?;
         self.backend.destroy_jail(&j.uuid)?;
         self.forget_state(&j.uuid);
-        drop(_l);
-        let _g = self.lock_global()?;
-        self.index_forget(j.tag(), &j.uuid);
+        // Its TAG's index entry, if any, fails its check on next use and goes then.
         Ok(j.uuid)
     }
 
@@ -50,9 +48,6 @@ impl Manager {
             tracing::info!(what = %g, "removed what an interrupted fetch left");
         }
         self.backend.clean(what)?;
-        if matches!(what, "all" | "jails") {
-            self.reindex_from(&self.jails()?);
-        }
         Ok(())
     }
 }

@@ -1,12 +1,16 @@
 //! The TAG index: `RUN/tags/BACKEND/HEX(TAG)` holds the UUID of the jail with that TAG, so
 //! that naming a jail by TAG reads that jail alone.
 //!
-//! It is a cache that cannot go stale silently: an entry is written (under the
-//! global lock) before the jail carries the TAG and removed after it no longer does;
-//! every use checks the entry against the jail's own `tag`; a disagreement, or a key
-//! found nowhere, rebuilds the whole index from a full scan (as do `clean` and
-//! `reindex`). Entries are renamed into place without fsync: after a crash the index
-//! is checked on use like any other time.
+//! It is a positive cache that cannot mislead: an entry only ever says "this jail
+//! bore this TAG", and every use checks it against the jail's own `tag` (a wrong
+//! entry is dropped). Whatever it cannot answer (a TAG it lacks, a UUID prefix, a
+//! name found nowhere) is answered by a full scan, and the uniqueness of tags at
+//! `create` and `set tag=` is checked by a full scan under the global lock, as ever.
+//! Entries are written by `create` and `set tag=` (under the global lock), and added
+//! after a full scan only while nobody holds that lock, each checked again against the
+//! jail as stored. A TAG borne by several jails (given by hand) has no entry once a
+//! scan has seen it. Entries are renamed into place without fsync: the index is in the
+//! run directory, rebuilt after a reboot, and checked on use.
 
 use std::fs;
 use std::path::PathBuf;
@@ -20,6 +24,7 @@ fn file_name(tag: &str) -> String {
     tag.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(test)]
 fn tag_of(file: &str) -> Option<String> {
     if file.len() % 2 != 0 {
         return None;
@@ -34,13 +39,7 @@ fn tag_of(file: &str) -> Option<String> {
 impl Manager {
     /// In the run directory, one per backend: a cache, built again after a reboot.
     fn index_dir(&self) -> Result<PathBuf> {
-        let name: String = self
-            .backend
-            .describe()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        Ok(self.run.join(DIR).join(name))
+        Ok(self.run.join(DIR).join(self.backend_key()))
     }
 
     /// The UUID the index gives for `tag`.
@@ -78,10 +77,14 @@ impl Manager {
         }
     }
 
-    /// After a full scan (`all`, sorted by tag), cheaply: a TAG borne by several jails
-    /// (given by hand) names none of them, and a unique TAG the index lacks (given by
-    /// hand, or made before the index) is added. One directory read.
+    /// After a full scan (`all`, sorted by tag): a TAG borne by several jails (given by
+    /// hand) is dropped, and a unique TAG the index lacks is added. Done only when the
+    /// global lock is free at once (a create or `set tag=` under way may change tags
+    /// after the scan), and each change checked again against the jail as stored now.
     pub(super) fn sync_index(&self, all: &[Jail]) {
+        let Some(_g) = self.try_lock_global() else {
+            return;
+        };
         let Ok(dir) = self.index_dir() else {
             return;
         };
@@ -101,101 +104,42 @@ impl Manager {
                 all.get(i + 1).is_some_and(|n| n.tag() == t) || i > 0 && all[i - 1].tag() == t;
             if dup {
                 self.index_drop(t);
-            } else if !present.contains(&file_name(t)) {
+            } else if !present.contains(&file_name(t)) && self.still_tagged(&j.uuid, t) {
                 if let Err(e) = self.index_put(t, &j.uuid) {
-                    tracing::warn!(error = %e, "could not write the tag index");
-                    return;
+                    tracing::debug!(error = %e, tag = t, "could not write a tag index entry");
                 }
             }
         }
     }
 
-    /// The jail that holds `tag` as far as the index knows, checked against the
-    /// jail's own tag (a jail still being made holds it too: its creator wrote the
-    /// entry first). An index never built is built first, from a scan.
-    pub(super) fn tag_holder(&self, tag: &str) -> Result<Option<String>> {
-        if !self.index_dir()?.is_dir() {
-            self.jails()?;
-        }
-        let Some(uuid) = self.index_get(tag) else {
-            return Ok(None);
-        };
-        Ok(match self.backend.read_jail(&uuid)? {
-            // left by a create or destroy that was killed: removed, unless its lock
-            // shows it is under way
-            Some(r) if r.incomplete => {
-                self.clean_incomplete(&r);
-                if self.backend.read_jail(&uuid)?.is_some() {
-                    Some(uuid)
-                } else {
-                    self.index_drop(tag);
-                    None
-                }
-            }
-            Some(r) if r.props.get("tag").map(String::as_str) == Some(tag) => Some(uuid),
-            _ => {
-                self.index_drop(tag);
-                None
-            }
-        })
+    /// Does jail `uuid`, as stored now, bear `tag`?
+    fn still_tagged(&self, uuid: &str, tag: &str) -> bool {
+        matches!(self.backend.read_jail(uuid), Ok(Some(r))
+            if !r.incomplete && r.props.get("tag").map(String::as_str) == Some(tag))
     }
 
-    /// Rebuild the index from `all` (every jail, one full scan): entries for unique
-    /// tags, nothing else. Errors are reported, never fatal: the index is a cache.
-    pub(super) fn reindex_from(&self, all: &[Jail]) {
-        let Ok(dir) = self.index_dir() else {
-            return;
-        };
+    /// `reindex`: rebuild the TAG index from a full scan, under the global lock: an
+    /// entry for every unique TAG, nothing else.
+    pub fn reindex(&self) -> Result<usize> {
+        let _g = self.lock_global()?;
+        let all = self.jails()?;
+        let dir = self.index_dir()?;
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
         let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
         for j in all.iter().filter(|j| !j.tag().is_empty()) {
             *count.entry(j.tag()).or_default() += 1;
         }
-        for j in all {
-            if count.get(j.tag()) == Some(&1) && self.index_get(j.tag()).as_deref() != Some(&j.uuid)
-            {
+        for j in &all {
+            if count.get(j.tag()) == Some(&1) {
                 if let Err(e) = self.index_put(j.tag(), &j.uuid) {
-                    tracing::warn!(error = %e, "could not write the tag index");
-                    return;
+                    tracing::warn!(error = %e, tag = j.tag(), "could not write a tag index entry");
                 }
             }
         }
-        // Entries of tags the scan did not find go, unless they name a jail being
-        // made right now (incomplete: its creator wrote the entry first).
-        let known: std::collections::BTreeMap<&str, &str> =
-            all.iter().map(|j| (j.uuid.as_str(), j.tag())).collect();
-        if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(tag) = tag_of(&name) else {
-                    continue;
-                };
-                match count.get(tag.as_str()) {
-                    Some(1) => continue,
-                    Some(_) => {
-                        let _ = fs::remove_file(e.path());
-                        continue;
-                    }
-                    None => {}
-                }
-                let uuid = fs::read_to_string(e.path()).unwrap_or_default();
-                let stale = match known.get(uuid.trim()) {
-                    Some(t) => *t != tag,
-                    None => {
-                        !matches!(self.backend.read_jail(uuid.trim()), Ok(Some(r)) if r.incomplete)
-                    }
-                };
-                if stale {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-    }
-
-    /// `reindex`: rebuild the TAG index from a full scan, under the global lock.
-    pub fn reindex(&self) -> Result<usize> {
-        let _g = self.lock_global()?;
-        let all = self.jails()?;
-        self.reindex_from(&all);
         Ok(all.len())
     }
 }

@@ -45,15 +45,30 @@ impl Manager {
         self.try_lock_jail(uuid).is_some()
     }
 
-    /// The lock of tag allocation on this backend (waits).
-    pub(super) fn lock_global(&self) -> Result<Lock> {
-        let name: String = self
-            .backend
+    /// This backend's name as a file name (`dir:/var/db/x` → `dir__var_db_x`).
+    pub(super) fn backend_key(&self) -> String {
+        self.backend
             .describe()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let f = self.lock_file(&format!(".global-{name}"))?;
+            .collect()
+    }
+
+    /// The lock of tag allocation, if nobody holds it (this process included, through
+    /// another descriptor).
+    pub(super) fn try_lock_global(&self) -> Option<Lock> {
+        let f = self
+            .lock_file(&format!(".global-{}", self.backend_key()))
+            .ok()?;
+        match sys::try_flock(f.as_raw_fd()) {
+            Ok(true) => Some(Lock(f)),
+            _ => None,
+        }
+    }
+
+    /// The lock of tag allocation on this backend (waits).
+    pub(super) fn lock_global(&self) -> Result<Lock> {
+        let f = self.lock_file(&format!(".global-{}", self.backend_key()))?;
         sys::flock(f.as_raw_fd(), true).map_err(io_at("global lock"))?;
         Ok(Lock(f))
     }

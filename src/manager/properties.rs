@@ -55,10 +55,14 @@ impl Manager {
             .map(|(_, t)| t.clone());
         if let Some(t) = &new_tag {
             check_tag(t)?;
-            if let Some(uuid) = self.tag_holder(t)?.filter(|u| *u != j.uuid) {
+            if let Some(o) = self
+                .jails()?
+                .iter()
+                .find(|o| o.tag() == t && o.uuid != j.uuid)
+            {
                 return Err(ManagerError::TagInUse {
                     tag: t.clone(),
-                    uuid,
+                    uuid: o.uuid.clone(),
                 });
             }
         }

@@ -48,9 +48,9 @@ impl Manager {
     }
 
     /// UUID, TAG, or unique UUID prefix. A full UUID or an indexed TAG reads that jail
-    /// alone; a UUID prefix reads the list of UUIDs and that jail. Whatever the index
-    /// cannot settle (a stale entry, a key found nowhere) is settled by a full scan,
-    /// which also rebuilds the index.
+    /// alone (the entry checked against the jail's own tag); anything else (a UUID
+    /// prefix, a TAG the index lacks or has wrong) is settled by a full scan, which
+    /// also repairs the index.
     pub fn resolve(&self, key: &str) -> Result<Jail> {
         let one = |uuid: &str| -> Result<Option<Jail>> {
             Ok(match self.backend.read_jail(uuid)? {
@@ -63,25 +63,12 @@ impl Manager {
                 return Ok(j);
             }
         } else if let Some(uuid) = self.index_get(key) {
-            if let Some(j) = one(&uuid)?.filter(|j| j.tag() == key) {
-                return Ok(j);
-            }
-        } else if !key.is_empty() && key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            let matches: Vec<String> = self
-                .backend
-                .list_uuids()?
-                .into_iter()
-                .filter(|u| u.starts_with(key))
-                .collect();
-            if let [uuid] = matches.as_slice() {
-                if let Some(j) = one(uuid)? {
-                    return Ok(j);
-                }
+            match one(&uuid)?.filter(|j| j.tag() == key) {
+                Some(j) => return Ok(j),
+                None => self.index_drop(key),
             }
         }
-        let all = self.jails()?;
-        self.reindex_from(&all);
-        resolve_in(all, key)
+        resolve_in(self.jails()?, key)
     }
 
     /// The jail as stored now (call with its lock held, before a read-modify-write).

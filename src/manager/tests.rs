@@ -381,3 +381,41 @@ fn templates_and_boot_order() {
             .collect();
     assert_eq!(order, ["c", "a", "b"]);
 }
+
+#[test]
+fn the_tag_index_never_names_the_wrong_jail() {
+    let f = fixture();
+    let other =
+        f.m.create(&CreateOpts {
+            empty: true,
+            props: vec![("tag".into(), "u".into())],
+            ..Default::default()
+        })
+        .unwrap()
+        .remove(0);
+    assert_eq!(f.m.index_get("t").as_deref(), Some(f.uuid.as_str()));
+    // a wrong entry (as a crash or a hand edit could leave) is checked, not believed
+    f.m.index_put("t", &other).unwrap();
+    assert_eq!(f.m.resolve("t").unwrap().uuid, f.uuid);
+    assert_ne!(f.m.index_get("t").as_deref(), Some(other.as_str()));
+    // an entry whose jail is gone: a full scan answers
+    f.m.index_put("ghost", &super::new_uuid()).unwrap();
+    assert!(matches!(
+        f.m.resolve("ghost"),
+        Err(super::ManagerError::NotFound(_))
+    ));
+    // a scan adds what the index lacks
+    f.m.index_drop("u");
+    f.m.jails().unwrap();
+    assert_eq!(f.m.index_get("u").as_deref(), Some(other.as_str()));
+    // uniqueness does not trust the index: a tag it lacks is still taken
+    f.m.index_drop("u");
+    let e =
+        f.m.create(&CreateOpts {
+            empty: true,
+            props: vec![("tag".into(), "u".into())],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(matches!(e, super::ManagerError::TagInUse { .. }), "{e}");
+}

@@ -108,20 +108,6 @@ impl Backend for DirBackend {
         Ok(out)
     }
 
-    fn list_uuids(&self) -> Result<Vec<String>, StorageError> {
-        let dir = self.jails();
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        Ok(rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .collect())
-    }
-
     fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
         let d = self.jail(uuid);
         if !d.is_dir() || uuid.starts_with('.') || uuid.contains('/') {

@@ -109,8 +109,6 @@ pub trait Backend {
     fn ensure_layout(&self) -> Result<(), StorageError>;
     /// Every jail with all its properties, in one read.
     fn list_jails(&self) -> Result<Vec<Record>, StorageError>;
-    /// The UUIDs of every jail (complete or not), without reading their properties.
-    fn list_uuids(&self) -> Result<Vec<String>, StorageError>;
     /// One jail by its exact UUID, without reading the others.
     fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
         Ok(self.list_jails()?.into_iter().find(|r| r.uuid == uuid))

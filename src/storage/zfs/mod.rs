@@ -78,10 +78,8 @@ impl ZfsBackend {
         args.extend_from_slice(targets);
         args.push(&defaults_ds);
         let (ok, out, err) = tool::run_all("zfs", &args)?;
-        let all_missing_ok = err
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .all(|l| missing(l));
+        let all_missing_ok =
+            !err.trim().is_empty() && err.lines().filter(|l| !l.trim().is_empty()).all(missing);
         if !ok && !all_missing_ok {
             return Err(StorageError::Command {
                 cmd: format!("zfs {}", args.join(" ")),
@@ -99,6 +97,8 @@ impl ZfsBackend {
                         }
                     }
                 }
+                // the defaults' snapshots or children, if anyone made them
+                None if line.starts_with(&defaults_ds) => {}
                 None => {
                     rest.push_str(line);
                     rest.push('\n');
@@ -198,7 +198,9 @@ impl Backend for ZfsBackend {
             let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
                 continue;
             };
-            if name == jails {
+            // the jails' folder itself, and snapshots (a recursive `zfs snapshot -r`
+            // of the pool, as sanoid makes) are no jails
+            if name == jails || name.contains('@') || name.contains('#') {
                 continue;
             }
             let entry = all.entry(name.to_string()).or_default();
@@ -230,20 +232,6 @@ impl Backend for ZfsBackend {
             });
         }
         Ok(out)
-    }
-
-    fn list_uuids(&self) -> Result<Vec<String>, StorageError> {
-        let jails = self.ds("jails");
-        let out = match zfs(&["list", "-H", "-o", "name", "-d", "1", &jails]) {
-            Ok(o) => o,
-            Err(_) if !self.exists(&jails) => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
-        Ok(out
-            .lines()
-            .filter(|n| *n != jails)
-            .filter_map(|n| n.rsplit('/').next().map(String::from))
-            .collect())
     }
 
     fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
