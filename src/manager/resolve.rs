@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::error::{ManagerError, Result};
-use super::status::Status;
 use super::{props, Jail, Manager};
 use crate::storage::Record;
 
@@ -109,21 +108,6 @@ impl Manager {
 
     pub fn is_running(&self, j: &Jail) -> Option<i32> {
         self.jail_ops.jid(&j.kname())
-    }
-
-    /// The jail's state: corrupt, running, a stopped template, or down.
-    pub fn status(&self, j: &Jail) -> Status {
-        if let Some(why) = &j.problem {
-            return Status::Corrupt(why.clone());
-        }
-        if let Some(jid) = self.is_running(j) {
-            return Status::Up(jid);
-        }
-        if j.config().map(|c| c.template).unwrap_or(false) {
-            Status::Template
-        } else {
-            Status::Down
-        }
     }
 }
 
