@@ -157,7 +157,7 @@ impl Manager {
         let base = self.base_of(o)?;
         let defaults = self.defaults()?;
         let _g = self.lock_global()?;
-        let existing = self.jails()?;
+        let existing = self.tags_in_use()?;
         let base_tag = given.get("tag").cloned().unwrap_or_else(timestamp);
         let tags: Vec<String> = if count == 1 {
             vec![base_tag.clone()]
@@ -166,12 +166,12 @@ impl Manager {
         };
         for t in &tags {
             check_tag(t)?;
-            // Uniqueness from a full scan under the global lock: the index only ever
-            // answers "this jail has this tag", never "no jail has it".
-            if let Some(other) = existing.iter().find(|j| j.tag() == t) {
+            // Uniqueness from the census under the global lock (the index only ever
+            // answers "this jail has this tag", never "no jail has it").
+            if let Some((_, uuid)) = existing.iter().find(|(tag, _)| tag == t) {
                 return Err(ManagerError::TagInUse {
                     tag: t.clone(),
-                    uuid: other.uuid.clone(),
+                    uuid: uuid.clone(),
                 });
             }
         }

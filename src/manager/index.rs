@@ -4,8 +4,9 @@
 //! It is a positive cache that cannot mislead: an entry only ever says "this jail
 //! bore this TAG", and every use checks it against the jail's own `tag` (a wrong
 //! entry is dropped). Whatever it cannot answer (a TAG it lacks, a UUID prefix, a
-//! name found nowhere) is answered by a full scan, and the uniqueness of tags at
-//! `create` and `set tag=` is checked by a full scan under the global lock, as ever.
+//! name found nowhere) is answered by a full scan. The uniqueness of tags at `create`
+//! and `set tag=` is checked under the global lock against the tag census
+//! ([`super::census`]), which re-reads every jail whose stamp changed.
 //! Entries are written by `create` and `set tag=` (under the global lock), and added
 //! after a full scan only while nobody holds that lock, each checked again against the
 //! jail as stored. A TAG borne by several jails (given by hand) has no entry once a
@@ -85,6 +86,7 @@ impl Manager {
         let Some(_g) = self.try_lock_global() else {
             return;
         };
+        self.census_check(all);
         let Ok(dir) = self.index_dir() else {
             return;
         };
@@ -122,7 +124,9 @@ impl Manager {
     /// entry for every unique TAG, nothing else.
     pub fn reindex(&self) -> Result<usize> {
         let _g = self.lock_global()?;
+        self.census_drop();
         let all = self.jails()?;
+        self.tags_in_use()?;
         let dir = self.index_dir()?;
         if let Ok(rd) = fs::read_dir(&dir) {
             for e in rd.flatten() {

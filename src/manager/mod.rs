@@ -15,6 +15,7 @@
 //! jail never breaks the others.
 
 mod boot;
+mod census;
 pub mod config;
 mod create;
 mod destroy;

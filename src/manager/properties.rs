@@ -55,14 +55,14 @@ impl Manager {
             .map(|(_, t)| t.clone());
         if let Some(t) = &new_tag {
             check_tag(t)?;
-            if let Some(o) = self
-                .jails()?
-                .iter()
-                .find(|o| o.tag() == t && o.uuid != j.uuid)
+            if let Some((_, uuid)) = self
+                .tags_in_use()?
+                .into_iter()
+                .find(|(tag, uuid)| tag == t && *uuid != j.uuid)
             {
                 return Err(ManagerError::TagInUse {
                     tag: t.clone(),
-                    uuid: o.uuid.clone(),
+                    uuid,
                 });
             }
         }
@@ -93,6 +93,7 @@ impl Manager {
         }
         self.backend.write_props(&j.uuid, &j.stored, &new)?;
         if let Some(t) = &new_tag {
+            self.census_retag(&j.uuid, t);
             if j.tag() != t {
                 self.index_forget(j.tag(), &j.uuid);
             }
@@ -123,12 +124,8 @@ impl Manager {
 
     /// Record when the jail was last started (under its lock).
     pub(super) fn mark_started(&self, uuid: &str) -> Result<()> {
-        let Some(r) = self.backend.read_jail(uuid)? else {
-            return Err(ManagerError::NotFound(uuid.to_string()));
-        };
-        let mut new = r.props.clone();
-        new.insert("last_started".into(), super::timestamp());
-        self.backend.write_props(uuid, &r.props, &new)?;
+        self.backend
+            .set_prop(uuid, "last_started", &super::timestamp())?;
         Ok(())
     }
 }

@@ -108,6 +108,38 @@ impl Backend for DirBackend {
         Ok(out)
     }
 
+    fn census(&self) -> Result<Option<Vec<(String, Option<String>)>>, StorageError> {
+        let dir = self.jails();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(vec![])),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(uuid) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".partial"))
+            {
+                out.push((uuid.to_string(), None));
+                continue;
+            }
+            if name.starts_with('.') {
+                continue;
+            }
+            let stamp = match fs::symlink_metadata(e.path().join(CONFIG)) {
+                Ok(m) => config_stamp(&m, now),
+                // a folder without a configuration: read, it says what is wrong
+                Err(_) if e.path().is_dir() => None,
+                Err(_) => continue,
+            };
+            out.push((name, stamp));
+        }
+        Ok(Some(out))
+    }
+
     fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
         let d = self.jail(uuid);
         if !d.is_dir() || uuid.starts_with('.') || uuid.contains('/') {
@@ -389,4 +421,33 @@ fn copy_release(from: &Path, to: &Path) -> Result<(), StorageError> {
     }
     std::fs::create_dir_all(to).map_err(io_err(to))?;
     Ok(tool::copy_tree(from, to)?)
+}
+
+/// A stamp of a jail's configuration file that changes whenever the file may have:
+/// its inode (every write replaces it), size, and change and modification times.
+/// `None` while the change time is less than two seconds old: a write within the
+/// same tick of the file system's clock would keep the stamp (so such a file is read
+/// every time until it has aged).
+fn config_stamp(m: &fs::Metadata, now: std::time::SystemTime) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            m.ctime().max(0) as u64,
+            m.ctime_nsec().clamp(0, 999_999_999) as u32,
+        );
+    let aged = now
+        .duration_since(ctime)
+        .is_ok_and(|d| d >= std::time::Duration::from_secs(2));
+    aged.then(|| {
+        format!(
+            "{}:{}:{}:{}.{}:{}.{}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.mtime(),
+            m.mtime_nsec()
+        )
+    })
 }

@@ -122,6 +122,21 @@ pub trait Backend {
         base: &Base,
     ) -> Result<(), StorageError>;
     fn finish_jail(&self, uuid: &str) -> Result<(), StorageError>;
+    /// Set one property of a jail (the caller holds the jail's lock).
+    fn set_prop(&self, uuid: &str, key: &str, value: &str) -> Result<(), StorageError> {
+        let Some(r) = self.read_jail(uuid)? else {
+            return Err(StorageError::Invalid(format!("jail {uuid} does not exist")));
+        };
+        let mut new = r.props.clone();
+        new.insert(key.to_string(), value.to_string());
+        self.write_props(uuid, &r.props, &new)
+    }
+    /// The jails present, without reading their properties, each with a stamp that
+    /// changes whenever its properties may have (`None`: none can be given; read it).
+    /// `None` when the backend has no such cheap census.
+    fn census(&self) -> Result<Option<Vec<(String, Option<String>)>>, StorageError> {
+        Ok(None)
+    }
     /// Replace the stored properties of a jail with `props` (validated by the caller).
     fn write_props(
         &self,

@@ -231,18 +231,20 @@ impl Running {
     /// Wait at most `timeout`; on timeout the whole process group is killed.
     pub fn wait_for(mut self, timeout: Duration) -> std::io::Result<Outcome> {
         let start = Instant::now();
-        let mut pace = Pacer::new(Duration::from_millis(20));
+        let pid = self.child.id() as i32;
         loop {
+            // woken as the child ends (it stays unreaped for `try_wait`)
+            super::unix::await_child_exit(pid, timeout.saturating_sub(start.elapsed()))?;
             match self.child.try_wait()? {
                 Some(st) if st.success() => return Ok(Outcome::Success),
                 Some(st) => return Ok(Outcome::Failed(st.to_string())),
-                None if start.elapsed() > timeout => {
+                None if start.elapsed() >= timeout => {
                     let _ = super::unix::kill_process_group(self.child.id() as i32);
                     let _ = self.child.kill();
                     let _ = self.child.wait();
                     return Ok(Outcome::TimedOut);
                 }
-                None => pace.pause(),
+                None => {}
             }
         }
     }

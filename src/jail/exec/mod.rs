@@ -189,6 +189,23 @@ impl ExecChild {
         group
     }
 
+    /// Wait at most `timeout` for the command to end (woken as it ends, not polled,
+    /// where the OS allows): its status, or `None` if it still runs.
+    pub fn wait_for(&mut self, timeout: Duration) -> Result<Option<ExecStatus>, JailError> {
+        if !self.reaped {
+            let st = sys::wait_child_for(self.pid, timeout)
+                .map_err(|e| JailError::os(format!("jexec: wait for {}", self.pid), e))?;
+            let Some(st) = st else {
+                return Ok(None);
+            };
+            self.reaped = true;
+            if self.status.is_none() {
+                self.status = Some(ExecStatus::Exited(exit_code(st)));
+            }
+        }
+        Ok(self.status.clone())
+    }
+
     fn reap(&mut self, block: bool) -> Result<Option<ExecStatus>, JailError> {
         if !self.reaped {
             match sys::wait_child(self.pid, block)

@@ -119,10 +119,33 @@ pub(super) fn signal_members(init: i32, sig: i32) -> usize {
     n
 }
 
-/// Signal every process of a jail (see [`signal_members`]); returns how many.
+/// Signal every process of a jail, each through a pidfd opened before its membership
+/// is checked again; returns how many. The members come from the jail's cgroup (see
+/// [`members_of`]).
 pub fn signal_processes(key: Key<'_>, sig: i32) -> Result<usize, JailError> {
-    let (init, _) = init_of(key)?;
-    Ok(signal_members(init, sig))
+    let e = entry_of(key)?;
+    let me = std::process::id() as i32;
+    let Some(id) = JailNs::of(e.init_pid) else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for pid in members_of(&e) {
+        let p = crate::sys::unix::ProcessRef::new(pid);
+        if pid != me && p.has_pidfd() && id.holds(pid) && p.signal(sig).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn entry_of(key: Key<'_>) -> Result<Entry, JailError> {
+    let reg = Registry::open()?;
+    let entries = reg.entries()?;
+    find(&entries, key, false)
+        .cloned()
+        .ok_or_else(|| JailError::NotFound {
+            jail: key.to_string(),
+        })
 }
 
 /// Enter the jail, confined as its own processes are (see [`super::confine`]).
@@ -144,8 +167,26 @@ pub fn attach(key: Key<'_>) -> Result<(), JailError> {
 /// Host pids of the processes in the jail's pid namespace, and of processes attached
 /// to its mount namespace, its init excluded.
 pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
-    let (init, _) = init_of(key)?;
-    Ok(members(init))
+    Ok(members_of(&entry_of(key)?))
+}
+
+/// The live members of a jail, read from its devices cgroup when it has one: every
+/// process of the jail is in it (the init's descendants, and each attached process,
+/// which joins it as it enters), and none can leave it. Each is checked to be in the
+/// jail's namespaces; zombies and the init excluded. Without a cgroup: one scan of
+/// /proc ([`members`]). The removal of a jail always scans /proc ([`kill_members`]).
+pub(super) fn members_of(e: &Entry) -> Vec<i32> {
+    let Some(text) = e.cgroup_procs().and_then(|p| fs::read_to_string(p).ok()) else {
+        return members(e.init_pid);
+    };
+    let Some(id) = JailNs::of(e.init_pid) else {
+        return vec![];
+    };
+    text.lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .filter(|&pid| pid != e.init_pid && matches!(sys::proc_start_time(pid), Some((_, false))))
+        .filter(|&pid| id.holds(pid))
+        .collect()
 }
 
 /// One scan of /proc for the live members of the jail whose init is `init`: its pid

@@ -29,6 +29,8 @@ pub struct ZfsBackend {
     base: std::sync::OnceLock<PathBuf>,
     /// The host defaults, read once per command (and forgotten when written).
     defaults: std::sync::Mutex<Option<BTreeMap<String, String>>>,
+    /// Where datasets are mounted, learnt from the host's mount table.
+    mounted: std::sync::Mutex<BTreeMap<String, PathBuf>>,
 }
 
 /// Is `msg` zfs(8)'s "dataset does not exist"?
@@ -42,6 +44,7 @@ impl ZfsBackend {
             pool: pool.into(),
             base: Default::default(),
             defaults: Default::default(),
+            mounted: Default::default(),
         }
     }
 
@@ -61,10 +64,26 @@ impl ZfsBackend {
         zfs(&["list", "-H", "-o", "name", ds]).is_ok()
     }
 
+    /// Where `ds` is: where the host's mount table says root mounted it (no `zfs`
+    /// call), else its `mountpoint` property.
     fn mountpoint(&self, ds: &str) -> Result<PathBuf, StorageError> {
+        if let Some(p) = self.mounted_at(ds) {
+            return Ok(p);
+        }
         Ok(PathBuf::from(
             zfs(&["get", "-H", "-o", "value", "mountpoint", ds])?.trim(),
         ))
+    }
+
+    /// Where `ds` is mounted, from the mount table (read again when `ds` is not in what
+    /// was read before: it may have been mounted since).
+    fn mounted_at(&self, ds: &str) -> Option<PathBuf> {
+        let mut m = self.mounted.lock().expect("mount cache");
+        if let Some(p) = m.get(ds) {
+            return Some(p.clone());
+        }
+        *m = mounted_datasets(&self.pool);
+        m.get(ds).cloned()
     }
 
     /// `zfs get ... all TARGETS` plus the host defaults (`.defaults`) in the same call:
@@ -169,14 +188,35 @@ impl Backend for ZfsBackend {
 
     fn ensure_layout(&self) -> Result<(), StorageError> {
         let top = self.ds("");
-        if !self.exists(&top) {
+        // Laid out already when root has every dataset of the layout mounted: no call.
+        let wanted: Vec<String> = super::LAYOUT.into_iter().map(|d| self.ds(d)).collect();
+        let table = mounted_datasets(&self.pool);
+        let defaults = self.ds(".defaults");
+        if [&top, &defaults]
+            .into_iter()
+            .chain(&wanted)
+            .all(|d| table.contains_key(d))
+        {
+            for d in &wanted {
+                super::make_private(&table[d])?;
+            }
+            *self.mounted.lock().expect("mount cache") = table;
+            return Ok(());
+        }
+        // what exists, in one call
+        let present: Vec<String> = match zfs(&["list", "-H", "-o", "name", "-r", "-d", "1", &top]) {
+            Ok(out) => out.lines().map(str::to_string).collect(),
+            Err(StorageError::Command { msg, .. }) if missing(&msg) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if !present.contains(&top) {
             let mp = std::env::var("JAILCTL_MOUNTPOINT")
                 .unwrap_or_else(|_| DEFAULT_MOUNTPOINT.to_string());
             zfs(&["create", "-o", &format!("mountpoint={mp}"), &top])?;
         }
         for d in super::LAYOUT.into_iter().chain([".defaults"]) {
             let ds = self.ds(d);
-            if !self.exists(&ds) {
+            if !present.contains(&ds) {
                 zfs(&["create", &ds])?;
             }
             if d != ".defaults" {
@@ -322,6 +362,32 @@ impl Backend for ZfsBackend {
         .map(|_| ())
     }
 
+    fn set_prop(&self, uuid: &str, key: &str, value: &str) -> Result<(), StorageError> {
+        let ds = self.jail_ds(uuid);
+        zfs(&["set", &format!("{PROP_PREFIX}{key}={value}"), &ds]).map(|_| ())
+    }
+
+    fn census(&self) -> Result<Option<Vec<(String, Option<String>)>>, StorageError> {
+        // The jails' datasets root has mounted, from the mount table: no `zfs` call.
+        // ZFS keeps no change time for a property, so the stamp only says "mounted":
+        // a tag changed with zfs(8) behind jailctl's back is seen by the next full
+        // read (`list`, `reindex`).
+        let prefix = format!("{}/", self.ds("jails"));
+        let table = mounted_datasets(&self.pool);
+        *self.mounted.lock().expect("mount cache") = table.clone();
+        let mut out: Vec<(String, Option<String>)> = table
+            .into_keys()
+            .filter_map(|name| {
+                let uuid = name.strip_prefix(&prefix)?;
+                (!uuid.contains('/') && !uuid.is_empty())
+                    .then(|| (uuid.to_string(), Some("mounted".to_string())))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(Some(out))
+    }
+
     fn write_props(
         &self,
         uuid: &str,
@@ -345,17 +411,17 @@ impl Backend for ZfsBackend {
 
     fn destroy_jail(&self, uuid: &str) -> Result<(), StorageError> {
         let ds = self.jail_ds(uuid);
-        if self.exists(&ds) {
-            // Marked incomplete first: a destroy killed midway leaves a jail that the
-            // next command finishes destroying, never a half-deleted "down" jail.
-            zfs(&[
-                "set",
-                &format!("{PROP_PREFIX}{INCOMPLETE}={}", std::process::id()),
-                &ds,
-            ])?;
-            destroy_retry(&ds, &["-f"])?;
+        // Marked incomplete first: a destroy killed midway leaves a jail that the next
+        // command finishes destroying, never a half-deleted "down" jail.
+        match zfs(&[
+            "set",
+            &format!("{PROP_PREFIX}{INCOMPLETE}={}", std::process::id()),
+            &ds,
+        ]) {
+            Ok(_) => destroy_retry(&ds, &["-f"]),
+            Err(StorageError::Command { msg, .. }) if missing(&msg) => Ok(()),
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 
     fn jail_dir(&self, uuid: &str) -> Result<PathBuf, StorageError> {
@@ -523,4 +589,21 @@ impl Backend for ZfsBackend {
         let b = self.mountpoint(&self.ds(""))?;
         Ok(self.base.get_or_init(|| b).clone())
     }
+}
+
+/// The datasets of `pool` that root has mounted, and where, from the host's mount
+/// table. A dataset seen mounted twice is left out (its place is the property's).
+fn mounted_datasets(pool: &str) -> BTreeMap<String, PathBuf> {
+    let mut seen: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
+    let prefix = format!("{pool}/");
+    for (src, at) in crate::sys::os::mount_sources("zfs").unwrap_or_default() {
+        if src == pool || src.starts_with(&prefix) {
+            seen.entry(src)
+                .and_modify(|p| *p = None)
+                .or_insert(Some(at));
+        }
+    }
+    seen.into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
 }

@@ -507,6 +507,37 @@ fn mount_point_of(id: u64) -> Option<PathBuf> {
         .map(|(_, p)| p)
 }
 
+/// Every file system of the given type (`zfs`) that root mounted: (what is mounted,
+/// where), in mount order, from getfsstat(2).
+pub fn mount_sources(fstype: &str) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut cap = 64usize;
+    loop {
+        // SAFETY: statfs is plain data; getfsstat writes at most `bufsize` bytes.
+        let mut buf: Vec<libc::statfs> = vec![unsafe { std::mem::zeroed() }; cap];
+        let bytes = (cap * std::mem::size_of::<libc::statfs>()) as libc::c_long;
+        // SAFETY: as above.
+        let n = unsafe { libc::getfsstat(buf.as_mut_ptr(), bytes, libc::MNT_NOWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n < cap {
+            buf.truncate(n);
+            let text = |b: &[libc::c_char]| {
+                // SAFETY: the statfs name fields are NUL-terminated within the struct.
+                let c = unsafe { CStr::from_ptr(b.as_ptr()) };
+                c.to_string_lossy().into_owned()
+            };
+            return Ok(buf
+                .iter()
+                .filter(|s| text(&s.f_fstypename) == fstype && s.f_owner == 0)
+                .map(|s| (text(&s.f_mntfromname), PathBuf::from(text(&s.f_mntonname))))
+                .collect());
+        }
+        cap *= 2;
+    }
+}
+
 /// Every mount point of the host, in mount order (getmntinfo(3)).
 pub fn mount_points() -> io::Result<Vec<PathBuf>> {
     Ok(mount_table()?.into_iter().map(|(_, p)| p).collect())

@@ -29,7 +29,7 @@ use process::*;
 pub use process::{attach, hostname, mnt_ns_id, proc_start_time, proc_state, set_names_in};
 #[allow(unused_imports)]
 use rootdir::*;
-pub use rootdir::{mount_points, RootDir};
+pub use rootdir::{mount_points, mount_sources, RootDir};
 
 /// What the jail init needs, prepared before the fork.
 pub struct InitConfig {

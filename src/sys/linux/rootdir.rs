@@ -412,6 +412,30 @@ pub fn mount_points() -> io::Result<Vec<std::path::PathBuf>> {
         .collect())
 }
 
+/// Every file system of the given type (`zfs`; zfs-fuse's `fuse.zfs` counts) that root
+/// mounted: (what is mounted, where), in mount order, from this process's mount table.
+/// A FUSE mount counts only if root owns it (`user_id=0`): any user may name a FUSE
+/// file system as they like.
+pub fn mount_sources(fstype: &str) -> io::Result<Vec<(String, std::path::PathBuf)>> {
+    let fuse = format!("fuse.{fstype}");
+    Ok(std::fs::read_to_string("/proc/self/mountinfo")?
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mut r = right.split(' ');
+            let (ty, src, opts) = (r.next()?, r.next()?, r.next().unwrap_or(""));
+            let by_root = ty == fstype || (ty == fuse && opts.split(',').any(|o| o == "user_id=0"));
+            by_root.then(|| {
+                let at = left.split(' ').nth(4)?;
+                Some((
+                    unescape_mountinfo(src).to_string_lossy().into_owned(),
+                    unescape_mountinfo(at),
+                ))
+            })?
+        })
+        .collect())
+}
+
 pub(super) fn unescape_mountinfo(s: &str) -> std::path::PathBuf {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -326,6 +326,84 @@ pub fn wait_child(pid: i32, block: bool) -> io::Result<Option<ExitStatus>> {
     }
 }
 
+/// Wait up to `timeout` for child `pid` (unreaped, so its pid is still ours) to end:
+/// its status (reaped), or `None` at the timeout.
+pub fn wait_child_for(pid: i32, timeout: std::time::Duration) -> io::Result<Option<ExitStatus>> {
+    if !await_child_exit(pid, timeout)? {
+        return Ok(None);
+    }
+    wait_child(pid, false)
+}
+
+/// Wait up to `timeout` for child `pid` (unreaped) to end, without reaping it: whether
+/// it has. On Linux the wait sleeps on a pidfd and wakes the moment the child ends;
+/// elsewhere it polls, 1 ms doubling to 20 ms.
+pub fn await_child_exit(pid: i32, timeout: std::time::Duration) -> io::Result<bool> {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + timeout;
+    #[cfg(target_os = "linux")]
+    let pidfd = pidfd_open(pid).ok();
+    let mut next = Duration::from_millis(1);
+    loop {
+        if child_has_ended(pid)? {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &pidfd {
+            use std::os::fd::AsRawFd;
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as c_int;
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one pollfd that lives on the stack for the call.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            continue;
+        }
+        std::thread::sleep(next.min(left));
+        next = (next * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Has child `pid` ended (a zombie waiting to be reaped)? It is left unreaped.
+fn child_has_ended(pid: i32) -> io::Result<bool> {
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed is a valid value for waitid to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes into the local siginfo; WNOWAIT leaves the child
+        // unreaped, WNOHANG returns at once.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: si_pid is valid to read after a successful waitid (0 when no child
+        // has changed state).
+        return Ok(unsafe { info.si_pid() } != 0);
+    }
+}
+
 /// setpgid(2): put process `pid` (0: the caller) in the group `pgid` (0: its own).
 pub fn set_process_group(pid: i32, pgid: i32) -> io::Result<()> {
     // SAFETY: plain system call.
