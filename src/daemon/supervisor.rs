@@ -12,7 +12,6 @@
 //! the unit tests use a recording fake.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use super::command::Trigger;
 use super::reaper::Reaper;
 use super::registry::ProbeRegistry;
 use crate::jail;
-use crate::probe::{self, ProbeError, ProbeParams, TRIGGER_EXIT};
+use crate::probe::{ProbeError, ProbeParams, Spawner, TRIGGER_EXIT};
 use crate::sys::unix::{ExitStatus, ProcessRef};
 
 /// How long a respawning probe waits for its jail (by name) to come back.
@@ -256,14 +255,15 @@ pub struct LiveProbe {
 }
 
 /// Spawn a probe process in jail `arm.jid` (on a blocking thread: at most
-/// [`probe::SETUP_TIMEOUT`]).
+/// [`crate::probe::SETUP_TIMEOUT`] and the spawner's send limit), through `spawner`, which
+/// is (re)started as a child tracked by `reaper` when needed.
 pub async fn spawn_probe(
     reaper: &Arc<Reaper>,
-    exe: &std::path::Path,
+    spawner: &Arc<Spawner>,
     arm: &Arm,
 ) -> Result<LiveProbe, ProbeError> {
     let reaper = reaper.clone();
-    let exe: PathBuf = exe.to_path_buf();
+    let spawner = spawner.clone();
     let params = ProbeParams {
         jid: arm.jid,
         title: arm.title.clone(),
@@ -272,7 +272,7 @@ pub async fn spawn_probe(
     };
     tokio::task::spawn_blocking(move || {
         let mut helper_rx = None;
-        let spawned = probe::spawn(&exe, &params, |cmd| {
+        let spawned = spawner.spawn(&params, |cmd| {
             let (helper, rx) = reaper.spawn_tracked(cmd)?;
             helper_rx = Some(rx);
             Ok(helper)
@@ -280,10 +280,9 @@ pub async fn spawn_probe(
         // Linux: the probe is named by the pidfd the helper handed over, and it is
         // (or is about to become) our child: only our reaper reaps it. FreeBSD: it is
         // the helper we forked, signalled through the reaper (never once reaped).
-        let exit = if spawned.probe.pid == spawned.helper_pid {
-            helper_rx.expect("helper watched")
-        } else {
-            reaper.watch(spawned.probe.pid)
+        let exit = match helper_rx {
+            Some(rx) if spawned.is_helper => rx,
+            _ => reaper.watch(spawned.probe.pid),
         };
         Ok(LiveProbe {
             process: spawned.probe,
@@ -294,12 +293,20 @@ pub async fn spawn_probe(
     .map_err(|e| ProbeError::Spawner(e.to_string()))?
 }
 
+/// Start the spawner ahead of the first registration (logged, not fatal: the first
+/// registration tries again).
+pub fn start_spawner(reaper: &Arc<Reaper>, spawner: &Spawner) {
+    if let Err(e) = spawner.start(|cmd| reaper.spawn_tracked(cmd).map(|(p, _)| p)) {
+        tracing::warn!(error = %e, "could not start the probe spawner; the first registration tries again");
+    }
+}
+
 /// The daemon's [`ProbeHost`] for probe `id`.
 pub struct Live {
     pub id: u64,
     pub registry: Arc<ProbeRegistry>,
     pub reaper: Arc<Reaper>,
-    pub exe: PathBuf,
+    pub spawner: Arc<Spawner>,
     pub commands: mpsc::UnboundedSender<Trigger>,
 }
 
@@ -307,7 +314,7 @@ impl ProbeHost for Live {
     type Probe = LiveProbe;
 
     fn spawn_probe(&self, arm: &Arm) -> impl Future<Output = Result<LiveProbe, ProbeError>> + Send {
-        spawn_probe(&self.reaper, &self.exe, arm)
+        spawn_probe(&self.reaper, &self.spawner, arm)
     }
 
     fn probe_pid(&self, probe: &LiveProbe) -> i32 {

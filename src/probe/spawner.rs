@@ -1,0 +1,257 @@
+//! The probe spawner (Linux): one small single-threaded process that forks, without
+//! exec, a worker per probe; each worker is the helper of [`super::helper`].
+//!
+//! The daemon starts it by executing its own binary ([`HELPER_ENV`] =
+//! [`SPAWNER_MODE`], an empty environment but for what the jail layer needs, its
+//! request socket on descriptor 3, 0-2 on /dev/null), and again whenever it finds it
+//! gone. Being executed, it holds no memory of the daemon; it never sees a probe's
+//! parameters (they go from the daemon to the worker directly), so a worker, and
+//! the probe it forks, inherit nothing of interest from it: its request socket,
+//! which a worker closes as its first act, 0-2, and the spawner's own small state
+//! (the pids of its workers). Its argument area is large enough for any title (see
+//! [`ARGV_ROOM`]): a worker writes its probe's title there, so the probe shows the
+//! title without an exec.
+//!
+//! Protocol on the `SOCK_SEQPACKET` request socket: the daemon sends [`REQUEST`]
+//! with one descriptor attached, the helper's end of a socket pair made for that
+//! probe; the spawner forks a worker that serves it and closes its own copy. Nothing
+//! is answered on the request socket: the worker talks to the daemon on its pair, and
+//! a spawner that dies before forking drops the descriptor, so the daemon reads the
+//! end of its pair and the registration fails at once. Anything else on the request
+//! socket is dropped. Bounds: at most [`MAX_WORKERS`] workers at once (past that the
+//! spawner stops reading, and the daemon's send waits at most [`SEND_TIMEOUT`]); a
+//! worker alive after [`WORKER_LIMIT`] is killed (its own limits end it sooner).
+//! The spawner exits when the daemon's end of the request socket closes.
+//!
+//! The spawner is not a subreaper: a probe whose worker exits is reparented to the
+//! daemon, which is.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::SPAWNER_MODE;
+use super::{helper, take_over, ProbeError, ProbeParams, Spawned, HELPER_ENV, SETUP_TIMEOUT};
+use crate::sys::unix as sys;
+
+/// The spawner's argv[0].
+pub const SPAWNER_NAME: &str = "jaildaemon: probe spawner";
+/// Empty arguments after the name: each adds one byte to the argument area, which
+/// must hold any title (at most 1,024 bytes), its NUL and a last byte.
+pub const ARGV_ROOM: usize = 1100;
+/// The one request: fork a worker for the attached descriptor.
+const REQUEST: &[u8] = b"S";
+/// Largest request read (longer ones are dropped).
+const MAX_REQUEST: usize = 16;
+/// Workers at once; past that the spawner stops reading requests until one ends.
+pub const MAX_WORKERS: usize = 256;
+/// A worker alive this long is killed (it gives up by itself after its own limits).
+pub const WORKER_LIMIT: Duration = Duration::from_secs(SETUP_TIMEOUT.as_secs() + 1);
+/// How long the daemon waits for room on the request socket; a spawner that takes
+/// no request for that long is killed and started again.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the spawner looks at its workers when no request comes.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The spawner process: serve requests until the daemon closes its end.
+pub(super) fn spawner_main() -> ! {
+    sys::block_sighup();
+    // Out of the daemon's session: a terminal's signals are not for us.
+    let _ = sys::setsid();
+    let Some(sock) = sys::take_inherited_fd(3) else {
+        sys::exit_now(2);
+    };
+    sys::close_fds_except(&[sock.as_raw_fd()]);
+    if sys::make_untraceable().is_err() {
+        sys::exit_now(2);
+    }
+    let Ok(area) = sys::argv_area() else {
+        sys::exit_now(2);
+    };
+    let mut workers: Vec<(i32, Instant)> = Vec::new();
+    loop {
+        // Only this loop reaps: a pid in `workers` is an unreaped child of ours, so
+        // killing it can hit nothing else.
+        while let Some((pid, _)) = sys::reap_one() {
+            workers.retain(|w| w.0 != pid);
+        }
+        for (pid, born) in &workers {
+            if born.elapsed() > WORKER_LIMIT {
+                let _ = sys::kill_now(*pid);
+            }
+        }
+        if workers.len() >= MAX_WORKERS {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let (bytes, mut fds) = match sys::recv_with_fds(&sock, MAX_REQUEST, TICK) {
+            Ok(Some(x)) => x,
+            Ok(None) => continue,
+            // Too long: dropped (with whatever came with it).
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => continue,
+            Err(_) => sys::exit_now(1),
+        };
+        if bytes.is_empty() && fds.is_empty() {
+            // The daemon is gone.
+            sys::exit_now(0);
+        }
+        if bytes != REQUEST || fds.len() != 1 {
+            continue;
+        }
+        let reply = fds.remove(0);
+        match sys::fork() {
+            Ok(sys::Forked::Child) => {
+                // The worker: nothing of the spawner's but its own pair.
+                sys::close_fd(sock.as_raw_fd());
+                helper::serve(reply, Some(area))
+            }
+            Ok(sys::Forked::Parent(pid)) => workers.push((pid, Instant::now())),
+            // The reply end is dropped below: the daemon reads its end and fails.
+            Err(_) => {}
+        }
+        drop(reply);
+    }
+}
+
+/// The daemon's handle on its spawner: the request socket and the process, started
+/// on first use (or ahead with [`Spawner::start`]) and again when found gone.
+#[derive(Debug)]
+pub struct Spawner {
+    exe: PathBuf,
+    conn: Mutex<Option<Conn>>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    sock: OwnedFd,
+    /// As the daemon's reaper tracks it: never signalled once reaped.
+    process: sys::ProcessRef,
+}
+
+impl Spawner {
+    /// A spawner that executes `exe` (the daemon's own binary).
+    pub fn new(exe: PathBuf) -> Spawner {
+        Spawner {
+            exe,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Start the spawner now if it is not running. `start` starts the command and
+    /// returns the process as the daemon's reaper tracks it.
+    pub fn start(
+        &self,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<(), ProbeError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if conn.is_none() {
+            *conn = Some(self.launch(start)?);
+        }
+        Ok(())
+    }
+
+    /// The pid of the running spawner, if one was started and not found gone.
+    pub fn pid(&self) -> Option<i32> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.as_ref().map(|c| c.process.pid)
+    }
+
+    fn launch(
+        &self,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<Conn, ProbeError> {
+        use std::os::unix::process::CommandExt;
+        let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg0(SPAWNER_NAME)
+            .args(std::iter::repeat_n("", ARGV_ROOM))
+            .env_clear()
+            .env(HELPER_ENV, SPAWNER_MODE)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Whatever the jail layer needs to find its jails (never named here).
+        cmd.envs(crate::jail::child_env());
+        sys::command_pass_fd(&mut cmd, theirs.as_raw_fd(), 3);
+        let process = start(&mut cmd).map_err(ProbeError::Spawn)?;
+        tracing::debug!(pid = process.pid, "probe spawner started");
+        Ok(Conn {
+            sock: mine,
+            process,
+        })
+    }
+
+    /// Start a probe: ask the spawner for a worker, hand it `params` and take the
+    /// probe over (see [`super::spawn`] for what is checked). `start` starts the
+    /// spawner if it is not running (or was found gone). Blocks at most
+    /// [`SEND_TIMEOUT`] + [`SETUP_TIMEOUT`].
+    pub fn spawn(
+        &self,
+        params: &ProbeParams,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<Spawned, ProbeError> {
+        let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
+        self.request(theirs.as_raw_fd(), start)?;
+        drop(theirs);
+        // The worker is the spawner's child, not ours to signal: on any failure it
+        // ends by its own limits (or the spawner's), killing the half-made probe.
+        let probe = take_over(&mine, params, || {})?.ok_or_else(|| ProbeError::Setup {
+            jid: params.jid,
+            message: "the probe helper handed over no probe".into(),
+        })?;
+        Ok(Spawned {
+            probe,
+            is_helper: false,
+        })
+    }
+
+    /// Send one request carrying `fd`; a spawner found gone is started again and the
+    /// request sent once more.
+    fn request(
+        &self,
+        fd: RawFd,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<(), ProbeError> {
+        let mut start = Some(start);
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if conn.is_none() {
+                let Some(start) = start.take() else {
+                    return Err(ProbeError::Spawner(
+                        "the probe spawner ended as soon as it was started".into(),
+                    ));
+                };
+                *conn = Some(self.launch(start)?);
+            }
+            let c = conn.as_ref().expect("connected");
+            match sys::send_with_fds_timeout(&c.sock, REQUEST, &[fd], SEND_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    tracing::warn!(pid = c.process.pid, "the probe spawner took no request for {} s; killing it (the next registration starts another)", SEND_TIMEOUT.as_secs());
+                    let _ = c.process.kill();
+                    *conn = None;
+                    return Err(ProbeError::Spawner(format!(
+                        "the probe spawner took no request for {} s",
+                        SEND_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(e) => {
+                    tracing::warn!(pid = c.process.pid, error = %e, "the probe spawner is gone; starting another");
+                    let _ = c.process.kill();
+                    *conn = None;
+                }
+            }
+        }
+    }
+
+    /// Stop the spawner (the daemon is shutting down).
+    pub fn stop(&self) {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(c) = conn {
+            let _ = c.process.kill();
+        }
+    }
+}
