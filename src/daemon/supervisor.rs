@@ -22,7 +22,7 @@ use super::command::Trigger;
 use super::reaper::Reaper;
 use super::registry::ProbeRegistry;
 use crate::jail;
-use crate::probe::{ProbeError, ProbeParams, Spawner, TRIGGER_EXIT};
+use crate::probe::{self, ProbeError, ProbeParams, Spawner, TRIGGER_EXIT};
 use crate::sys::unix::{ExitStatus, ProcessRef};
 
 /// How long a respawning probe waits for its jail (by name) to come back.
@@ -254,15 +254,16 @@ pub struct LiveProbe {
     pub exit: oneshot::Receiver<ExitStatus>,
 }
 
-/// Spawn a probe process in jail `arm.jid` (on a blocking thread: at most
-/// [`crate::probe::SETUP_TIMEOUT`] and the spawner's send limit), through `spawner`, which
-/// is (re)started as a child tracked by `reaper` when needed.
+/// Spawn a probe process in jail `arm.jid` through `spawner`, which is (re)started
+/// as a child tracked by `reaper` when needed. The request is sent on a blocking
+/// thread (at most the spawner's send limit); the answer is awaited on the runtime
+/// (at most [`crate::probe::SETUP_TIMEOUT`]), so a probe being set up holds no thread.
 pub async fn spawn_probe(
     reaper: &Arc<Reaper>,
     spawner: &Arc<Spawner>,
     arm: &Arm,
 ) -> Result<LiveProbe, ProbeError> {
-    let reaper = reaper.clone();
+    let r2 = reaper.clone();
     let spawner = spawner.clone();
     let params = ProbeParams {
         jid: arm.jid,
@@ -270,27 +271,53 @@ pub async fn spawn_probe(
         uid: arm.uid,
         gid: arm.gid,
     };
-    tokio::task::spawn_blocking(move || {
+    let (pending, helper_rx) = tokio::task::spawn_blocking(move || {
         let mut helper_rx = None;
-        let spawned = spawner.spawn(&params, |cmd| {
-            let (helper, rx) = reaper.spawn_tracked(cmd)?;
+        let pending = spawner.begin(&params, |cmd| {
+            let (helper, rx) = r2.spawn_tracked(cmd)?;
             helper_rx = Some(rx);
             Ok(helper)
         })?;
-        // Linux: the probe is named by the pidfd the helper handed over, and it is
-        // (or is about to become) our child: only our reaper reaps it. FreeBSD: it is
-        // the helper we forked, signalled through the reaper (never once reaped).
-        let exit = match helper_rx {
-            Some(rx) if spawned.is_helper => rx,
-            _ => reaper.watch(spawned.probe.pid),
-        };
-        Ok(LiveProbe {
-            process: spawned.probe,
-            exit,
-        })
+        Ok::<_, ProbeError>((pending, helper_rx))
     })
     .await
-    .map_err(|e| ProbeError::Spawner(e.to_string()))?
+    .map_err(|e| ProbeError::Spawner(e.to_string()))??;
+    if let Some(fd) = pending.answer_fd() {
+        // Readiness only: the reactor watches a duplicate of the pair's end (a
+        // SEQPACKET socket, wrapped as a datagram socket, never read through).
+        let std_sock = std::os::unix::net::UnixDatagram::from(fd.map_err(ProbeError::Spawn)?);
+        std_sock.set_nonblocking(true).map_err(ProbeError::Spawn)?;
+        let watch = tokio::net::UnixDatagram::from_std(std_sock).map_err(ProbeError::Spawn)?;
+        let answered = tokio::time::timeout(probe::SETUP_TIMEOUT, async {
+            // A false readiness is cleared by try_io's WouldBlock.
+            while watch.readable().await.is_ok() {
+                let ready = watch.try_io(tokio::io::Interest::READABLE, || match pending.ready() {
+                    true => Ok(()),
+                    false => Err(std::io::ErrorKind::WouldBlock.into()),
+                });
+                if ready.is_ok() {
+                    break;
+                }
+            }
+        })
+        .await;
+        drop(watch);
+        if answered.is_err() {
+            return Err(pending.timed_out());
+        }
+    }
+    let spawned = pending.finish(Duration::ZERO)?;
+    // Linux: the probe is named by the pidfd the helper handed over, and it is
+    // (or is about to become) our child: only our reaper reaps it. FreeBSD: it is
+    // the helper we forked, signalled through the reaper (never once reaped).
+    let exit = match helper_rx {
+        Some(rx) if spawned.is_helper => rx,
+        _ => reaper.watch(spawned.probe.pid),
+    };
+    Ok(LiveProbe {
+        process: spawned.probe,
+        exit,
+    })
 }
 
 /// Start the spawner ahead of the first registration (logged, not fatal: the first

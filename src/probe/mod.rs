@@ -180,16 +180,35 @@ fn take_over(
     params: &ProbeParams,
     kill_helper: impl Fn(),
 ) -> Result<Option<sys::ProcessRef>, ProbeError> {
+    if let Err(e) = send_params(mine, params) {
+        kill_helper();
+        return Err(e);
+    }
+    receive(mine, params, SETUP_TIMEOUT, kill_helper)
+}
+
+/// Send the helper its parameters (one datagram; the pair is new, so it never waits).
+fn send_params(mine: &OwnedFd, params: &ProbeParams) -> Result<(), ProbeError> {
+    let body = serde_json::to_vec(params).expect("params serialize");
+    sys::send_with_fds(mine, &body, &[]).map_err(|e| ProbeError::Setup {
+        jid: params.jid,
+        message: format!("sending the parameters: {e}"),
+    })
+}
+
+/// Wait at most `wait` for the helper's answer on `mine` and check it (see
+/// [`take_over`]).
+fn receive(
+    mine: &OwnedFd,
+    params: &ProbeParams,
+    wait: Duration,
+    kill_helper: impl Fn(),
+) -> Result<Option<sys::ProcessRef>, ProbeError> {
     let setup = |message: String| ProbeError::Setup {
         jid: params.jid,
         message,
     };
-    let body = serde_json::to_vec(params).expect("params serialize");
-    if let Err(e) = sys::send_with_fds(mine, &body, &[]) {
-        kill_helper();
-        return Err(setup(format!("sending the parameters: {e}")));
-    }
-    let got = sys::recv_with_fds(mine, MAX_MESSAGE, SETUP_TIMEOUT);
+    let got = sys::recv_with_fds(mine, MAX_MESSAGE, wait);
     let (bytes, fds) = match got {
         Ok(Some(x)) => x,
         Ok(None) => {
@@ -274,11 +293,52 @@ impl Spawner {
         spawn(&self.exe, params, start)
     }
 
+    /// [`Spawner::spawn`], all of it: on FreeBSD there is nothing to wait for apart.
+    pub fn begin(
+        &self,
+        params: &ProbeParams,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<Pending, ProbeError> {
+        Ok(Pending {
+            done: self.spawn(params, start),
+        })
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        None
+    }
+
     pub fn stop(&self) {}
 }
 
+/// A probe being set up (FreeBSD: already done).
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub struct Pending {
+    done: Result<Spawned, ProbeError>,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Pending {
+    pub fn answer_fd(&self) -> Option<std::io::Result<OwnedFd>> {
+        None
+    }
+
+    pub fn ready(&self) -> bool {
+        true
+    }
+
+    pub fn timed_out(self) -> ProbeError {
+        ProbeError::Spawner("no timeout applies".into())
+    }
+
+    pub fn finish(self, _wait: Duration) -> Result<Spawned, ProbeError> {
+        self.done
+    }
+}
+
 #[cfg(target_os = "linux")]
-pub use spawner::Spawner;
+pub use spawner::{Pending, Spawner};
 
 #[cfg(test)]
 mod tests {

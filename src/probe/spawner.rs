@@ -33,7 +33,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::SPAWNER_MODE;
-use super::{helper, take_over, ProbeError, ProbeParams, Spawned, HELPER_ENV, SETUP_TIMEOUT};
+use super::{
+    helper, receive, send_params, ProbeError, ProbeParams, Spawned, HELPER_ENV, SETUP_TIMEOUT,
+};
 use crate::sys::unix as sys;
 
 /// The spawner's argv[0].
@@ -130,6 +132,49 @@ struct Conn {
     process: sys::ProcessRef,
 }
 
+/// A probe being set up by a worker: the daemon's end of its pair.
+#[derive(Debug)]
+pub struct Pending {
+    mine: OwnedFd,
+    params: ProbeParams,
+}
+
+impl Pending {
+    /// A duplicate of the daemon's end of the pair, readable once the worker has
+    /// answered (or is gone): to wait on (an async reactor may own and close it).
+    pub fn answer_fd(&self) -> Option<std::io::Result<OwnedFd>> {
+        Some(self.mine.try_clone())
+    }
+
+    /// Whether the answer is there (a read would not wait).
+    pub fn ready(&self) -> bool {
+        sys::readable_now(&self.mine)
+    }
+
+    /// The error of a setup that took longer than [`SETUP_TIMEOUT`]; the worker
+    /// ends by its own limits (or the spawner's), killing the half-made probe.
+    pub fn timed_out(self) -> ProbeError {
+        ProbeError::Timeout {
+            jid: self.params.jid,
+        }
+    }
+
+    /// Take the worker's answer, waiting at most `wait` for it.
+    pub fn finish(self, wait: Duration) -> Result<Spawned, ProbeError> {
+        // The worker is the spawner's child, not ours to signal: on any failure it
+        // ends by its own limits (or the spawner's), killing the half-made probe.
+        let probe =
+            receive(&self.mine, &self.params, wait, || {})?.ok_or_else(|| ProbeError::Setup {
+                jid: self.params.jid,
+                message: "the probe helper handed over no probe".into(),
+            })?;
+        Ok(Spawned {
+            probe,
+            is_helper: false,
+        })
+    }
+}
+
 impl Spawner {
     /// A spawner that executes `exe` (the daemon's own binary).
     pub fn new(exe: PathBuf) -> Spawner {
@@ -193,18 +238,25 @@ impl Spawner {
         params: &ProbeParams,
         start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
     ) -> Result<Spawned, ProbeError> {
+        self.begin(params, start)?.finish(SETUP_TIMEOUT)
+    }
+
+    /// The first half of [`Spawner::spawn`]: the request and the parameters are
+    /// sent; the answer is for [`Pending::finish`], which the caller may delay until
+    /// [`Pending::answer_fd`] is readable (so nothing blocks while the probe is set
+    /// up). Blocks at most [`SEND_TIMEOUT`].
+    pub fn begin(
+        &self,
+        params: &ProbeParams,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<Pending, ProbeError> {
         let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
         self.request(theirs.as_raw_fd(), start)?;
         drop(theirs);
-        // The worker is the spawner's child, not ours to signal: on any failure it
-        // ends by its own limits (or the spawner's), killing the half-made probe.
-        let probe = take_over(&mine, params, || {})?.ok_or_else(|| ProbeError::Setup {
-            jid: params.jid,
-            message: "the probe helper handed over no probe".into(),
-        })?;
-        Ok(Spawned {
-            probe,
-            is_helper: false,
+        send_params(&mine, params)?;
+        Ok(Pending {
+            mine,
+            params: params.clone(),
         })
     }
 

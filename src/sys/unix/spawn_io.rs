@@ -48,6 +48,14 @@ pub fn send_with_fds_timeout(
     }
 }
 
+/// Whether `fd` has something to read (or its peer is gone) right now.
+pub fn readable_now(fd: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut p, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
 /// The calling process's argument area `[start, end)` (where `/proc/PID/cmdline`
 /// reads from): fields 48 and 49 of `/proc/self/stat`.
 #[cfg(target_os = "linux")]
