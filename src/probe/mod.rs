@@ -215,6 +215,8 @@ fn receive(
             kill_helper();
             return Err(ProbeError::Timeout { jid: params.jid });
         }
+        // A helper gone before reading everything it was sent resets the pair.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => (Vec::new(), Vec::new()),
         Err(e) => {
             kill_helper();
             return Err(setup(format!("reading the helper's answer: {e}")));
@@ -338,7 +340,7 @@ impl Pending {
 }
 
 #[cfg(target_os = "linux")]
-pub use spawner::{Pending, Spawner};
+pub use spawner::{Pending, Spawner, SPAWNER_NAME};
 
 #[cfg(test)]
 mod tests {
