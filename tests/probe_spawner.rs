@@ -224,3 +224,105 @@ fn a_registration_the_dying_spawner_dropped_fails_at_once_and_leaves_nothing() {
     assert_eq!(d.pgrep("www", "SP_AFTER").len(), 1);
     assert!(d.pgrep("www", "SP_DROPPED").is_empty());
 }
+
+/// Host processes whose command line starts with `prefix`: workers (they show their
+/// probe's title from reading the parameters on) and probes.
+fn titled(prefix: &str) -> Vec<i32> {
+    let mut v = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|b| b.starts_with(prefix.as_bytes()))
+            && alive(pid)
+        {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+fn register_in_background(
+    d: &Daemon,
+    title: &str,
+) -> std::thread::JoinHandle<std::process::Output> {
+    let mut c = Command::new(common::JAILDAEMON);
+    c.args(["-c", "true", "-j", "www", "-t", title, "-f"])
+        .arg(&d.socket);
+    std::thread::spawn(move || c.output().unwrap())
+}
+
+/// The review's scenario: requests wait in the spawner's queue (a stopped spawner
+/// stands for one busy at its cap) until the daemon gives up on them. When the
+/// spawner gets to them, nothing is set up: no worker shows their title, no probe
+/// enters the jail, even for a moment; and the error says what happened.
+#[test]
+fn registrations_that_timed_out_in_the_spawners_queue_leave_no_probe() {
+    common::require_root();
+    let d = setup();
+    let sp = the_spawner(&d);
+    signal(sp, nix::sys::signal::SIGSTOP);
+    let regs: Vec<_> = (0..8)
+        .map(|i| register_in_background(&d, &format!("SP_STALE_{i}")))
+        .collect();
+    for r in regs {
+        let o = r.join().unwrap();
+        assert!(!o.status.success(), "registered through a stopped spawner");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("the registration timed out and no probe was left"),
+            "{e}"
+        );
+    }
+    signal(sp, nix::sys::signal::SIGCONT);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        let seen = titled("SP_STALE_");
+        assert!(seen.is_empty(), "a stale request was set up: {seen:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(d.pgrep("www", "SP_STALE_").is_empty());
+    assert!(d.probes().is_empty(), "{:?}", d.probes());
+    // The same spawner served (and dropped) them and takes the next one.
+    d.register(&["-c", "true", "-j", "www", "-t", "SP_FRESH"]);
+    assert_eq!(the_spawner(&d), sp);
+    assert_eq!(d.pgrep("www", "SP_FRESH").len(), 1);
+}
+
+/// A worker does not outlive its spawner: here one waits in attach for the jail
+/// registry's lock (held by the test) when the spawner is killed.
+#[test]
+fn a_worker_dies_with_its_spawner() {
+    use nix::fcntl::{Flock, FlockArg};
+    common::require_root();
+    let d = setup();
+    let sp = the_spawner(&d);
+    // Queue the request first: the daemon has looked the jail up by then.
+    signal(sp, nix::sys::signal::SIGSTOP);
+    let reg = register_in_background(&d, "SP_ORPHAN");
+    std::thread::sleep(Duration::from_millis(300));
+    let f = std::fs::File::open(d.sb.registry.join(".lock")).unwrap();
+    let lock = Flock::lock(f, FlockArg::LockExclusive).unwrap();
+    signal(sp, nix::sys::signal::SIGCONT);
+    let mut worker = vec![];
+    assert!(
+        d.sb.wait_for(3, || {
+            worker = titled("SP_ORPHAN");
+            worker.len() == 1
+        }),
+        "no worker waiting in attach: {worker:?}"
+    );
+    let worker = worker[0];
+    assert_eq!(ppid(worker), Some(sp));
+    signal(sp, nix::sys::signal::SIGKILL);
+    assert!(
+        d.sb.wait_for(2, || !alive(worker)),
+        "the worker outlived its spawner"
+    );
+    drop(lock);
+    let o = reg.join().unwrap();
+    assert!(!o.status.success(), "registered through a killed spawner");
+    assert!(d.pgrep("www", "SP_ORPHAN").is_empty());
+    assert!(d.probes().is_empty(), "{:?}", d.probes());
+}

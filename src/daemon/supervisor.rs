@@ -258,11 +258,15 @@ pub struct LiveProbe {
 /// as a child tracked by `reaper` when needed. The request is sent on a blocking
 /// thread (at most the spawner's send limit); the answer is awaited on the runtime
 /// (at most [`crate::probe::SETUP_TIMEOUT`]), so a probe being set up holds no thread.
+/// A slot ([`crate::probe::MAX_SETUPS`]) is held from the request until the answer or
+/// the timeout: the spawner is never asked for more than it may serve at once, and
+/// setups in flight hold a bounded number of descriptors.
 pub async fn spawn_probe(
     reaper: &Arc<Reaper>,
     spawner: &Arc<Spawner>,
     arm: &Arm,
 ) -> Result<LiveProbe, ProbeError> {
+    let _slot = spawner.admit().await?;
     let r2 = reaper.clone();
     let spawner = spawner.clone();
     let params = ProbeParams {

@@ -6,7 +6,9 @@
 use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 
-use super::{ProbeParams, HELPER_TIMEOUT, MAX_MESSAGE, TRIGGER_EXIT};
+use std::time::Duration;
+
+use super::{HelperRequest, ProbeParams, HELPER_TIMEOUT, MAX_MESSAGE, TRIGGER_EXIT};
 use crate::jail::handoff::{encode, Handoff};
 use crate::sys::unix as sys;
 
@@ -14,15 +16,23 @@ use crate::sys::unix as sys;
 /// `argv_area` is where the command line of a forked worker is (the title is written
 /// there, so that the probe shows it from its first instant); `None` for an exec'd
 /// helper, whose argv[0] is already the title.
-pub(super) fn serve(sock: OwnedFd, argv_area: Option<(u64, u64)>) -> ! {
+///
+/// Nothing is done for a daemon that has given up (past the request's deadline, or
+/// its end of `sock` closed or shut down): checked before the title is shown, before
+/// attaching, and before the probe is forked and handed over. The probe's own setup
+/// is waited for no later than the deadline.
+pub(super) fn serve(sock: OwnedFd, argv_area: Option<sys::ArgvArea>) -> ! {
     sys::block_sighup();
     let fail = |h: Handoff| -> ! {
         let _ = sys::send_with_fds(&sock, &encode(&h), &[]);
         sys::exit_now(1);
     };
-    let params: ProbeParams = match sys::recv_with_fds(&sock, MAX_MESSAGE, HELPER_TIMEOUT) {
+    let (params, deadline_ms) = match sys::recv_with_fds(&sock, MAX_MESSAGE, HELPER_TIMEOUT) {
         Ok(Some((bytes, fds))) if fds.is_empty() => match serde_json::from_slice(&bytes) {
-            Ok(p) => p,
+            Ok(HelperRequest {
+                params,
+                deadline_ms,
+            }) => (params, deadline_ms),
             Err(e) => fail(Handoff::Failed {
                 step: format!("bad parameters: {e}"),
                 errno: 0,
@@ -33,6 +43,21 @@ pub(super) fn serve(sock: OwnedFd, argv_area: Option<(u64, u64)>) -> ! {
             errno: 0,
         }),
     };
+    // Time left before the daemon gives up; none when it has already (nobody to
+    // answer: leave quietly).
+    let left = || -> Duration {
+        let now = sys::monotonic_ms();
+        if now >= deadline_ms || sys::peer_gone(&sock) {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(deadline_ms - now)
+    };
+    let give_up_if_late = || {
+        if left().is_zero() {
+            sys::exit_now(1);
+        }
+    };
+    give_up_if_late();
     if let Some(area) = argv_area {
         set_cmdline(area, &params.title).unwrap_or_else(|h| fail(h));
     }
@@ -45,13 +70,23 @@ pub(super) fn serve(sock: OwnedFd, argv_area: Option<(u64, u64)>) -> ! {
             errno: 0,
         });
     }
+    // Attaching may wait (the registry's lock).
+    give_up_if_late();
     #[cfg(target_os = "linux")]
     {
         let (pidfd, report) = match fork_probe(&params, &sock) {
             Ok(x) => x,
             Err(h) => fail(h),
         };
-        match wait_report(report) {
+        match wait_report(report, left().min(HELPER_TIMEOUT)) {
+            Handoff::Ready if left().is_zero() => {
+                // Armed, but nobody waits for it any more.
+                let _ = sys::pidfd_kill(&pidfd);
+                sys::exit_now(1);
+            }
+            // A send that fails (the daemon shut its end down meanwhile) leaves the
+            // probe to us: killed. One that succeeds is read by the daemon, even past
+            // its deadline (then to kill it).
             Handoff::Ready => {
                 if let Err(e) =
                     sys::send_with_fds(&sock, &encode(&Handoff::Ready), &[pidfd.as_raw_fd()])
@@ -82,12 +117,12 @@ pub(super) fn serve(sock: OwnedFd, argv_area: Option<(u64, u64)>) -> ! {
 }
 
 #[cfg(target_os = "linux")]
-fn set_cmdline(area: (u64, u64), title: &str) -> Result<(), Handoff> {
+fn set_cmdline(area: sys::ArgvArea, title: &str) -> Result<(), Handoff> {
     sys::set_cmdline(area, title).map_err(|e| Handoff::failed("show the probe's title", &e))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_cmdline(_area: (u64, u64), _title: &str) -> Result<(), Handoff> {
+fn set_cmdline(_area: sys::ArgvArea, _title: &str) -> Result<(), Handoff> {
     Ok(())
 }
 
@@ -158,10 +193,10 @@ fn fork_probe(params: &ProbeParams, sock: &OwnedFd) -> Result<(OwnedFd, OwnedFd)
     }
 }
 
-/// The probe's report, or a failure when it says nothing in time.
+/// The probe's report, or a failure when it says nothing within `wait`.
 #[cfg(target_os = "linux")]
-fn wait_report(r: OwnedFd) -> Handoff {
-    match sys::read_with_timeout(&r, MAX_MESSAGE, HELPER_TIMEOUT) {
+fn wait_report(r: OwnedFd, wait: Duration) -> Handoff {
+    match sys::read_with_timeout(&r, MAX_MESSAGE, wait) {
         Ok(Some(bytes)) if !bytes.is_empty() => {
             serde_json::from_slice(&bytes).unwrap_or(Handoff::Failed {
                 step: "the probe sent an unreadable report".into(),
@@ -175,7 +210,7 @@ fn wait_report(r: OwnedFd) -> Handoff {
         Ok(None) => Handoff::Failed {
             step: format!(
                 "the probe did not finish setting up within {} s (stopped from inside the jail?)",
-                HELPER_TIMEOUT.as_secs()
+                wait.as_secs_f32().round()
             ),
             errno: nix::errno::Errno::ETIMEDOUT as i32,
         },

@@ -67,6 +67,34 @@ pub const TRIGGER_EXIT: i32 = 97;
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 const HELPER_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// Probes being set up at once, at most: on Linux the spawner's worker cap. The
+/// daemon holds a slot from the request until the answer or its timeout, so it never
+/// has more requests outstanding than the spawner may serve, and never more than this
+/// many setups' descriptors open.
+pub const MAX_SETUPS: usize = 256;
+
+/// The daemon's slots for setups in flight (see [`MAX_SETUPS`]).
+#[derive(Debug)]
+pub(crate) struct SetupSlots(std::sync::Arc<tokio::sync::Semaphore>);
+
+/// One setup's slot, given back when dropped.
+pub type SetupPermit = tokio::sync::OwnedSemaphorePermit;
+
+impl SetupSlots {
+    pub(crate) fn new() -> SetupSlots {
+        SetupSlots(std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SETUPS)))
+    }
+
+    /// Wait for a slot, first come first served, at most [`SETUP_TIMEOUT`] (slots
+    /// are held that long at most, past the spawner's send limit).
+    pub(crate) async fn admit(&self) -> Result<SetupPermit, ProbeError> {
+        match tokio::time::timeout(SETUP_TIMEOUT, self.0.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(ProbeError::Busy),
+        }
+    }
+}
+
 /// Largest handoff datagram.
 const MAX_MESSAGE: usize = 4096;
 
@@ -95,9 +123,26 @@ pub enum ProbeError {
     Setup { jid: i32, message: String },
     #[error("probe in jail {jid}: did not finish setting up within {} s; it was killed", SETUP_TIMEOUT.as_secs())]
     Timeout { jid: i32 },
+    /// The daemon gave up on a setup by the spawner: the worker can no longer hand a
+    /// probe over, and kills (or never forks) it.
+    #[error("probe in jail {jid}: did not finish setting up within {} s; the registration timed out and no probe was left", SETUP_TIMEOUT.as_secs())]
+    SetupTimedOut { jid: i32 },
+    /// More than [`MAX_SETUPS`] probes were being set up for all of [`SETUP_TIMEOUT`].
+    #[error("too many probes are being set up at once (at most {MAX_SETUPS}); try again")]
+    Busy,
     /// The daemon's task that runs [`spawn`] off the async threads failed.
     #[error("probe spawner failed: {0}")]
     Spawner(String),
+}
+
+/// What the daemon sends the helper: the parameters, and the instant
+/// (`CLOCK_MONOTONIC`, milliseconds) past which the daemon no longer waits for the
+/// answer, so the helper must not set the probe up.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HelperRequest {
+    params: ProbeParams,
+    deadline_ms: u64,
 }
 
 /// Value of [`HELPER_ENV`] that makes the binary the spawner (Linux).
@@ -187,9 +232,15 @@ fn take_over(
     receive(mine, params, SETUP_TIMEOUT, kill_helper)
 }
 
-/// Send the helper its parameters (one datagram; the pair is new, so it never waits).
+/// Send the helper its parameters (one datagram; the pair is new, so it never waits),
+/// with the deadline: [`SETUP_TIMEOUT`] from now, which is no later than the caller's
+/// own (its wait starts after this).
 fn send_params(mine: &OwnedFd, params: &ProbeParams) -> Result<(), ProbeError> {
-    let body = serde_json::to_vec(params).expect("params serialize");
+    let request = HelperRequest {
+        params: params.clone(),
+        deadline_ms: sys::monotonic_ms() + SETUP_TIMEOUT.as_millis() as u64,
+    };
+    let body = serde_json::to_vec(&request).expect("params serialize");
     sys::send_with_fds(mine, &body, &[]).map_err(|e| ProbeError::Setup {
         jid: params.jid,
         message: format!("sending the parameters: {e}"),
@@ -270,12 +321,21 @@ fn handed_over(_fds: Vec<OwnedFd>) -> std::io::Result<Option<sys::ProcessRef>> {
 #[derive(Debug)]
 pub struct Spawner {
     exe: std::path::PathBuf,
+    slots: SetupSlots,
 }
 
 #[cfg(not(target_os = "linux"))]
 impl Spawner {
     pub fn new(exe: std::path::PathBuf) -> Spawner {
-        Spawner { exe }
+        Spawner {
+            exe,
+            slots: SetupSlots::new(),
+        }
+    }
+
+    /// A slot for one setup (see [`MAX_SETUPS`]).
+    pub async fn admit(&self) -> Result<SetupPermit, ProbeError> {
+        self.slots.admit().await
     }
 
     /// Nothing to start ahead on FreeBSD.

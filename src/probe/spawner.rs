@@ -18,10 +18,23 @@
 //! is answered on the request socket: the worker talks to the daemon on its pair, and
 //! a spawner that dies before forking drops the descriptor, so the daemon reads the
 //! end of its pair and the registration fails at once. Anything else on the request
-//! socket is dropped. Bounds: at most [`MAX_WORKERS`] workers at once (past that the
-//! spawner stops reading, and the daemon's send waits at most [`SEND_TIMEOUT`]); a
-//! worker alive after [`WORKER_LIMIT`] is killed (its own limits end it sooner).
-//! The spawner exits when the daemon's end of the request socket closes.
+//! socket is dropped. The spawner exits when the daemon's end of the request socket
+//! closes.
+//!
+//! Bounds:
+//! - at most [`MAX_WORKERS`] workers at once: past that the spawner stops reading
+//!   (and waits for a SIGCHLD). The queue of a connected `SOCK_SEQPACKET` pair is not
+//!   limited by `max_dgram_qlen`, so the daemon bounds it itself: it holds one of its
+//!   [`super::MAX_SETUPS`] (= `MAX_WORKERS`) slots from the request until the answer
+//!   or its timeout. The daemon's send waits at most [`SEND_TIMEOUT`];
+//! - a worker ends after [`WORKER_LIMIT`] (its own alarm, and the spawner's kill) and
+//!   with the spawner (parent-death SIGKILL), so no worker outlives either;
+//! - a request the daemon has given up on is never served: the parameters carry the
+//!   daemon's deadline (`CLOCK_MONOTONIC`), and the worker gives up when it is past or
+//!   when the daemon's end is closed or shut down, before attaching, before forking
+//!   the probe and before handing it over (see [`super::helper`]). The daemon shuts
+//!   its end down on timeout, so a handover is either read (and the probe killed) or
+//!   refused (and the worker kills it).
 //!
 //! The spawner is not a subreaper: a probe whose worker exits is reparented to the
 //! daemon, which is.
@@ -34,7 +47,8 @@ use std::time::{Duration, Instant};
 
 use super::SPAWNER_MODE;
 use super::{
-    helper, receive, send_params, ProbeError, ProbeParams, Spawned, HELPER_ENV, SETUP_TIMEOUT,
+    helper, receive, send_params, ProbeError, ProbeParams, SetupPermit, SetupSlots, Spawned,
+    HELPER_ENV, SETUP_TIMEOUT,
 };
 use crate::sys::unix as sys;
 
@@ -48,7 +62,7 @@ const REQUEST: &[u8] = b"S";
 /// Largest request read (longer ones are dropped).
 const MAX_REQUEST: usize = 16;
 /// Workers at once; past that the spawner stops reading requests until one ends.
-pub const MAX_WORKERS: usize = 256;
+pub const MAX_WORKERS: usize = super::MAX_SETUPS;
 /// A worker alive this long is killed (it gives up by itself after its own limits).
 pub const WORKER_LIMIT: Duration = Duration::from_secs(SETUP_TIMEOUT.as_secs() + 1);
 /// How long the daemon waits for room on the request socket; a spawner that takes
@@ -72,6 +86,8 @@ pub(super) fn spawner_main() -> ! {
     let Ok(area) = sys::argv_area() else {
         sys::exit_now(2);
     };
+    let me = sys::getpid();
+    sys::block_sigchld();
     let mut workers: Vec<(i32, Instant)> = Vec::new();
     loop {
         // Only this loop reaps: a pid in `workers` is an unreaped child of ours, so
@@ -85,7 +101,8 @@ pub(super) fn spawner_main() -> ! {
             }
         }
         if workers.len() >= MAX_WORKERS {
-            std::thread::sleep(Duration::from_millis(2));
+            // Until one ends (or the next look at their ages).
+            sys::wait_sigchld(TICK);
             continue;
         }
         let (bytes, mut fds) = match sys::recv_with_fds(&sock, MAX_REQUEST, TICK) {
@@ -107,6 +124,9 @@ pub(super) fn spawner_main() -> ! {
             Ok(sys::Forked::Child) => {
                 // The worker: nothing of the spawner's but its own pair.
                 sys::close_fd(sock.as_raw_fd());
+                if !sys::bound_worker(me, WORKER_LIMIT) {
+                    sys::exit_now(1);
+                }
                 helper::serve(reply, Some(area))
             }
             Ok(sys::Forked::Parent(pid)) => workers.push((pid, Instant::now())),
@@ -123,6 +143,7 @@ pub(super) fn spawner_main() -> ! {
 pub struct Spawner {
     exe: PathBuf,
     conn: Mutex<Option<Conn>>,
+    slots: SetupSlots,
 }
 
 #[derive(Debug)]
@@ -151,10 +172,17 @@ impl Pending {
         sys::readable_now(&self.mine)
     }
 
-    /// The error of a setup that took longer than [`SETUP_TIMEOUT`]; the worker
-    /// ends by its own limits (or the spawner's), killing the half-made probe.
+    /// Give up on a setup that took longer than [`SETUP_TIMEOUT`], and its error.
+    /// The pair is shut down first: from then on the worker can hand nothing over
+    /// (it kills its probe when the send fails, and gives up before attaching or
+    /// forking when it sees the shutdown or its deadline, which is this one). A
+    /// handover that came before the shutdown is read here and its probe killed.
     pub fn timed_out(self) -> ProbeError {
-        ProbeError::Timeout {
+        let _ = sys::shutdown_socket(&self.mine);
+        if let Ok(Some(probe)) = receive(&self.mine, &self.params, Duration::ZERO, || {}) {
+            let _ = probe.kill();
+        }
+        ProbeError::SetupTimedOut {
             jid: self.params.jid,
         }
     }
@@ -181,6 +209,7 @@ impl Spawner {
         Spawner {
             exe,
             conn: Mutex::new(None),
+            slots: SetupSlots::new(),
         }
     }
 
@@ -195,6 +224,12 @@ impl Spawner {
             *conn = Some(self.launch(start)?);
         }
         Ok(())
+    }
+
+    /// A slot for one setup, to hold from [`Spawner::begin`] until the answer or the
+    /// timeout (see [`SetupSlots`]).
+    pub async fn admit(&self) -> Result<SetupPermit, ProbeError> {
+        self.slots.admit().await
     }
 
     /// The pid of the running spawner, if one was started and not found gone.
@@ -229,22 +264,13 @@ impl Spawner {
         })
     }
 
-    /// Start a probe: ask the spawner for a worker, hand it `params` and take the
-    /// probe over (see [`super::spawn`] for what is checked). `start` starts the
-    /// spawner if it is not running (or was found gone). Blocks at most
-    /// [`SEND_TIMEOUT`] + [`SETUP_TIMEOUT`].
-    pub fn spawn(
-        &self,
-        params: &ProbeParams,
-        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
-    ) -> Result<Spawned, ProbeError> {
-        self.begin(params, start)?.finish(SETUP_TIMEOUT)
-    }
-
-    /// The first half of [`Spawner::spawn`]: the request and the parameters are
-    /// sent; the answer is for [`Pending::finish`], which the caller may delay until
-    /// [`Pending::answer_fd`] is readable (so nothing blocks while the probe is set
-    /// up). Blocks at most [`SEND_TIMEOUT`].
+    /// Start a probe: ask the spawner for a worker and send it `params` (see
+    /// [`super::spawn`] for what is checked of the answer). `start` starts the spawner
+    /// if it is not running (or was found gone). The answer is for
+    /// [`Pending::finish`], which the caller may delay until [`Pending::answer_fd`] is
+    /// readable (so nothing blocks while the probe is set up), or
+    /// [`Pending::timed_out`] after [`SETUP_TIMEOUT`]. The caller holds a slot from
+    /// [`Spawner::admit`] throughout. Blocks at most [`SEND_TIMEOUT`].
     pub fn begin(
         &self,
         params: &ProbeParams,
