@@ -2,9 +2,10 @@
 //! `cargo build --release --bins && cargo run --release --example bench [-- N...]`.
 //!
 //! For N probes (default 1, 100 and 1000), side by side in one run:
-//! * spawn: registering N probes (daemon execs the helper, attach, fork, drop, report)
-//!   vs spawning and reaping N bare processes that attach to the same jail
-//!   (`jailctl jail exec JAIL true`);
+//! * spawn: registering N probes (the daemon's spawner forks a worker: attach, fork,
+//!   drop, report) vs spawning and reaping N bare processes that attach to the same
+//!   jail (`jailctl jail exec JAIL true`), and, as an outside yardstick, N
+//!   `nsenter --target INIT --all true` (util-linux) into the jail's namespaces;
 //! * trigger latency, SIGHUP sent -> command started (the command writes its start
 //!   time), median and p99, vs a bare round trip: SIGHUP to a waiting child ->
 //!   waitpid -> spawn `sh -c` writing its start time. Only a process inside the jail
@@ -76,6 +77,22 @@ fn ns_pid(pid: i32) -> i32 {
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .expect("NSpid")
+}
+
+/// The host pid of jail `name`'s init, from the jail registry.
+fn init_pid(registry: &Path, name: &str) -> i32 {
+    for e in std::fs::read_dir(registry).unwrap().flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if v["name"] == name {
+            return v["init_pid"].as_i64().expect("init_pid") as i32;
+        }
+    }
+    panic!("jail {name} is not in the registry")
 }
 
 /// `n` clients registering a probe each, all at once.
@@ -211,11 +228,14 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    let init = init_pid(&registry, "bench");
     println!(
-        "{:>5} | {:>12} {:>12} {:>6} | {:>10} {:>10} {:>10} {:>10} {:>6} | {:>10} {:>10}",
+        "{:>5} | {:>12} {:>12} {:>6} {:>12} {:>6} | {:>10} {:>10} {:>10} {:>10} {:>6} | {:>10} {:>10}",
         "N",
         "spawn/probe",
         "bare/proc",
+        "ratio",
+        "nsenter/proc",
         "ratio",
         "trig p50",
         "bare p50",
@@ -283,6 +303,18 @@ fn main() {
             assert!(st.success());
         }
         let bare = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        // spawn: the outside yardstick, nsenter into every namespace of the jail
+        let t = Instant::now();
+        for _ in 0..n {
+            let st = Command::new("nsenter")
+                .arg("--target")
+                .arg(init.to_string())
+                .args(["--all", "true"])
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let nsenter = t.elapsed().as_secs_f64() * 1e3 / n as f64;
         // memory with n probes armed
         let mut privs: Vec<f64> = pids
             .iter()
@@ -337,8 +369,8 @@ fn main() {
         let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
         let (b50, b99) = (pct(&mut base, 0.5), pct(&mut base, 0.99));
         println!(
-            "{:>5} | {:>9.2} ms {:>9.2} ms {:>6.2} | {:>7.2} ms {:>7.2} ms {:>7.2} ms {:>7.2} ms {:>6.2} | {:>7} kB {:>7} kB",
-            n, spawn, bare, spawn / bare, p50, b50, p99, b99, p50 / b50, priv_med, rss
+            "{:>5} | {:>9.2} ms {:>9.2} ms {:>6.2} {:>9.2} ms {:>6.2} | {:>7.2} ms {:>7.2} ms {:>7.2} ms {:>7.2} ms {:>6.2} | {:>7} kB {:>7} kB",
+            n, spawn, bare, spawn / bare, nsenter, spawn / nsenter, p50, b50, p99, b99, p50 / b50, priv_med, rss
         );
     }
     drop(trig_in);
@@ -352,5 +384,5 @@ fn main() {
     let _ = Command::new(&jailctl)
         .args(["jail", "remove", "bench"])
         .status();
-    println!("\nratio = probe spawn / bare attached process; p50 x = probe trigger p50 / bare round trip p50");
+    println!("\nratio = probe spawn / bare attached process (jailctl jail exec JAIL true), then / nsenter --target INIT --all true; p50 x = probe trigger p50 / bare round trip p50");
 }

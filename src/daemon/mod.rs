@@ -110,6 +110,7 @@ async fn main_loop(
     let listener = tokio::net::UnixListener::from_std(listener).map_err(io("socket"))?;
     let registry =
         registry::ProbeRegistry::new(reaper.clone(), sys::own_exe(), capacity, nofile_soft);
+    registry.start_spawner();
     let r2 = reaper.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));

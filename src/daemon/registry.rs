@@ -16,7 +16,7 @@ use super::command::{self, CommandNote, CommandSpec};
 use super::reaper::Reaper;
 use super::supervisor::{self, Arm, Control, End, Live, Note, Supervisor};
 use crate::jail;
-use crate::probe::ProbeError;
+use crate::probe::{ProbeError, Spawner};
 
 /// Why a registration or a removal was refused.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,8 @@ struct Entry {
 
 pub struct ProbeRegistry {
     reaper: Arc<Reaper>,
-    exe: PathBuf,
+    /// Sets probes up (on Linux a process of its own, started on first use).
+    spawner: Arc<Spawner>,
     /// Most probes held at once (each holds one descriptor: its pidfd).
     capacity: usize,
     /// Soft descriptor limit the daemon was started with, restored for commands.
@@ -90,7 +91,7 @@ impl ProbeRegistry {
         let (shutdown_tx, _) = watch::channel(false);
         Arc::new(ProbeRegistry {
             reaper,
-            exe,
+            spawner: Arc::new(Spawner::new(exe)),
             capacity,
             nofile_soft,
             probes: Mutex::new(BTreeMap::new()),
@@ -207,7 +208,7 @@ impl ProbeRegistry {
             uid: spec.uid,
             gid: spec.gid,
         };
-        let probe = match supervisor::spawn_probe(&self.reaper, &self.exe, &arm).await {
+        let probe = match supervisor::spawn_probe(&self.reaper, &self.spawner, &arm).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(jail = %spec.jail, message = %e, "probe registration failed");
@@ -262,7 +263,7 @@ impl ProbeRegistry {
             id,
             registry: self.clone(),
             reaper: self.reaper.clone(),
-            exe: self.exe.clone(),
+            spawner: self.spawner.clone(),
             commands,
         };
         let sup = Supervisor {
@@ -310,6 +311,16 @@ impl ProbeRegistry {
         }
     }
 
+    /// Start the probe spawner ahead of the first registration.
+    pub fn start_spawner(&self) {
+        supervisor::start_spawner(&self.reaper, &self.spawner);
+    }
+
+    /// The probe spawner's pid, while one runs (Linux).
+    pub fn spawner_pid(&self) -> Option<i32> {
+        self.spawner.pid()
+    }
+
     /// Kill every probe and wait for the supervisors to finish.
     pub async fn shutdown(&self) {
         let _ = self.shutdown_tx.send(true);
@@ -317,5 +328,6 @@ impl ProbeRegistry {
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
+        self.spawner.stop();
     }
 }

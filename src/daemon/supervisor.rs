@@ -12,7 +12,6 @@
 //! the unit tests use a recording fake.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use super::command::Trigger;
 use super::reaper::Reaper;
 use super::registry::ProbeRegistry;
 use crate::jail;
-use crate::probe::{self, ProbeError, ProbeParams, TRIGGER_EXIT};
+use crate::probe::{self, ProbeError, ProbeParams, Spawner, TRIGGER_EXIT};
 use crate::sys::unix::{ExitStatus, ProcessRef};
 
 /// How long a respawning probe waits for its jail (by name) to come back.
@@ -255,43 +254,82 @@ pub struct LiveProbe {
     pub exit: oneshot::Receiver<ExitStatus>,
 }
 
-/// Spawn a probe process in jail `arm.jid` (on a blocking thread: at most
-/// [`probe::SETUP_TIMEOUT`]).
+/// Spawn a probe process in jail `arm.jid` through `spawner`, which is (re)started
+/// as a child tracked by `reaper` when needed. The request is sent on a blocking
+/// thread (at most the spawner's send limit); the answer is awaited on the runtime
+/// (at most [`crate::probe::SETUP_TIMEOUT`]), so a probe being set up holds no thread.
+/// A slot ([`crate::probe::MAX_SETUPS`]) is held from the request until the answer or
+/// the timeout: the spawner is never asked for more than it may serve at once, and
+/// setups in flight hold a bounded number of descriptors.
 pub async fn spawn_probe(
     reaper: &Arc<Reaper>,
-    exe: &std::path::Path,
+    spawner: &Arc<Spawner>,
     arm: &Arm,
 ) -> Result<LiveProbe, ProbeError> {
-    let reaper = reaper.clone();
-    let exe: PathBuf = exe.to_path_buf();
+    let _slot = spawner.admit().await?;
+    let r2 = reaper.clone();
+    let spawner = spawner.clone();
     let params = ProbeParams {
         jid: arm.jid,
         title: arm.title.clone(),
         uid: arm.uid,
         gid: arm.gid,
     };
-    tokio::task::spawn_blocking(move || {
+    let (pending, helper_rx) = tokio::task::spawn_blocking(move || {
         let mut helper_rx = None;
-        let spawned = probe::spawn(&exe, &params, |cmd| {
-            let (helper, rx) = reaper.spawn_tracked(cmd)?;
+        let pending = spawner.begin(&params, |cmd| {
+            let (helper, rx) = r2.spawn_tracked(cmd)?;
             helper_rx = Some(rx);
             Ok(helper)
         })?;
-        // Linux: the probe is named by the pidfd the helper handed over, and it is
-        // (or is about to become) our child: only our reaper reaps it. FreeBSD: it is
-        // the helper we forked, signalled through the reaper (never once reaped).
-        let exit = if spawned.probe.pid == spawned.helper_pid {
-            helper_rx.expect("helper watched")
-        } else {
-            reaper.watch(spawned.probe.pid)
-        };
-        Ok(LiveProbe {
-            process: spawned.probe,
-            exit,
-        })
+        Ok::<_, ProbeError>((pending, helper_rx))
     })
     .await
-    .map_err(|e| ProbeError::Spawner(e.to_string()))?
+    .map_err(|e| ProbeError::Spawner(e.to_string()))??;
+    if let Some(fd) = pending.answer_fd() {
+        // Readiness only: the reactor watches a duplicate of the pair's end (a
+        // SEQPACKET socket, wrapped as a datagram socket, never read through).
+        let std_sock = std::os::unix::net::UnixDatagram::from(fd.map_err(ProbeError::Spawn)?);
+        std_sock.set_nonblocking(true).map_err(ProbeError::Spawn)?;
+        let watch = tokio::net::UnixDatagram::from_std(std_sock).map_err(ProbeError::Spawn)?;
+        let answered = tokio::time::timeout(probe::SETUP_TIMEOUT, async {
+            // A false readiness is cleared by try_io's WouldBlock.
+            while watch.readable().await.is_ok() {
+                let ready = watch.try_io(tokio::io::Interest::READABLE, || match pending.ready() {
+                    true => Ok(()),
+                    false => Err(std::io::ErrorKind::WouldBlock.into()),
+                });
+                if ready.is_ok() {
+                    break;
+                }
+            }
+        })
+        .await;
+        drop(watch);
+        if answered.is_err() {
+            return Err(pending.timed_out());
+        }
+    }
+    let spawned = pending.finish(Duration::ZERO)?;
+    // Linux: the probe is named by the pidfd the helper handed over, and it is
+    // (or is about to become) our child: only our reaper reaps it. FreeBSD: it is
+    // the helper we forked, signalled through the reaper (never once reaped).
+    let exit = match helper_rx {
+        Some(rx) if spawned.is_helper => rx,
+        _ => reaper.watch(spawned.probe.pid),
+    };
+    Ok(LiveProbe {
+        process: spawned.probe,
+        exit,
+    })
+}
+
+/// Start the spawner ahead of the first registration (logged, not fatal: the first
+/// registration tries again).
+pub fn start_spawner(reaper: &Arc<Reaper>, spawner: &Spawner) {
+    if let Err(e) = spawner.start(|cmd| reaper.spawn_tracked(cmd).map(|(p, _)| p)) {
+        tracing::warn!(error = %e, "could not start the probe spawner; the first registration tries again");
+    }
 }
 
 /// The daemon's [`ProbeHost`] for probe `id`.
@@ -299,7 +337,7 @@ pub struct Live {
     pub id: u64,
     pub registry: Arc<ProbeRegistry>,
     pub reaper: Arc<Reaper>,
-    pub exe: PathBuf,
+    pub spawner: Arc<Spawner>,
     pub commands: mpsc::UnboundedSender<Trigger>,
 }
 
@@ -307,7 +345,7 @@ impl ProbeHost for Live {
     type Probe = LiveProbe;
 
     fn spawn_probe(&self, arm: &Arm) -> impl Future<Output = Result<LiveProbe, ProbeError>> + Send {
-        spawn_probe(&self.reaper, &self.exe, arm)
+        spawn_probe(&self.reaper, &self.spawner, arm)
     }
 
     fn probe_pid(&self, probe: &LiveProbe) -> i32 {

@@ -2,14 +2,20 @@
 //! host, that ends with [`TRIGGER_EXIT`] when a process *inside its jail* sends it
 //! SIGHUP.
 //!
-//! The daemon never forks from its multi-threaded runtime to run Rust code: it execs
-//! its own binary as a small single-threaded *helper* (argv[0] = the title, an empty
-//! environment but for [`HELPER_ENV`]). Helper and daemon talk over a `SOCK_SEQPACKET`
-//! socket pair on the helper's descriptor 3: the parameters go down as one datagram,
-//! one typed [`Handoff`] comes back. The helper:
+//! The daemon never forks from its multi-threaded runtime to run Rust code. A probe
+//! is set up by a small single-threaded *helper*: on Linux a worker forked (without
+//! exec) by the *spawner* ([`spawner`]), a process the daemon starts once by
+//! executing its own binary (an empty environment but for [`HELPER_ENV`]); on FreeBSD
+//! the daemon executes its own binary as the helper for every probe (argv[0] = the
+//! title). Helper and daemon talk over a `SOCK_SEQPACKET` socket pair made for that
+//! probe (the spawner passes the helper's end on to the worker it forks; an exec'd
+//! helper has it on descriptor 3): the parameters go down as one datagram, one typed
+//! [`Handoff`] comes back. The spawner never sees the parameters. The helper
+//! ([`helper`]):
 //!
-//! 1. blocks SIGHUP (a HUP during setup stays pending), reads its parameters, makes
-//!    itself untraceable (non-dumpable; FreeBSD `PROC_TRACE_CTL_DISABLE`);
+//! 1. blocks SIGHUP (a HUP during setup stays pending), reads its parameters, shows
+//!    the title (a worker writes it over its own argument area), makes itself
+//!    untraceable (non-dumpable; FreeBSD `PROC_TRACE_CTL_DISABLE`);
 //! 2. attaches to the jail (the jail layer's attach: on Linux the namespaces, the
 //!    devices cgroup and the jail's confinement). On Linux, as joining a pid namespace
 //!    applies to children, it forks the probe, opens a pidfd for it (its own unreaped
@@ -21,30 +27,33 @@
 //!    sets gid then uid, closes every descriptor it has (all from the host), points 0-2
 //!    at /dev/null and waits for a SIGHUP sent by a process of its jail;
 //! 4. the helper sends [`Handoff::Ready`] with the pidfd attached (`SCM_RIGHTS`) and
-//!    exits; the probe is reparented to the daemon, a subreaper. On FreeBSD the helper
-//!    is the probe (jail_attach needs no fork): the daemon knows it by the pid it
-//!    forked, and signals it only through its reaper, which refuses once that pid has
-//!    been reaped (see `daemon::children`).
+//!    exits; the probe is reparented to the daemon, a subreaper (the spawner is not
+//!    one). On FreeBSD the helper is the probe (jail_attach needs no fork): the daemon
+//!    knows it by the pid it forked, and signals it only through its reaper, which
+//!    refuses once that pid has been reaped (see `daemon::children`).
 //!
 //! The daemon learns the probe's identity from the kernel only (the pidfd, or the pid
 //! it forked), never from bytes: the handoff carries no pid. Anything but exactly one
 //! `Ready` with exactly one pidfd (Linux) fails the registration, and so does silence
-//! past [`SETUP_TIMEOUT`] (the helper is then killed, and with it, by its parent-death
-//! signal or the helper's own kill, the half-made probe).
+//! past [`SETUP_TIMEOUT`] (an exec'd helper is then killed, and with it, by its
+//! parent-death signal or the helper's own kill, the half-made probe; a worker gives
+//! up by itself before that, and the spawner kills one that outlives the limit).
 //!
 //! The command is never sent to the helper: nothing in the probe's argv, environment
 //! or memory names it.
 
-use std::os::fd::AsRawFd;
+mod helper;
 #[cfg(target_os = "linux")]
-use std::os::fd::OwnedFd;
+mod spawner;
+
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::jail::handoff::{encode, Handoff};
+use crate::jail::handoff::Handoff;
 use crate::sys::unix as sys;
 
 /// Environment variable that makes the `jaildaemon` binary act as the probe helper.
@@ -57,6 +66,34 @@ pub const TRIGGER_EXIT: i32 = 97;
 /// fails. The helper gives up a little earlier, so that it reports why.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 const HELPER_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Probes being set up at once, at most: on Linux the spawner's worker cap. The
+/// daemon holds a slot from the request until the answer or its timeout, so it never
+/// has more requests outstanding than the spawner may serve, and never more than this
+/// many setups' descriptors open.
+pub const MAX_SETUPS: usize = 256;
+
+/// The daemon's slots for setups in flight (see [`MAX_SETUPS`]).
+#[derive(Debug)]
+pub(crate) struct SetupSlots(std::sync::Arc<tokio::sync::Semaphore>);
+
+/// One setup's slot, given back when dropped.
+pub type SetupPermit = tokio::sync::OwnedSemaphorePermit;
+
+impl SetupSlots {
+    pub(crate) fn new() -> SetupSlots {
+        SetupSlots(std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SETUPS)))
+    }
+
+    /// Wait for a slot, first come first served, at most [`SETUP_TIMEOUT`] (slots
+    /// are held that long at most, past the spawner's send limit).
+    pub(crate) async fn admit(&self) -> Result<SetupPermit, ProbeError> {
+        match tokio::time::timeout(SETUP_TIMEOUT, self.0.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(ProbeError::Busy),
+        }
+    }
+}
 
 /// Largest handoff datagram.
 const MAX_MESSAGE: usize = 4096;
@@ -86,169 +123,43 @@ pub enum ProbeError {
     Setup { jid: i32, message: String },
     #[error("probe in jail {jid}: did not finish setting up within {} s; it was killed", SETUP_TIMEOUT.as_secs())]
     Timeout { jid: i32 },
+    /// The daemon gave up on a setup by the spawner: the worker can no longer hand a
+    /// probe over, and kills (or never forks) it.
+    #[error("probe in jail {jid}: did not finish setting up within {} s; the registration timed out and no probe was left", SETUP_TIMEOUT.as_secs())]
+    SetupTimedOut { jid: i32 },
+    /// More than [`MAX_SETUPS`] probes were being set up for all of [`SETUP_TIMEOUT`].
+    #[error("too many probes are being set up at once (at most {MAX_SETUPS}); try again")]
+    Busy,
     /// The daemon's task that runs [`spawn`] off the async threads failed.
     #[error("probe spawner failed: {0}")]
     Spawner(String),
 }
 
-/// Entry point of the helper (the binary calls this when [`HELPER_ENV`] is set).
+/// What the daemon sends the helper: the parameters, and the instant
+/// (`CLOCK_MONOTONIC`, milliseconds) past which the daemon no longer waits for the
+/// answer, so the helper must not set the probe up.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HelperRequest {
+    params: ProbeParams,
+    deadline_ms: u64,
+}
+
+/// Value of [`HELPER_ENV`] that makes the binary the spawner (Linux).
+pub const SPAWNER_MODE: &str = "spawner";
+
+/// Entry point of the helper and of the spawner (the binary calls this when
+/// [`HELPER_ENV`] is set).
 pub fn helper_main() -> ! {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os(HELPER_ENV).is_some_and(|v| v == SPAWNER_MODE) {
+        spawner::spawner_main();
+    }
     sys::block_sighup();
     let Some(sock) = sys::take_inherited_fd(3) else {
         sys::exit_now(2);
     };
-    let fail = |h: Handoff| -> ! {
-        let _ = sys::send_with_fds(&sock, &encode(&h), &[]);
-        sys::exit_now(1);
-    };
-    let params: ProbeParams = match sys::recv_with_fds(&sock, MAX_MESSAGE, HELPER_TIMEOUT) {
-        Ok(Some((bytes, fds))) if fds.is_empty() => match serde_json::from_slice(&bytes) {
-            Ok(p) => p,
-            Err(e) => fail(Handoff::Failed {
-                step: format!("bad parameters: {e}"),
-                errno: 0,
-            }),
-        },
-        _ => fail(Handoff::Failed {
-            step: "no parameters on descriptor 3".into(),
-            errno: 0,
-        }),
-    };
-    if let Err(e) = sys::make_untraceable() {
-        fail(Handoff::failed("make the probe untraceable", &e));
-    }
-    if let Err(e) = crate::jail::attach(&params.jid.to_string()) {
-        fail(Handoff::Failed {
-            step: format!("cannot attach to jail {}: {e}", params.jid),
-            errno: 0,
-        });
-    }
-    #[cfg(target_os = "linux")]
-    {
-        let (pidfd, report) = match fork_probe(&params, &sock) {
-            Ok(x) => x,
-            Err(h) => fail(h),
-        };
-        match wait_report(report) {
-            Handoff::Ready => {
-                if let Err(e) =
-                    sys::send_with_fds(&sock, &encode(&Handoff::Ready), &[pidfd.as_raw_fd()])
-                {
-                    let _ = sys::pidfd_kill(&pidfd);
-                    fail(Handoff::failed("hand the probe over", &e));
-                }
-                sys::exit_now(0);
-            }
-            h => {
-                let _ = sys::pidfd_kill(&pidfd);
-                fail(h);
-            }
-        }
-    }
-    #[cfg(target_os = "freebsd")]
-    {
-        if let Err(h) = become_probe(&params) {
-            fail(h);
-        }
-        if sys::send_with_fds(&sock, &encode(&Handoff::Ready), &[]).is_err() {
-            sys::exit_now(1);
-        }
-        drop(sock);
-        drop(params);
-        arm()
-    }
-}
-
-/// The probe's own setup after attach: session, credentials, title.
-fn become_probe(params: &ProbeParams) -> Result<(), Handoff> {
-    sys::probe_signals();
-    sys::setsid().map_err(|e| Handoff::failed("setsid", &e))?;
-    let gid = params.gid.unwrap_or(0);
-    let uid = params.uid.unwrap_or(0);
-    sys::drop_privileges(uid, gid, &[])
-        .map_err(|e| Handoff::failed(format!("cannot set uid {uid} gid {gid}"), &e))?;
-    // A credential change resets dumpability to fs.suid_dumpable: set it again.
-    sys::make_untraceable().map_err(|e| Handoff::failed("make the probe untraceable", &e))?;
-    sys::set_title(&params.title);
-    Ok(())
-}
-
-/// Close everything from the host and wait for the trigger.
-fn arm() -> ! {
-    sys::close_fds_from(0);
-    sys::stdio_to_devnull();
-    sys::wait_for_sighup_from_process();
-    sys::exit_now(TRIGGER_EXIT);
-}
-
-/// Fork the probe inside the jail. Returns its pidfd and the read end of its report
-/// pipe.
-#[cfg(target_os = "linux")]
-fn fork_probe(params: &ProbeParams, sock: &OwnedFd) -> Result<(OwnedFd, OwnedFd), Handoff> {
-    let (r, w) = sys::pipe().map_err(|e| Handoff::failed("pipe", &e))?;
-    // The helper is single-threaded: fork is fine here.
-    match sys::fork() {
-        Err(e) => Err(Handoff::failed("fork into the jail", &e)),
-        Ok(sys::Forked::Child) => {
-            // The handoff channel must not live in a process the jail can see.
-            sys::close_fd(sock.as_raw_fd());
-            sys::close_fd(r.as_raw_fd());
-            let report = |h: &Handoff| {
-                let _ = sys::write_all_fd(w.as_raw_fd(), &encode(h));
-            };
-            // A helper killed by the daemon's timeout takes the half-made probe with
-            // it. Asked for before and after the credential change, which clears it.
-            sys::die_with_parent();
-            let setup = become_probe(params).map(|()| {
-                sys::die_with_parent();
-            });
-            match setup {
-                Ok(()) => {
-                    sys::live_on_parent_death();
-                    report(&Handoff::Ready);
-                    arm()
-                }
-                Err(h) => {
-                    report(&h);
-                    sys::exit_now(1)
-                }
-            }
-        }
-        Ok(sys::Forked::Parent(pid)) => {
-            drop(w);
-            // Our unreaped child: its pid cannot name anything else.
-            let fd = sys::pidfd_open(pid).map_err(|e| {
-                let _ = sys::kill_now(pid);
-                Handoff::failed("pidfd_open of the probe", &e)
-            })?;
-            Ok((fd, r))
-        }
-    }
-}
-
-/// The probe's report, or a failure when it says nothing in time.
-#[cfg(target_os = "linux")]
-fn wait_report(r: OwnedFd) -> Handoff {
-    match sys::read_with_timeout(&r, MAX_MESSAGE, HELPER_TIMEOUT) {
-        Ok(Some(bytes)) if !bytes.is_empty() => {
-            serde_json::from_slice(&bytes).unwrap_or(Handoff::Failed {
-                step: "the probe sent an unreadable report".into(),
-                errno: 0,
-            })
-        }
-        Ok(Some(_)) => Handoff::Failed {
-            step: "the probe ended during setup".into(),
-            errno: 0,
-        },
-        Ok(None) => Handoff::Failed {
-            step: format!(
-                "the probe did not finish setting up within {} s (stopped from inside the jail?)",
-                HELPER_TIMEOUT.as_secs()
-            ),
-            errno: nix::errno::Errno::ETIMEDOUT as i32,
-        },
-        Err(e) => Handoff::failed("reading the probe's report", &e),
-    }
+    helper::serve(sock, None)
 }
 
 /// A probe that runs in its jail.
@@ -257,14 +168,16 @@ pub struct Spawned {
     /// The probe, named by the kernel (its pidfd on Linux; on FreeBSD the pid the
     /// daemon forked, signalled only through its reaper while unreaped).
     pub probe: sys::ProcessRef,
-    /// Host pid of the helper (already exited on Linux; the probe itself on FreeBSD).
-    pub helper_pid: i32,
+    /// Whether the probe is the helper the caller started (FreeBSD): its exit status
+    /// is that child's. Otherwise the probe is an orphan the daemon's reaper adopts.
+    pub is_helper: bool,
 }
 
-/// Start a probe: exec the helper (`exe`) with argv[0] = title, hand it `params`, and
-/// take the probe over. `spawn` starts the command and returns the helper as its
-/// reaper tracks it (registered before it can be reaped; a signal through it never
-/// reaches the pid once reaped). Blocks at most [`SETUP_TIMEOUT`].
+/// Start a probe by executing the helper (`exe`) with argv[0] = title, hand it
+/// `params`, and take the probe over. `spawn` starts the command and returns the
+/// helper as its reaper tracks it (registered before it can be reaped; a signal
+/// through it never reaches the pid once reaped). Blocks at most [`SETUP_TIMEOUT`].
+/// The daemon uses this on FreeBSD; on Linux it goes through the [`Spawner`].
 pub fn spawn(
     exe: &Path,
     params: &ProbeParams,
@@ -286,28 +199,75 @@ pub fn spawn(
     let helper = spawn(&mut cmd).map_err(ProbeError::Spawn)?;
     drop(cmd);
     drop(theirs);
-    let helper_pid = helper.pid;
+    // Through the reaper: a helper that has already exited and been reaped is not
+    // signalled (its pid may be someone else's by now).
+    let handed = take_over(&mine, params, || {
+        let _ = helper.kill();
+    })?;
+    Ok(match handed {
+        Some(probe) => Spawned {
+            probe,
+            is_helper: false,
+        },
+        None => Spawned {
+            probe: helper,
+            is_helper: true,
+        },
+    })
+}
+
+/// The daemon's side of the handoff on `mine`: send `params`, wait at most
+/// [`SETUP_TIMEOUT`] for exactly one `Ready` with [`HANDED_OVER_FDS`] descriptors.
+/// Returns the probe named by its pidfd (Linux), or `None` when the helper is the
+/// probe (FreeBSD). `kill_helper` is called on every failure.
+fn take_over(
+    mine: &OwnedFd,
+    params: &ProbeParams,
+    kill_helper: impl Fn(),
+) -> Result<Option<sys::ProcessRef>, ProbeError> {
+    if let Err(e) = send_params(mine, params) {
+        kill_helper();
+        return Err(e);
+    }
+    receive(mine, params, SETUP_TIMEOUT, kill_helper)
+}
+
+/// Send the helper its parameters (one datagram; the pair is new, so it never waits),
+/// with the deadline: [`SETUP_TIMEOUT`] from now, which is no later than the caller's
+/// own (its wait starts after this).
+fn send_params(mine: &OwnedFd, params: &ProbeParams) -> Result<(), ProbeError> {
+    let request = HelperRequest {
+        params: params.clone(),
+        deadline_ms: sys::monotonic_ms() + SETUP_TIMEOUT.as_millis() as u64,
+    };
+    let body = serde_json::to_vec(&request).expect("params serialize");
+    sys::send_with_fds(mine, &body, &[]).map_err(|e| ProbeError::Setup {
+        jid: params.jid,
+        message: format!("sending the parameters: {e}"),
+    })
+}
+
+/// Wait at most `wait` for the helper's answer on `mine` and check it (see
+/// [`take_over`]).
+fn receive(
+    mine: &OwnedFd,
+    params: &ProbeParams,
+    wait: Duration,
+    kill_helper: impl Fn(),
+) -> Result<Option<sys::ProcessRef>, ProbeError> {
     let setup = |message: String| ProbeError::Setup {
         jid: params.jid,
         message,
     };
-    // Through the reaper: a helper that has already exited and been reaped is not
-    // signalled (its pid may be someone else's by now).
-    let kill_helper = || {
-        let _ = helper.kill();
-    };
-    let body = serde_json::to_vec(params).expect("params serialize");
-    if let Err(e) = sys::send_with_fds(&mine, &body, &[]) {
-        kill_helper();
-        return Err(setup(format!("sending the parameters: {e}")));
-    }
-    let got = sys::recv_with_fds(&mine, MAX_MESSAGE, SETUP_TIMEOUT);
-    let (bytes, mut fds) = match got {
+    let got = sys::recv_with_fds(mine, MAX_MESSAGE, wait);
+    let (bytes, fds) = match got {
         Ok(Some(x)) => x,
         Ok(None) => {
             kill_helper();
             return Err(ProbeError::Timeout { jid: params.jid });
         }
+        // A helper gone before reading everything it was sent resets the pair.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => (Vec::new(), Vec::new()),
         Err(e) => {
             kill_helper();
             return Err(setup(format!("reading the helper's answer: {e}")));
@@ -315,19 +275,10 @@ pub fn spawn(
     };
     let answer = Handoff::decode(&bytes);
     match answer {
-        Some(Handoff::Ready) if fds.len() == HANDED_OVER_FDS => {
-            #[cfg(target_os = "linux")]
-            let probe = sys::ProcessRef::from_pidfd(fds.remove(0)).map_err(|e| {
-                kill_helper();
-                setup(format!("the probe handed over: {e}"))
-            })?;
-            #[cfg(not(target_os = "linux"))]
-            let probe = {
-                fds.clear();
-                helper
-            };
-            Ok(Spawned { probe, helper_pid })
-        }
+        Some(Handoff::Ready) if fds.len() == HANDED_OVER_FDS => handed_over(fds).map_err(|e| {
+            kill_helper();
+            setup(format!("the probe handed over: {e}"))
+        }),
         Some(Handoff::Failed { step, .. }) if fds.is_empty() => {
             kill_helper();
             Err(setup(step))
@@ -351,6 +302,105 @@ pub fn spawn(
         }
     }
 }
+
+/// The probe named by the descriptor a `Ready` came with (Linux: its pidfd); none on
+/// FreeBSD, where the helper is the probe.
+#[cfg(target_os = "linux")]
+fn handed_over(mut fds: Vec<OwnedFd>) -> std::io::Result<Option<sys::ProcessRef>> {
+    sys::ProcessRef::from_pidfd(fds.remove(0)).map(Some)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn handed_over(_fds: Vec<OwnedFd>) -> std::io::Result<Option<sys::ProcessRef>> {
+    Ok(None)
+}
+
+/// How the daemon starts probes on FreeBSD: the helper is executed for each one
+/// (see [`spawn`]). Same interface as the Linux spawner.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub struct Spawner {
+    exe: std::path::PathBuf,
+    slots: SetupSlots,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Spawner {
+    pub fn new(exe: std::path::PathBuf) -> Spawner {
+        Spawner {
+            exe,
+            slots: SetupSlots::new(),
+        }
+    }
+
+    /// A slot for one setup (see [`MAX_SETUPS`]).
+    pub async fn admit(&self) -> Result<SetupPermit, ProbeError> {
+        self.slots.admit().await
+    }
+
+    /// Nothing to start ahead on FreeBSD.
+    pub fn start(
+        &self,
+        _start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<(), ProbeError> {
+        Ok(())
+    }
+
+    /// Start one probe; `start` starts the helper (see [`spawn`]).
+    pub fn spawn(
+        &self,
+        params: &ProbeParams,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<Spawned, ProbeError> {
+        spawn(&self.exe, params, start)
+    }
+
+    /// [`Spawner::spawn`], all of it: on FreeBSD there is nothing to wait for apart.
+    pub fn begin(
+        &self,
+        params: &ProbeParams,
+        start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+    ) -> Result<Pending, ProbeError> {
+        Ok(Pending {
+            done: self.spawn(params, start),
+        })
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        None
+    }
+
+    pub fn stop(&self) {}
+}
+
+/// A probe being set up (FreeBSD: already done).
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub struct Pending {
+    done: Result<Spawned, ProbeError>,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Pending {
+    pub fn answer_fd(&self) -> Option<std::io::Result<OwnedFd>> {
+        None
+    }
+
+    pub fn ready(&self) -> bool {
+        true
+    }
+
+    pub fn timed_out(self) -> ProbeError {
+        ProbeError::Spawner("no timeout applies".into())
+    }
+
+    pub fn finish(self, _wait: Duration) -> Result<Spawned, ProbeError> {
+        self.done
+    }
+}
+
+#[cfg(target_os = "linux")]
+pub use spawner::{Pending, Spawner, SPAWNER_NAME};
 
 #[cfg(test)]
 mod tests {

@@ -10,10 +10,12 @@ use std::os::raw::c_int;
 mod fds;
 mod process;
 mod signals;
+mod spawn_io;
 
 pub use fds::*;
 pub use process::*;
 pub use signals::*;
+pub use spawn_io::*;
 
 pub(super) fn check(rc: c_int) -> io::Result<()> {
     if rc != 0 {
