@@ -1389,5 +1389,20 @@ fn create_never_reuses_a_tag_in_use_whatever_happened_to_the_census() {
             e.kind
         );
         e.create(&["tag=one"]);
+        // ZFS: a jail whose datasets are not mounted still holds its tag
+        if e.kind == Kind::Zfs {
+            let ds = format!("{}/iocage/jails/{again}", e.pool);
+            for d in [format!("{ds}/root"), ds.clone()] {
+                let o = zfs_cmd(&["umount", &d]);
+                assert!(o.status.success(), "zfs umount {d}: {}", text(&o.stderr));
+            }
+            let err = e.fails(&["create", "tag=three"]);
+            let o = zfs_cmd(&["mount", "-a"]);
+            assert!(o.status.success(), "zfs mount -a: {}", text(&o.stderr));
+            assert!(
+                err.contains(&format!("is already used by jail {again}")),
+                "an unmounted jail's tag was taken: {err}"
+            );
+        }
     });
 }

@@ -214,6 +214,9 @@ impl Manager {
                 return Err(ManagerError::from(e).with_cleanup(cleanup));
             }
         }
+        for (u, t) in created.iter().zip(&tags) {
+            self.census_note(u, t);
+        }
         drop(locks);
         Ok(created)
     }

@@ -13,6 +13,7 @@ impl Manager {
         self.unmount_recorded(&j.uuid)?;
         self.backend.destroy_jail(&j.uuid)?;
         self.forget_state(&j.uuid);
+        self.census_forget(&j.uuid);
         // Its TAG's index entry, if any, fails its check on next use and goes then.
         Ok(j.uuid)
     }

@@ -90,10 +90,11 @@ impl Manager {
         // after (the global lock is held for a change of tag).
         if let Some(t) = &new_tag {
             self.index_put(t, &j.uuid)?;
+            self.census_unsettle(&j.uuid)?;
         }
         self.backend.write_props(&j.uuid, &j.stored, &new)?;
         if let Some(t) = &new_tag {
-            self.census_retag(&j.uuid, t);
+            self.census_note(&j.uuid, t);
             if j.tag() != t {
                 self.index_forget(j.tag(), &j.uuid);
             }

@@ -170,13 +170,21 @@ pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
     Ok(members_of(&entry_of(key)?))
 }
 
-/// The live members of a jail, read from its devices cgroup when it has one: every
-/// process of the jail is in it (the init's descendants, and each attached process,
-/// which joins it as it enters), and none can leave it. Each is checked to be in the
+/// The live members of a jail, read from its devices cgroup when it has one and no
+/// cgroup below it: every process of the jail is in it (the init's descendants, and
+/// each attached process, which joins it as it enters). Each is checked to be in the
 /// jail's namespaces; zombies and the init excluded. Without a cgroup: one scan of
 /// /proc ([`members`]). The removal of a jail always scans /proc ([`kill_members`]).
 pub(super) fn members_of(e: &Entry) -> Vec<i32> {
-    let Some(text) = e.cgroup_procs().and_then(|p| fs::read_to_string(p).ok()) else {
+    let Some(procs) = e.cgroup_procs() else {
+        return members(e.init_pid);
+    };
+    // a cgroup below the jail's (made by the jail) lists its processes elsewhere
+    let nested = procs
+        .parent()
+        .and_then(|d| fs::read_dir(d).ok())
+        .is_none_or(|mut rd| rd.any(|d| d.is_ok_and(|d| d.file_type().is_ok_and(|t| t.is_dir()))));
+    let Some(text) = (!nested).then(|| fs::read_to_string(&procs).ok()).flatten() else {
         return members(e.init_pid);
     };
     let Some(id) = JailNs::of(e.init_pid) else {

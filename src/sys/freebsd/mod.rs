@@ -523,15 +523,19 @@ pub fn mount_sources(fstype: &str) -> io::Result<Vec<(String, PathBuf)>> {
         let n = n as usize;
         if n < cap {
             buf.truncate(n);
-            let text = |b: &[libc::c_char]| {
+            let bytes = |b: &[libc::c_char]| {
                 // SAFETY: the statfs name fields are NUL-terminated within the struct.
                 let c = unsafe { CStr::from_ptr(b.as_ptr()) };
-                c.to_string_lossy().into_owned()
+                c.to_bytes().to_vec()
             };
             return Ok(buf
                 .iter()
-                .filter(|s| text(&s.f_fstypename) == fstype && s.f_owner == 0)
-                .map(|s| (text(&s.f_mntfromname), PathBuf::from(text(&s.f_mntonname))))
+                .filter(|s| bytes(&s.f_fstypename) == fstype.as_bytes() && s.f_owner == 0)
+                .map(|s| {
+                    let from = String::from_utf8_lossy(&bytes(&s.f_mntfromname)).into_owned();
+                    let on = bytes(&s.f_mntonname);
+                    (from, PathBuf::from(std::ffi::OsStr::from_bytes(&on)))
+                })
                 .collect());
         }
         cap *= 2;
