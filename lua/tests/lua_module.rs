@@ -431,11 +431,12 @@ fn list_iterates_over_jails() {
 
 /// A Lua process enters the jail (by `attach`, or by `setparams` with ATTACH), then
 /// waits on its standard input; the test looks at it from outside.
-fn check_attach(env: &Env, how: &str) {
-    let jid = create(env, "luain", "in.lua.test");
-    let init = env.init_pid(jid);
+/// With `create_first` false, `how` creates the jail itself (CREATE | ATTACH).
+fn check_attach(env: &Env, how: &str, create_first: bool) {
+    if create_first {
+        create(env, "luain", "in.lua.test");
+    }
     let me = std::process::id() as i32;
-    assert_ne!(ns(me, "mnt"), ns(init, "mnt"));
     let mut child = env
         .command(&format!(
             "local jail = require('jail')\n\
@@ -465,6 +466,11 @@ fn check_attach(env: &Env, how: &str) {
     }
     // A command it starts runs in the jail (the jail's hostname, the jail's sh).
     assert_eq!(line, "attached in.lua.test\n");
+    let files = env.registry_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let jid: i32 = files[0].strip_suffix(".json").unwrap().parse().unwrap();
+    let init = env.init_pid(jid);
+    assert_ne!(ns(me, "mnt"), ns(init, "mnt"));
     // From outside: the Lua process has the jail's namespaces, and its children
     // go to the jail's process namespace.
     for n in ["mnt", "uts", "ipc", "cgroup", "net"] {
@@ -486,11 +492,17 @@ fn check_attach(env: &Env, how: &str) {
 #[test]
 fn attach_moves_the_lua_process_into_the_jail() {
     let env = Env::new();
-    check_attach(&env, "jail.attach('luain')");
+    check_attach(&env, "jail.attach('luain')", true);
     check_attach(
         &env,
         "jail.setparams('luain', {persist='true'}, jail.UPDATE | jail.ATTACH)",
+        true,
     );
+    let create_attach = format!(
+        "jail.setparams('luain', {{path={}, ['host.hostname']='in.lua.test', persist='true'}}, jail.CREATE | jail.ATTACH)",
+        lq(&env.root())
+    );
+    check_attach(&env, &create_attach, false);
     assert!(
         env.registry_files().is_empty(),
         "{:?}",
