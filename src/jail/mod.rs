@@ -5,7 +5,8 @@
 //!   the kernel's own list ([`kernel_params`]).
 //! * [`set`] with [`Flags`] (`CREATE`, `UPDATE`, `ATTACH`, `DYING`), [`get`], [`remove`],
 //!   [`attach`], [`list`]: `jail_set(2)`, `jail_get(2)`, `jail_remove(2)`, `jail_attach(2)`.
-//! * [`lua`]: the Lua-shaped surface of jail(3lua) as thin functions over the same code.
+//! * [`lua`]: the Lua-shaped surface of jail(3lua) as thin functions over the same code;
+//!   the loadable Lua module (`lua/`, `require('jail')`) binds exactly these.
 //!
 //! On FreeBSD the calls go to the kernel through libjail. On Linux a jail is a set of
 //! namespaces around a root directory held by a small init; see [`linux`].
@@ -190,26 +191,41 @@ fn get_with_jid(
     names: &[&str],
     flags: Flags,
 ) -> Result<(i32, Vec<JailParam>), JailError> {
-    let wanted: Vec<&'static params::ParamSpec> = if names.is_empty() {
-        params::known().iter().collect()
+    let wanted = wanted_specs(names)?;
+    let info = os::lookup(parse_key(jail), flags.contains(Flags::DYING))?;
+    Ok((info.jid, typed(&info, &wanted, !names.is_empty())?))
+}
+
+/// The specs `names` asks for: all known ones when it is empty.
+fn wanted_specs(names: &[&str]) -> Result<Vec<&'static params::ParamSpec>, JailError> {
+    if names.is_empty() {
+        Ok(params::known().iter().collect())
     } else {
-        names
+        Ok(names
             .iter()
             .map(|n| params::spec(n))
-            .collect::<Result<_, _>>()?
-    };
-    let info = os::lookup(parse_key(jail), flags.contains(Flags::DYING))?;
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+/// The `wanted` parameters of a jail, typed; one the jail has no value for is kept
+/// without a value when it was asked for `explicit`ly, left out otherwise.
+fn typed(
+    info: &JailInfo,
+    wanted: &[&'static params::ParamSpec],
+    explicit: bool,
+) -> Result<Vec<JailParam>, JailError> {
     let mut out = Vec::new();
-    for spec in wanted {
+    for &spec in wanted {
         if let Some(v) = info.params.get(spec.name) {
             let mut p = JailParam { spec, value: None };
             p.import(v)?;
             out.push(p);
-        } else if !names.is_empty() {
+        } else if explicit {
             out.push(JailParam { spec, value: None });
         }
     }
-    Ok((info.jid, out))
+    Ok(out)
 }
 
 /// `jail_remove(2)`: kill every process in the jail and remove it.
@@ -275,7 +291,8 @@ pub fn parse_assignments<S: AsRef<str>>(args: &[S]) -> Result<Vec<JailParam>, Ja
 }
 
 /// The jail(3lua) surface: `getid`, `getname`, `allparams`, `getparams`, `setparams`,
-/// with string tables in and out, as a Lua module would expose them.
+/// and the later `list`, `attach`, `remove`, with string tables in and out; the Lua
+/// module of the `lua/` crate is a binding over these functions and nothing else.
 pub mod lua {
     use super::*;
 
@@ -310,6 +327,41 @@ pub mod lua {
                 .map(|p| (p.name().to_string(), p.export()))
                 .collect(),
         ))
+    }
+
+    /// `jail.list([names], [flags])`: every jail (dying ones only with DYING), in jid
+    /// order, with its jid and a name->value table of `names` (every parameter when
+    /// empty); `jid` and `name` are always in the table.
+    #[allow(clippy::type_complexity)]
+    pub fn list(
+        names: &[&str],
+        flags: Flags,
+    ) -> Result<Vec<(i32, BTreeMap<String, String>)>, JailError> {
+        let wanted = wanted_specs(names)?;
+        let mut out = Vec::new();
+        for info in super::list()? {
+            if info.dying && !flags.contains(Flags::DYING) {
+                continue;
+            }
+            let mut t: BTreeMap<String, String> = typed(&info, &wanted, !names.is_empty())?
+                .into_iter()
+                .map(|p| (p.name().to_string(), p.export()))
+                .collect();
+            t.insert("jid".into(), info.jid.to_string());
+            t.insert("name".into(), info.name.clone());
+            out.push((info.jid, t));
+        }
+        Ok(out)
+    }
+
+    /// `jail.attach(jid|name)`: see [`super::attach`].
+    pub fn attach(jail: &str) -> Result<(), JailError> {
+        super::attach(jail)
+    }
+
+    /// `jail.remove(jid|name)`: see [`super::remove`].
+    pub fn remove(jail: &str) -> Result<(), JailError> {
+        super::remove(jail)
     }
 
     /// `jail.setparams(jid|name, {name=value}, flags)`: returns the jid.
