@@ -14,7 +14,9 @@
 //! global lock makes concurrent creates of one TAG let exactly one win; one corrupt
 //! jail never breaks the others.
 
+mod archive;
 mod boot;
+mod clones;
 pub mod config;
 mod create;
 mod destroy;
@@ -28,6 +30,7 @@ mod properties;
 pub mod props;
 mod releases;
 mod resolve;
+mod snapshots;
 pub mod runstate;
 pub mod status;
 #[cfg(test)]

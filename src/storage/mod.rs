@@ -4,7 +4,10 @@
 
 pub mod basejail;
 pub mod dir;
+pub mod snap;
 pub mod zfs;
+
+pub use snap::{check_snap_name, SnapInfo, Snapshots};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +83,13 @@ pub enum Base {
     Thick(String),
     /// An empty root (`create -e`).
     Empty,
+    /// The jail's own files from snapshot `snap` of jail `uuid` (`clone`): a ZFS
+    /// clone, or a copy (copy-on-write where the file system can) on the directory
+    /// backend; `thin` when they are a thin jail's changes over its release.
+    Clone { uuid: String, snap: String, thin: bool },
+    /// The files extracted by `import` into `dir` (moved or copied into place):
+    /// the root, or (`thin`) a thin jail's changes over its release.
+    Files { dir: PathBuf, thin: bool, release: String },
 }
 
 /// How a jail's root is built before start; the lifecycle makes the mounts.
@@ -102,7 +112,7 @@ pub enum RootLayout {
     },
 }
 
-pub trait Backend {
+pub trait Backend: Snapshots {
     /// `zfs:POOL` or `dir:/path`.
     fn describe(&self) -> String;
     /// Create the layout (jails, releases, templates, download, images, log).

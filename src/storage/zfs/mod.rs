@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use super::{Backend, Base, Record, RootLayout, StorageError, INCOMPLETE, PROP_PREFIX};
 
 mod pool;
+mod snap;
 
 #[allow(unused_imports)]
 pub use pool::*;
@@ -306,6 +307,18 @@ impl Backend for ZfsBackend {
             }
             Base::Empty => {
                 zfs(&["create", &root])?;
+            }
+            Base::Clone { uuid: from, snap, .. } => {
+                zfs(&["clone", &format!("{}/root@{snap}", self.jail_ds(from)), &root])?;
+            }
+            Base::Files { dir, thin, .. } => {
+                if *thin {
+                    return Err(StorageError::Invalid(
+                        "the archive holds a thin directory-backend jail's changes only: import it with the directory backend".into(),
+                    ));
+                }
+                zfs(&["create", &root])?;
+                crate::sys::snapio::cow_copy_tree(dir, &self.mountpoint(&root)?)?;
             }
         }
         let fstab = self.mountpoint(&ds)?.join("fstab");

@@ -1,0 +1,89 @@
+//! Host tools and calls of snapshots, clones and archives: a copy-on-write tree copy,
+//! `tar` to write an archive, `gzip -dc` to read one, and the special files an
+//! archive may hold (an overlay whiteout, a FIFO).
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::tool::{run, ToolError};
+use super::{Os, OS};
+
+/// Copy a tree with `cp -a` (owners, modes, links kept), sharing blocks where the
+/// file system can (Linux: `--reflink=auto`, a clone of the extents on btrfs and xfs,
+/// a plain copy elsewhere; FreeBSD's cp has no such option: a plain copy).
+pub fn cow_copy_tree(from: &Path, to: &Path) -> Result<(), ToolError> {
+    let src = format!("{}/.", from.display());
+    // -x: one file system (a running jail's devfs or procfs is not copied)
+    let mut args: Vec<&OsStr> = vec![OsStr::new("-a"), OsStr::new("-x")];
+    if OS == Os::Linux {
+        args.push(OsStr::new("--reflink=auto"));
+    }
+    args.push(OsStr::new(&src));
+    args.push(to.as_os_str());
+    run("cp", &args).map(|_| ())
+}
+
+/// Write a gzip-compressed pax archive `out` of `members`, each `(directory, name)`:
+/// `name` taken from `directory` (`tar -C DIR NAME`), links stored as links.
+pub fn tar_create(out: &Path, members: &[(&Path, &str)]) -> Result<(), ToolError> {
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new("--format"),
+        OsStr::new("pax"),
+        OsStr::new("-czf"),
+        out.as_os_str(),
+    ];
+    for (dir, name) in members {
+        args.push(OsStr::new("-C"));
+        args.push(dir.as_os_str());
+        args.push(OsStr::new(name));
+    }
+    run("tar", &args).map(|_| ())
+}
+
+/// `gzip -dc FILE`, its output to be read from the child's stdout.
+pub fn gunzip(file: &Path) -> io::Result<Child> {
+    Command::new("gzip")
+        .arg("-dc")
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
+/// An overlay whiteout (a character device 0:0) at `path`: a file the jail deleted
+/// from its release. Only the directory backend's thin jails on Linux have them.
+pub fn make_whiteout(path: &Path) -> io::Result<()> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    mknod(path, SFlag::S_IFCHR, Mode::empty(), 0).map_err(io::Error::from)
+}
+
+/// A FIFO at `path` with `mode`.
+pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
+    use nix::sys::stat::Mode;
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(mode as _)).map_err(io::Error::from)
+}
+
+/// Mount `source` read-only at `target` (a bind mount on Linux, nullfs on FreeBSD).
+pub fn mount_readonly(source: &Path, target: &Path) -> Result<(), ToolError> {
+    match OS {
+        Os::Linux => {
+            run("mount", &[OsStr::new("--bind"), source.as_os_str(), target.as_os_str()])?;
+            run(
+                "mount",
+                &[
+                    OsStr::new("-o"),
+                    OsStr::new("remount,bind,ro"),
+                    target.as_os_str(),
+                ],
+            )
+            .map(|_| ())
+            .inspect_err(|_| {
+                let _ = run("umount", &[target]);
+            })
+        }
+        Os::FreeBsd => super::tool::mount("nullfs", source.as_os_str(), target, "ro"),
+    }
+}
