@@ -19,7 +19,11 @@ impl Manager {
         Ok(self
             .jails()?
             .into_iter()
-            .filter(|j| j.stored.get("origin").is_some_and(|o| o.starts_with(&prefix)))
+            .filter(|j| {
+                j.stored
+                    .get("origin")
+                    .is_some_and(|o| o.starts_with(&prefix))
+            })
             .collect())
     }
 
@@ -99,7 +103,12 @@ impl Manager {
         let uuid = new_uuid();
         let snap = match snap {
             Some(s) => {
-                if !self.backend.snapshots(&src.uuid)?.iter().any(|x| x.name == s) {
+                if !self
+                    .backend
+                    .snapshots(&src.uuid)?
+                    .iter()
+                    .any(|x| x.name == s)
+                {
                     return Err(invalid(format!("{} has no snapshot {s}", src.label())));
                 }
                 s.to_string()
@@ -132,10 +141,7 @@ impl Manager {
         };
         let defaults = self.defaults()?;
         let _g = self.lock_global()?;
-        let tag = given
-            .get("tag")
-            .cloned()
-            .unwrap_or_else(super::timestamp);
+        let tag = given.get("tag").cloned().unwrap_or_else(super::timestamp);
         check_tag(&tag)?;
         if let Some(other) = self.jails()?.iter().find(|j| j.tag() == tag) {
             return Err(ManagerError::TagInUse {
@@ -173,11 +179,17 @@ impl Manager {
     pub fn promote(&self, key: &str) -> Result<String> {
         let j = self.resolve(key)?;
         let Some(origin) = j.stored.get("origin").cloned() else {
-            return Err(invalid(format!("{} is no clone: nothing to promote", j.label())));
+            return Err(invalid(format!(
+                "{} is no clone: nothing to promote",
+                j.label()
+            )));
         };
-        let (src, snap) = origin
-            .split_once('@')
-            .ok_or_else(|| invalid(format!("{}: origin \"{origin}\" is not UUID@SNAPSHOT", j.label())))?;
+        let (src, snap) = origin.split_once('@').ok_or_else(|| {
+            invalid(format!(
+                "{}: origin \"{origin}\" is not UUID@SNAPSHOT",
+                j.label()
+            ))
+        })?;
         let _l = self.lock_jail(&j.uuid)?;
         let j = self.reread(&j)?;
         let source = self.backend.read_jail(src)?;

@@ -30,8 +30,8 @@ mod properties;
 pub mod props;
 mod releases;
 mod resolve;
-mod snapshots;
 pub mod runstate;
+mod snapshots;
 pub mod status;
 #[cfg(test)]
 mod tests;

@@ -220,9 +220,8 @@ impl Manager {
         let (j, name) = self.snap_target(arg)?;
         let _l = self.lock_jail(&j.uuid)?;
         let rec = self.snapmount_record(&j.uuid, &name);
-        let dest = std::fs::read_to_string(&rec).map_err(|_| {
-            invalid(format!("snapshot {name} of {} is not mounted", j.label()))
-        })?;
+        let dest = std::fs::read_to_string(&rec)
+            .map_err(|_| invalid(format!("snapshot {name} of {} is not mounted", j.label())))?;
         let dest = PathBuf::from(dest);
         if !crate::sys::tool::mounted_below(&dest)
             .map_err(io_at(dest.display()))?

@@ -154,7 +154,11 @@ impl Backend for DirBackend {
             }
             Base::Thick(r) => copy_release(&self.release_root(r)?, &tmp.join("root"))?,
             Base::Empty => fs::create_dir_all(tmp.join("root")).map_err(io_err(&tmp))?,
-            Base::Clone { uuid: from, snap, thin } => {
+            Base::Clone {
+                uuid: from,
+                snap,
+                thin,
+            } => {
                 let data = self.snap_data(from, snap)?;
                 for d in ["root", "upper", "work"] {
                     if *thin || d == "root" {
@@ -163,12 +167,18 @@ impl Backend for DirBackend {
                 }
                 // a thin jail's own files: the overlay's upper layer on Linux, its
                 // root (the release mounted into it) on FreeBSD
-                let to = tmp.join(if *thin && OS == Os::Linux { "upper" } else { "root" });
+                let to = tmp.join(if *thin && OS == Os::Linux {
+                    "upper"
+                } else {
+                    "root"
+                });
                 crate::sys::snapio::cow_copy_tree(&data, &to)?;
             }
             Base::Files { dir, thin, release } => {
                 if *thin && !self.release_root(release)?.is_dir() {
-                    return Err(StorageError::Invalid(format!("release {release} is not fetched")));
+                    return Err(StorageError::Invalid(format!(
+                        "release {release} is not fetched"
+                    )));
                 }
                 let to = if *thin {
                     for d in ["root", "work"] {

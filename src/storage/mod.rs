@@ -86,10 +86,18 @@ pub enum Base {
     /// The jail's own files from snapshot `snap` of jail `uuid` (`clone`): a ZFS
     /// clone, or a copy (copy-on-write where the file system can) on the directory
     /// backend; `thin` when they are a thin jail's changes over its release.
-    Clone { uuid: String, snap: String, thin: bool },
+    Clone {
+        uuid: String,
+        snap: String,
+        thin: bool,
+    },
     /// The files extracted by `import` into `dir` (moved or copied into place):
     /// the root, or (`thin`) a thin jail's changes over its release.
-    Files { dir: PathBuf, thin: bool, release: String },
+    Files {
+        dir: PathBuf,
+        thin: bool,
+        release: String,
+    },
 }
 
 /// How a jail's root is built before start; the lifecycle makes the mounts.

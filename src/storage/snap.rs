@@ -30,8 +30,7 @@ pub fn check_snap_name(n: &str) -> Result<(), StorageError> {
         && n.len() <= 200
         && !n.starts_with('.')
         && !n.starts_with('-')
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
     if ok {
         Ok(())

@@ -70,7 +70,10 @@ pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
 pub fn mount_readonly(source: &Path, target: &Path) -> Result<(), ToolError> {
     match OS {
         Os::Linux => {
-            run("mount", &[OsStr::new("--bind"), source.as_os_str(), target.as_os_str()])?;
+            run(
+                "mount",
+                &[OsStr::new("--bind"), source.as_os_str(), target.as_os_str()],
+            )?;
             run(
                 "mount",
                 &[

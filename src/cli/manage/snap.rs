@@ -106,7 +106,11 @@ pub(super) fn run(m: &Manager, cmd: SnapCmd, out: &mut impl Write) -> R {
         SnapCmd::Snaplist { script, json, jail } => {
             let list = m.snaplist(&jail)?;
             if json {
-                let _ = writeln!(out, "{}", serde_json::to_string_pretty(&list).expect("json"));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&list).expect("json")
+                );
             } else {
                 if !script {
                     let _ = writeln!(out, "NAME\tCREATED\tRSIZE\tUSED");

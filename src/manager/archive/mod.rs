@@ -63,7 +63,10 @@ fn read_archive(
     let st = child.wait().map_err(io_at("gzip"))?;
     res.map_err(tar_err)?;
     if !st.success() && st.code().is_some() {
-        return Err(invalid(format!("{}: not a gzip archive ({st})", archive.display())));
+        return Err(invalid(format!(
+            "{}: not a gzip archive ({st})",
+            archive.display()
+        )));
     }
     Ok(())
 }
@@ -98,7 +101,11 @@ impl Manager {
         }
         let images = self.images()?;
         let data = self.backend.data_dir(&j.uuid, &j.stored)?;
-        let layout = data.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let layout = data
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let stage = images.join(format!(".{}.partial", j.uuid));
         std::fs::create_dir_all(&stage).map_err(io_at(stage.display()))?;
         let meta = Meta {
@@ -109,7 +116,11 @@ impl Manager {
         let mp = stage.join(META);
         std::fs::write(&mp, serde_json::to_vec_pretty(&meta).expect("json"))
             .map_err(io_at(mp.display()))?;
-        let name = format!("{}_{}.tar.gz", j.uuid, super::timestamp().replace('@', "_").replace(':', ""));
+        let name = format!(
+            "{}_{}.tar.gz",
+            j.uuid,
+            super::timestamp().replace('@', "_").replace(':', "")
+        );
         let tmp = images.join(format!(".{name}.partial"));
         let parent = data.parent().unwrap_or(Path::new("/"));
         let res = crate::sys::snapio::tar_create(&tmp, &[(&stage, META), (parent, &layout)])
@@ -132,7 +143,9 @@ impl Manager {
     /// The one archive in `images/` whose name starts with `prefix`.
     fn find_archive(&self, prefix: &str) -> Result<PathBuf> {
         if prefix.is_empty() || prefix.contains('/') || prefix.starts_with('.') {
-            return Err(invalid(format!("import: \"{prefix}\" is no UUID or prefix")));
+            return Err(invalid(format!(
+                "import: \"{prefix}\" is no UUID or prefix"
+            )));
         }
         let images = self.images()?;
         let mut found: Vec<PathBuf> = std::fs::read_dir(&images)
@@ -145,10 +158,17 @@ impl Manager {
         found.sort();
         match found.len() {
             1 => Ok(found.remove(0)),
-            0 => Err(invalid(format!("import: no archive {prefix}*.tar.gz in {}", images.display()))),
+            0 => Err(invalid(format!(
+                "import: no archive {prefix}*.tar.gz in {}",
+                images.display()
+            ))),
             _ => Err(invalid(format!(
                 "import: \"{prefix}\" matches several archives: {}",
-                found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                found
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -161,7 +181,11 @@ impl Manager {
         let sumfile = PathBuf::from(format!("{}.sha256", archive.display()));
         let want = std::fs::read_to_string(&sumfile)
             .map_err(|e| invalid(format!("import: checksum file {}: {e}", sumfile.display())))?;
-        let want = want.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let want = want
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let have = sha256_file(&archive)?;
         if want != have {
             return Err(invalid(format!(
@@ -174,24 +198,38 @@ impl Manager {
         read_archive(&archive, |m, data| {
             let c = tar::components(&m.path)?;
             match (c.as_slice(), &meta) {
-                ([] , _) => Ok(()),
+                ([], _) => Ok(()),
                 ([n], None) if *n == META && m.kind == tar::Kind::File && m.size < 1 << 20 => {
                     let mut b = Vec::new();
-                    data.read_to_end(&mut b).map_err(|e| TarError::Bad(e.to_string()))?;
-                    meta = Some(serde_json::from_slice(&b).map_err(|e| TarError::Bad(format!("{META}: {e}")))?);
+                    data.read_to_end(&mut b)
+                        .map_err(|e| TarError::Bad(e.to_string()))?;
+                    meta = Some(
+                        serde_json::from_slice(&b)
+                            .map_err(|e| TarError::Bad(format!("{META}: {e}")))?,
+                    );
                     Ok(())
                 }
                 ([first, ..], Some(mt)) if *first == mt.layout => match m.kind {
                     tar::Kind::CharDev if mt.layout == "upper" && m.dev == (0, 0) => Ok(()),
-                    tar::Kind::CharDev | tar::Kind::BlockDev => Err(TarError::Bad(format!("{}: device nodes are not accepted", m.path))),
+                    tar::Kind::CharDev | tar::Kind::BlockDev => Err(TarError::Bad(format!(
+                        "{}: device nodes are not accepted",
+                        m.path
+                    ))),
                     _ => Ok(()),
                 },
-                _ => Err(TarError::Bad(format!("{}: not a member of a jail archive ({META} first, then root/ or upper/)", m.path))),
+                _ => Err(TarError::Bad(format!(
+                    "{}: not a member of a jail archive ({META} first, then root/ or upper/)",
+                    m.path
+                ))),
             }
         })?;
-        let meta = meta.ok_or_else(|| invalid(format!("import: {}: no {META}", archive.display())))?;
+        let meta =
+            meta.ok_or_else(|| invalid(format!("import: {}: no {META}", archive.display())))?;
         if meta.format != FORMAT || !matches!(meta.layout.as_str(), "root" | "upper") {
-            return Err(invalid(format!("import: format {} layout {} is not known", meta.format, meta.layout)));
+            return Err(invalid(format!(
+                "import: format {} layout {} is not known",
+                meta.format, meta.layout
+            )));
         }
         let mut p = meta.props;
         for (k, v) in &p {
@@ -206,7 +244,8 @@ impl Manager {
         p.extend(given);
         let thin = meta.layout == "upper";
         let release = p.get("release").cloned().unwrap_or_default();
-        if meta.layout == "root" && p.get("type").map(String::as_str) == Some("basejail")
+        if meta.layout == "root"
+            && p.get("type").map(String::as_str) == Some("basejail")
             && self.backend.describe().starts_with("dir:")
         {
             // a full root: on the directory backend that is a thick jail

@@ -118,14 +118,21 @@ pub fn walk(
     let mut ext: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let mut h = [0u8; 512];
-        r.read_exact(&mut h).map_err(|_| bad("truncated (no end marker)"))?;
+        r.read_exact(&mut h)
+            .map_err(|_| bad("truncated (no end marker)"))?;
         if h.iter().all(|b| *b == 0) {
             return Ok(());
         }
         let sum: u64 = h
             .iter()
             .enumerate()
-            .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u64 })
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    *b as u64
+                }
+            })
             .sum();
         if num(&h[148..156])? != sum {
             return Err(bad("header checksum mismatch"));
@@ -159,17 +166,19 @@ pub fn walk(
             b'4' => Kind::BlockDev,
             b'5' => Kind::Dir,
             b'6' => Kind::Fifo,
-            other => return Err(bad(format!("member type {:?} is not accepted", other as char))),
+            other => {
+                return Err(bad(format!(
+                    "member type {:?} is not accepted",
+                    other as char
+                )))
+            }
         };
         let ustar = &h[257..262] == b"ustar";
         let mut path = text(&h[0..100]);
         if ustar && h[345] != 0 {
             path = format!("{}/{path}", text(&h[345..500]));
         }
-        let path = ext
-            .remove("path")
-            .or(long_name.take())
-            .unwrap_or(path);
+        let path = ext.remove("path").or(long_name.take()).unwrap_or(path);
         let link = ext
             .remove("linkpath")
             .or(long_link.take())
@@ -204,7 +213,10 @@ pub fn components(p: &str) -> Result<Vec<&str>, TarError> {
     if p.starts_with('/') {
         return Err(bad(format!("{p}: an absolute path")));
     }
-    let c: Vec<&str> = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let c: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     if c.contains(&"..") {
         return Err(bad(format!("{p}: a path with '..'")));
     }
@@ -254,7 +266,10 @@ impl Extractor {
         }
         mode &= !0o6000;
         let exists = fs::symlink_metadata(&p).ok();
-        if exists.as_ref().is_some_and(|e| !(e.is_dir() && m.kind == Kind::Dir)) {
+        if exists
+            .as_ref()
+            .is_some_and(|e| !(e.is_dir() && m.kind == Kind::Dir))
+        {
             return Err(bad(format!("{}: appears twice", m.path)));
         }
         match m.kind {
@@ -262,7 +277,8 @@ impl Extractor {
                 if exists.is_none() {
                     fs::create_dir(&p).map_err(|e| ioe(&p, e))?;
                 }
-                fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(|e| ioe(&p, e))?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+                    .map_err(|e| ioe(&p, e))?;
             }
             Kind::File => {
                 let mut f = fs::OpenOptions::new()
@@ -274,8 +290,10 @@ impl Extractor {
                 if n != m.size {
                     return Err(bad(format!("{}: truncated", m.path)));
                 }
-                f.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| ioe(&p, e))?;
-                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime.max(0) as u64);
+                f.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|e| ioe(&p, e))?;
+                let t =
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime.max(0) as u64);
                 let _ = f.set_modified(t);
             }
             Kind::Symlink => std::os::unix::fs::symlink(&m.link, &p).map_err(|e| ioe(&p, e))?,
@@ -325,7 +343,10 @@ mod tests {
 
     #[test]
     fn member_paths() {
-        assert_eq!(components("./root/etc/passwd").unwrap(), ["root", "etc", "passwd"]);
+        assert_eq!(
+            components("./root/etc/passwd").unwrap(),
+            ["root", "etc", "passwd"]
+        );
         assert!(components("/etc/passwd").is_err());
         assert!(components("root/../../etc").is_err());
         assert!(components("root/a/..").is_err());

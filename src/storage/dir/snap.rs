@@ -197,8 +197,11 @@ impl Snapshots for DirBackend {
             return Err(e.into());
         }
         // the marker says which directory the swap replaces
-        fs::write(j.join(".rollback.target"), data.file_name().unwrap().as_encoded_bytes())
-            .map_err(io_err(&j))?;
+        fs::write(
+            j.join(".rollback.target"),
+            data.file_name().unwrap().as_encoded_bytes(),
+        )
+        .map_err(io_err(&j))?;
         fs::rename(&data, &old).map_err(io_err(&data))?;
         fs::rename(&new, &data).map_err(io_err(&data))?;
         let _ = fs::remove_file(j.join(".rollback.target"));

@@ -308,8 +308,14 @@ impl Backend for ZfsBackend {
             Base::Empty => {
                 zfs(&["create", &root])?;
             }
-            Base::Clone { uuid: from, snap, .. } => {
-                zfs(&["clone", &format!("{}/root@{snap}", self.jail_ds(from)), &root])?;
+            Base::Clone {
+                uuid: from, snap, ..
+            } => {
+                zfs(&[
+                    "clone",
+                    &format!("{}/root@{snap}", self.jail_ds(from)),
+                    &root,
+                ])?;
             }
             Base::Files { dir, thin, .. } => {
                 if *thin {

@@ -46,23 +46,22 @@ impl Snapshots for ZfsBackend {
         let jail = self.jail_ds(uuid);
         let root = self.root_ds(uuid);
         let out = zfs(&[
-            "list",
+            "get",
             "-H",
             "-p",
             "-r",
             "-d",
             "2",
-            "-t",
-            "snapshot",
             "-o",
-            "name,creation,referenced,used",
+            "name,property,value",
+            "creation,referenced,used",
             &jail,
         ])?;
         let mut top = std::collections::BTreeSet::new();
-        let mut v = Vec::new();
+        let mut rows: BTreeMap<String, SnapInfo> = BTreeMap::new();
         for l in out.lines() {
             let f: Vec<&str> = l.split('\t').collect();
-            if f.len() < 4 {
+            if f.len() < 3 {
                 continue;
             }
             let Some((ds, name)) = f[0].split_once('@') else {
@@ -71,15 +70,22 @@ impl Snapshots for ZfsBackend {
             if ds == jail {
                 top.insert(name.to_string());
             } else if ds == root {
-                v.push(SnapInfo {
+                let s = rows.entry(name.to_string()).or_insert_with(|| SnapInfo {
                     name: name.to_string(),
-                    created: f[1].parse().unwrap_or(0),
-                    rsize: f[2].parse().unwrap_or(0),
-                    used: f[3].parse().unwrap_or(0),
+                    created: 0,
+                    rsize: 0,
+                    used: 0,
                     recursive: false,
                 });
+                match f[1] {
+                    "creation" => s.created = f[2].parse().unwrap_or(0),
+                    "referenced" => s.rsize = f[2].parse().unwrap_or(0),
+                    "used" => s.used = f[2].parse().unwrap_or(0),
+                    _ => {}
+                }
             }
         }
+        let mut v: Vec<SnapInfo> = rows.into_values().collect();
         for s in &mut v {
             s.recursive = top.contains(&s.name);
         }
@@ -89,8 +95,14 @@ impl Snapshots for ZfsBackend {
 
     fn remove_snapshot(&self, uuid: &str, name: &str) -> Result<(), StorageError> {
         crate::storage::check_snap_name(name)?;
-        zfs(&["destroy", "-r", &format!("{}@{name}", self.jail_ds(uuid))])?;
-        Ok(())
+        // -r: the snapshot of the jail's children too (a recursive one); retried
+        // while busy (a clone's mount just gone)
+        let top = format!("{}@{name}", self.jail_ds(uuid));
+        if self.exists(&top) {
+            destroy_retry(&top, &[])
+        } else {
+            destroy_retry(&format!("{}@{name}", self.root_ds(uuid)), &[])
+        }
     }
 
     fn rollback(
@@ -110,9 +122,10 @@ impl Snapshots for ZfsBackend {
             rollback_ds(&format!("{jail}@{name}"))?;
             let f = self.mountpoint(&jail)?.join(SAVED);
             let data = std::fs::read(&f).map_err(io_err(&f))?;
-            saved = Some(serde_json::from_slice(&data).map_err(|e| {
-                StorageError::Invalid(format!("{}: corrupt: {e}", f.display()))
-            })?);
+            saved =
+                Some(serde_json::from_slice(&data).map_err(|e| {
+                    StorageError::Invalid(format!("{}: corrupt: {e}", f.display()))
+                })?);
         }
         rollback_ds(&format!("{}@{name}", self.root_ds(uuid)))?;
         Ok(saved)
