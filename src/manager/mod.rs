@@ -42,6 +42,7 @@ use std::sync::Arc;
 
 use crate::storage::{self, dir::DirBackend, zfs::ZfsBackend, Backend};
 
+pub use archive::{ImportOpts, ImportReport};
 pub use boot::BootResult;
 pub use config::JailConfig;
 pub use create::{new_uuid, timestamp, CreateOpts, MAX_TAG};

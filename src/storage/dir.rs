@@ -373,6 +373,7 @@ impl Backend for DirBackend {
     }
 
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {
+        super::check_release_name(name)?;
         Ok(self.root.join("releases").join(name).join("root"))
     }
 

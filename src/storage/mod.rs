@@ -30,6 +30,28 @@ pub fn make_private(p: &std::path::Path) -> Result<(), StorageError> {
     crate::sys::files::make_private(p).map_err(io_err(p))
 }
 
+/// Refuse a release name that is not one plain path component (a dataset name too):
+/// nothing that could climb out of `releases/` (`/`, a leading `.`) or inject
+/// options or extra layers into an overlay or nullfs mount (`,`, `:`), no `@`,
+/// blanks or control characters. Every release path is built through it.
+pub fn check_release_name(name: &str) -> Result<(), StorageError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::Invalid(format!(
+            "release name \"{}\": a release is one plain name of letters, digits, '-', '_', '.' and '+' (not first '.' or '-')",
+            name.escape_debug()
+        )))
+    }
+}
+
 /// Marker property of a jail whose creation has not finished.
 pub const INCOMPLETE: &str = "jailctl_incomplete";
 

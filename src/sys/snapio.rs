@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use super::tool::{run, ToolError};
 use super::{Os, OS};
@@ -44,13 +44,7 @@ pub fn tar_create(out: &Path, members: &[(&Path, &str)]) -> Result<(), ToolError
 
 /// `gzip -dc FILE`, its output to be read from the child's stdout.
 pub fn gunzip(file: &Path) -> io::Result<Child> {
-    Command::new("gzip")
-        .arg("-dc")
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    super::tool::spawn_reader("gzip", &[OsStr::new("-dc"), file.as_os_str()])
 }
 
 /// An overlay whiteout (a character device 0:0) at `path`: a file the jail deleted
@@ -89,4 +83,10 @@ pub fn mount_readonly(source: &Path, target: &Path) -> Result<(), ToolError> {
         }
         Os::FreeBsd => super::tool::mount("nullfs", source.as_os_str(), target, "ro"),
     }
+}
+
+/// Bytes free for root on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let v = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok((v.blocks_free() as u64).saturating_mul(v.fragment_size() as u64))
 }

@@ -56,7 +56,16 @@ pub enum SnapCmd {
     /// Archive a stopped jail into images/ (a .tar.gz and its .sha256).
     Export { jail: String },
     /// Make a jail from the archive UUID|prefix in images/ (checksum verified first): [property=value ...].
+    /// Only inert properties are taken from the archive unless -t is given.
     Import {
+        /// Trust the archive (one this admin made): keep its host-side properties
+        /// (hooks, boot, network, allow_*, ...) and setuid/setgid bits.
+        #[arg(short = 't', long = "trust")]
+        trust: bool,
+        /// Refuse an archive that unpacks to more than SIZE bytes (suffix K, M, G or T;
+        /// default 8 times the archive, at least 256M).
+        #[arg(short = 's', long = "max-size", value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
         archive: String,
         #[arg(value_name = "PROPERTY=VALUE")]
         args: Vec<String>,
@@ -170,9 +179,22 @@ pub(super) fn run(m: &Manager, cmd: SnapCmd, out: &mut impl Write) -> R {
             let p = m.export(&jail)?;
             let _ = writeln!(out, "exported {jail} to {}", p.display());
         }
-        SnapCmd::Import { archive, args } => {
+        SnapCmd::Import {
+            trust,
+            max_size,
+            archive,
+            args,
+        } => {
             let given = props::parse_assignments(&args)?;
-            let (u, stripped) = m.import(&archive, &given)?;
+            let opts = crate::manager::ImportOpts { trust, max_size };
+            let r = m.import(&archive, &given, &opts)?;
+            let (u, stripped) = (r.uuid, r.setid_dropped);
+            if !r.props_dropped.is_empty() {
+                eprintln!(
+                    "jailctl: note: properties of the untrusted archive not imported (this host's defaults apply; import -t keeps them): {}",
+                    r.props_dropped.join(" ")
+                );
+            }
             if stripped > 0 {
                 eprintln!("jailctl: note: setuid/setgid bits dropped from {stripped} files of the untrusted archive");
             }
@@ -180,4 +202,19 @@ pub(super) fn run(m: &Manager, cmd: SnapCmd, out: &mut impl Write) -> R {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `SIZE` in bytes, with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 10),
+        Some('M') => (&s[..s.len() - 1], 20),
+        Some('G') => (&s[..s.len() - 1], 30),
+        Some('T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("\"{s}\": give a size in bytes, with an optional K, M, G or T"))
 }

@@ -8,6 +8,8 @@
 //! extracts into a staging directory and creates the jail from it, incomplete until
 //! its last step: an interrupted import leaves nothing the next command keeps.
 
+mod props;
+mod staging;
 mod tar;
 
 use std::collections::BTreeMap;
@@ -18,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::create::{check_tag, new_uuid};
 use super::error::{invalid, io_at, ManagerError, Result};
-use super::{props, Manager};
+use super::Manager;
 use crate::storage::{Base, StorageError};
 pub use tar::TarError;
 
@@ -45,6 +47,49 @@ fn sha256_file(p: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Options of `import`.
+#[derive(Debug, Default, Clone)]
+pub struct ImportOpts {
+    /// Keep every property and setuid/setgid bit of the archive (one the admin made).
+    pub trust: bool,
+    /// Refuse an archive that unpacks to more bytes (default: see [`default_max_size`]).
+    pub max_size: Option<u64>,
+}
+
+/// What `import` did.
+#[derive(Debug)]
+pub struct ImportReport {
+    pub uuid: String,
+    /// Files whose setuid/setgid bits were dropped.
+    pub setid_dropped: usize,
+    /// `name=value` of the archive's properties that were not imported.
+    pub props_dropped: Vec<String>,
+}
+
+/// Most members an archive may have.
+pub const MAX_MEMBERS: u64 = 2_000_000;
+
+/// The default bound on what an archive unpacks to: 8 times its compressed size,
+/// at least 256 MiB (a jail's files compress 2-4 times with gzip; a decompression
+/// bomb far more).
+pub fn default_max_size(compressed: u64) -> u64 {
+    compressed.saturating_mul(8).max(256 << 20)
+}
+
+fn check_limits(total: u64, count: u64, max: u64) -> std::result::Result<(), TarError> {
+    if total > max {
+        return Err(TarError::Bad(format!(
+            "the archive unpacks to more than {max} bytes (the import size limit; give a larger one with --max-size)"
+        )));
+    }
+    if count > MAX_MEMBERS {
+        return Err(TarError::Bad(format!(
+            "the archive has more than {MAX_MEMBERS} members (the import member limit)"
+        )));
+    }
+    Ok(())
 }
 
 fn tar_err(e: TarError) -> ManagerError {
@@ -75,19 +120,8 @@ impl Manager {
     fn images(&self) -> Result<PathBuf> {
         self.backend.ensure_layout()?;
         let d = self.backend.base_dir()?.join("images");
-        // leftovers of an interrupted export or import
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                if n.starts_with('.') && n.contains(".partial") {
-                    let _ = if e.path().is_dir() {
-                        crate::sys::files::remove_tree(&e.path())
-                    } else {
-                        std::fs::remove_file(e.path())
-                    };
-                }
-            }
-        }
+        // leftovers of interrupted exports and imports (never those of a live one)
+        staging::sweep(&d);
         Ok(d)
     }
 
@@ -106,7 +140,8 @@ impl Manager {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let stage = images.join(format!(".{}.partial", j.uuid));
+        let run = staging::Stage::new(&images)?;
+        let stage = run.entry("export.partial");
         std::fs::create_dir_all(&stage).map_err(io_at(stage.display()))?;
         let meta = Meta {
             format: FORMAT,
@@ -121,7 +156,7 @@ impl Manager {
             j.uuid,
             super::timestamp().replace('@', "_").replace(':', "")
         );
-        let tmp = images.join(format!(".{name}.partial"));
+        let tmp = run.entry(&format!("{name}.partial"));
         let parent = data.parent().unwrap_or(Path::new("/"));
         let res = crate::sys::snapio::tar_create(&tmp, &[(&stage, META), (parent, &layout)])
             .map_err(StorageError::from)
@@ -173,11 +208,16 @@ impl Manager {
         }
     }
 
-    /// `import UUID|prefix [property=value ...]`: the new jail's UUID and how many
-    /// setuid/setgid bits were dropped.
-    pub fn import(&self, prefix: &str, given: &[(String, String)]) -> Result<(String, usize)> {
+    /// `import [--trust] [--max-size BYTES] UUID|prefix [property=value ...]`.
+    pub fn import(
+        &self,
+        prefix: &str,
+        given: &[(String, String)],
+        opts: &ImportOpts,
+    ) -> Result<ImportReport> {
         let archive = self.find_archive(prefix)?;
-        // 1. the checksum, before anything else
+        // 1. the checksum, before anything else (integrity only: an archive from
+        // elsewhere is untrusted whatever its checksum)
         let sumfile = PathBuf::from(format!("{}.sha256", archive.display()));
         let want = std::fs::read_to_string(&sumfile)
             .map_err(|e| invalid(format!("import: checksum file {}: {e}", sumfile.display())))?;
@@ -193,9 +233,19 @@ impl Manager {
                 archive.display()
             )));
         }
-        // 2. every member checked, the metadata read
+        // 2. every member checked, the metadata read, the sizes summed
+        let compressed = std::fs::metadata(&archive)
+            .map_err(io_at(archive.display()))?
+            .len();
+        let max_size = opts
+            .max_size
+            .unwrap_or_else(|| default_max_size(compressed));
+        let (mut total, mut count) = (0u64, 0u64);
         let mut meta: Option<Meta> = None;
         read_archive(&archive, |m, data| {
+            count += 1;
+            total = total.saturating_add(m.size);
+            check_limits(total, count, max_size)?;
             let c = tar::components(&m.path)?;
             match (c.as_slice(), &meta) {
                 ([], _) => Ok(()),
@@ -231,29 +281,26 @@ impl Manager {
                 meta.format, meta.layout
             )));
         }
-        let mut p = meta.props;
-        for (k, v) in &p {
-            let prop = props::lookup(k)?;
-            if prop.kind != props::Kind::ReadOnly {
-                props::validate(k, v)?;
-            }
-        }
-        p.remove("origin");
-        let given: BTreeMap<String, String> = given.iter().cloned().collect();
-        let renamed = given.contains_key("tag");
-        p.extend(given);
         let thin = meta.layout == "upper";
-        let release = p.get("release").cloned().unwrap_or_default();
-        if meta.layout == "root"
-            && p.get("type").map(String::as_str) == Some("basejail")
-            && self.backend.describe().starts_with("dir:")
-        {
-            // a full root: on the directory backend that is a thick jail
-            p.insert("type".into(), "thickjail".into());
-        }
-        // 3. extract into a staging directory
+        let defaults = self.defaults()?;
+        let imp = props::filter(
+            &meta.props,
+            &defaults,
+            thin,
+            &self.backend.releases()?,
+            opts.trust,
+        )?;
         let images = self.images()?;
-        let stage = images.join(format!(".import-{}.partial", new_uuid()));
+        let free = crate::sys::snapio::free_bytes(&images).map_err(io_at(images.display()))?;
+        if total > free {
+            return Err(invalid(format!(
+                "import: the archive unpacks to {total} bytes; {} has {free} free",
+                images.display()
+            )));
+        }
+        // 3. extract into this run's staging directory
+        let run = staging::Stage::new(&images)?;
+        let stage = run.entry("import.partial");
         let target = stage.join("data");
         std::fs::create_dir_all(&target).map_err(io_at(target.display()))?;
         let mut ex = tar::Extractor {
@@ -261,27 +308,49 @@ impl Manager {
             whiteouts: thin,
             strip: Some(meta.layout.clone()),
             stripped_setid: 0,
+            keep_setid: opts.trust,
         };
+        let (mut total, mut count) = (0u64, 0u64);
         let res = read_archive(&archive, |m, data| {
+            // the archive cannot have changed (images/ is 0700), checked again anyway
+            count += 1;
+            total = total.saturating_add(m.size);
+            check_limits(total, count, max_size)?;
             let c = tar::components(&m.path)?;
             match tar::strip_first(&c, Some(&meta.layout)) {
                 Some(rest) => ex.put(m, rest, data),
                 None => Ok(()),
             }
         })
-        .and_then(|_| self.import_create(p, renamed, &target, thin, &release));
+        .and_then(|_| self.import_create(&imp, &defaults, given, &target, thin));
         let _ = crate::sys::files::remove_tree(&stage);
-        res.map(|u| (u, ex.stripped_setid))
+        drop(run);
+        res.map(|uuid| ImportReport {
+            uuid,
+            setid_dropped: ex.stripped_setid,
+            props_dropped: imp.dropped,
+        })
     }
 
     fn import_create(
         &self,
-        mut p: BTreeMap<String, String>,
-        renamed: bool,
+        imp: &props::Imported,
+        defaults: &BTreeMap<String, String>,
+        given: &[(String, String)],
         dir: &Path,
         thin: bool,
-        release: &str,
     ) -> Result<String> {
+        let given: BTreeMap<String, String> = given.iter().cloned().collect();
+        let renamed = given.contains_key("tag");
+        let mut p = defaults.clone();
+        p.extend(imp.props.clone());
+        p.extend(given);
+        p.insert("type".into(), imp.ty.into());
+        p.insert("release".into(), imp.release.clone());
+        p.insert("last_started".into(), "none".into());
+        p.remove("origin");
+        p.retain(|_, v| !v.is_empty());
+        let release = imp.release.clone();
         let _g = self.lock_global()?;
         let all = self.jails()?;
         let tag = p.get("tag").cloned().unwrap_or_default();
@@ -292,8 +361,8 @@ impl Manager {
                 o.uuid
             )));
         }
-        let old = p.get("uuid").cloned().unwrap_or_default();
-        let uuid = if super::resolve::is_uuid(&old) && !all.iter().any(|j| j.uuid == old) {
+        let old = imp.uuid.clone().unwrap_or_default();
+        let uuid = if !old.is_empty() && !all.iter().any(|j| j.uuid == old) {
             old
         } else if renamed {
             new_uuid()
@@ -304,6 +373,15 @@ impl Manager {
         };
         p.insert("uuid".into(), uuid.clone());
         p.insert("host_hostuuid".into(), uuid.clone());
+        if p.get("jail_zfs_dataset").is_none_or(String::is_empty) {
+            p.insert(
+                "jail_zfs_dataset".into(),
+                format!("iocage/jails/{uuid}/root/data"),
+            );
+        }
+        if !p.contains_key("host_hostname") {
+            p.insert("host_hostname".into(), uuid.clone());
+        }
         let base = Base::Files {
             dir: dir.to_path_buf(),
             thin,

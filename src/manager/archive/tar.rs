@@ -141,6 +141,10 @@ pub fn walk(
             Some(s) => s.parse().map_err(|_| bad("bad pax size"))?,
             None => num(&h[124..136])?,
         };
+        // a hostile size cannot overflow the padding arithmetic below
+        if size >= 1 << 62 {
+            return Err(bad(format!("member size {size} is not plausible")));
+        }
         let padded = size.div_ceil(512) * 512;
         let flag = h[156];
         if matches!(flag, b'x' | b'g' | b'L' | b'K') {
@@ -203,7 +207,7 @@ pub fn walk(
         let mut data = (&mut r).take(m.size);
         f(&m, &mut data)?;
         std::io::copy(&mut data, &mut std::io::sink()).map_err(io)?;
-        let rest = padded - m.size;
+        let rest = padded.saturating_sub(m.size);
         std::io::copy(&mut (&mut r).take(rest), &mut std::io::sink()).map_err(io)?;
     }
 }
@@ -231,6 +235,8 @@ pub struct Extractor {
     /// The archive's top directory that `target` stands for (hard link targets).
     pub strip: Option<String>,
     pub stripped_setid: usize,
+    /// Keep setuid/setgid bits (a trusted archive).
+    pub keep_setid: bool,
 }
 
 impl Extractor {
@@ -261,10 +267,12 @@ impl Extractor {
     pub fn put(&mut self, m: &Member, comps: &[&str], data: &mut dyn Read) -> Result<(), TarError> {
         let p = self.place(comps)?;
         let mut mode = m.mode & 0o7777;
-        if mode & 0o6000 != 0 && m.kind != Kind::Dir {
-            self.stripped_setid += 1;
+        if !self.keep_setid {
+            if mode & 0o6000 != 0 && m.kind != Kind::Dir {
+                self.stripped_setid += 1;
+            }
+            mode &= !0o6000;
         }
-        mode &= !0o6000;
         let exists = fs::symlink_metadata(&p).ok();
         if exists
             .as_ref()

@@ -298,6 +298,7 @@ impl Backend for ZfsBackend {
         let root = format!("{ds}/root");
         match base {
             Base::Release(r) => {
+                super::check_release_name(r)?;
                 let snap = format!("{}@base", self.ds(&format!("releases/{r}/root")));
                 zfs(&["clone", &snap, &root])?;
             }
@@ -493,6 +494,7 @@ impl Backend for ZfsBackend {
     }
 
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {
+        super::check_release_name(name)?;
         self.mountpoint(&self.ds(&format!("releases/{name}/root")))
     }
 
