@@ -48,6 +48,12 @@ impl Manager {
         let j = self.resolve(key)?;
         let _l = self.lock_jail(&j.uuid)?;
         let j = self.reread(&j)?;
+        if !self.backend.snapshots_while_running() && self.is_running(&j).is_some() {
+            return Err(invalid(format!(
+                "jail {} is running: the directory backend copies its files by path, which a running jail could redirect to host files; stop it first (a clone of its current state likewise)",
+                j.label()
+            )));
+        }
         self.backend.sweep_snapshots(&j.uuid)?;
         let have: Vec<String> = self
             .backend
@@ -173,8 +179,10 @@ impl Manager {
         self.run.join("snapmounts").join(format!("{uuid}@{name}"))
     }
 
-    /// `snapmount UUID|TAG@NAME DESTINATION`: the snapshot's files, read-only, at
-    /// DESTINATION (an existing empty directory of the host).
+    /// `snapmount UUID|TAG@NAME DESTINATION`: the snapshot's files at DESTINATION
+    /// (an existing empty directory of the host that only root can change, outside
+    /// the layout), mounted read-only, nosuid, nodev and noexec in one step: the
+    /// files came from the jail, whose root may have made them setuid root.
     pub fn snapmount(&self, arg: &str, dest: &Path) -> Result<PathBuf> {
         let (j, name) = self.snap_target(arg)?;
         let _l = self.lock_jail(&j.uuid)?;
@@ -184,7 +192,23 @@ impl Manager {
                 dest.display()
             )));
         }
-        let dest = std::fs::canonicalize(dest).map_err(io_at(dest.display()))?;
+        let dest = crate::sys::snapio::check_root_only_dir(dest).map_err(|e| {
+            invalid(format!(
+                "snapmount: {e}: give a directory only root can change"
+            ))
+        })?;
+        let base = self.backend.base_dir()?;
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        if dest.starts_with(&base) || base.starts_with(&dest) {
+            return Err(invalid(format!(
+                "snapmount: {} is inside jailctl's layout {} (a jail's root?): give a directory outside it",
+                dest.display(),
+                base.display()
+            )));
+        }
+        let (Some(parent), Some(leaf)) = (dest.parent(), dest.file_name()) else {
+            return Err(invalid("snapmount: / is no destination".to_string()));
+        };
         let empty = std::fs::read_dir(&dest)
             .map_err(io_at(dest.display()))?
             .next()
@@ -205,29 +229,48 @@ impl Manager {
         let src = self.backend.snapshot_dir(&j.uuid, &name)?;
         let dir = rec.parent().expect("a directory");
         std::fs::create_dir_all(dir).map_err(io_at(dir.display()))?;
-        // the undo is recorded before the mount is made
-        std::fs::write(&rec, dest.as_os_str().as_encoded_bytes()).map_err(io_at(rec.display()))?;
-        if let Err(e) = crate::sys::snapio::mount_readonly(&src, &dest) {
-            let _ = std::fs::remove_file(&rec);
-            let _ = self.backend.snapshot_dir_done(&j.uuid, &name);
-            return Err(crate::storage::StorageError::from(e).into());
+        // the undo is recorded before the mount is made, its id as soon as known
+        let write = |id: Option<u64>| {
+            let text = format!(
+                "{}\n{}\n",
+                id.map(|i| i.to_string()).unwrap_or_default(),
+                dest.display()
+            );
+            crate::sys::files::write_atomic(&rec, text.as_bytes()).map_err(io_at(rec.display()))
+        };
+        write(None)?;
+        let opts = match crate::sys::OS {
+            crate::sys::Os::Linux => "ro,nosuid,nodev,noexec",
+            crate::sys::Os::FreeBsd => "ro,nosuid,noexec",
+        };
+        let made = crate::sys::os::RootDir::open(parent)
+            .and_then(|p| p.mount_at(&src, Path::new(leaf), "bind", opts, None));
+        match made {
+            Ok((id, _)) => write(Some(id))?,
+            Err(e) => {
+                let _ = std::fs::remove_file(&rec);
+                let _ = self.backend.snapshot_dir_done(&j.uuid, &name);
+                return Err(io_at(dest.display())(e));
+            }
         }
         Ok(dest)
     }
 
-    /// `snapumount UUID|TAG@NAME`: unmounts what `snapmount` mounted.
+    /// `snapumount UUID|TAG@NAME`: unmounts exactly the mount `snapmount` made (by
+    /// its id, wherever it is now; a mount that is gone is no error).
     pub fn snapumount(&self, arg: &str) -> Result<PathBuf> {
         let (j, name) = self.snap_target(arg)?;
         let _l = self.lock_jail(&j.uuid)?;
         let rec = self.snapmount_record(&j.uuid, &name);
-        let dest = std::fs::read_to_string(&rec)
+        let text = std::fs::read_to_string(&rec)
             .map_err(|_| invalid(format!("snapshot {name} of {} is not mounted", j.label())))?;
-        let dest = PathBuf::from(dest);
-        if !crate::sys::tool::mounted_below(&dest)
-            .map_err(io_at(dest.display()))?
-            .is_empty()
-        {
-            crate::sys::tool::unmount(&dest).map_err(crate::storage::StorageError::from)?;
+        let mut lines = text.lines();
+        let id = lines.next().and_then(|l| l.trim().parse::<u64>().ok());
+        let dest = PathBuf::from(lines.next().unwrap_or_default());
+        if let (Some(id), Some(parent)) = (id, dest.parent()) {
+            crate::sys::os::RootDir::open(parent)
+                .and_then(|p| p.unmount_id(id))
+                .map_err(io_at(dest.display()))?;
         }
         self.backend.snapshot_dir_done(&j.uuid, &name)?;
         std::fs::remove_file(&rec).map_err(io_at(rec.display()))?;

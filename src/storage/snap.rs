@@ -21,6 +21,9 @@ pub struct SnapInfo {
     pub used: u64,
     /// Taken with `-r`: the configuration is in it.
     pub recursive: bool,
+    /// Creation order (ZFS: the creation txg; directory backend: nanoseconds since
+    /// the epoch): snapshots taken in the same second still sort as taken.
+    pub order: u64,
 }
 
 /// Accepted snapshot names: what ZFS accepts in a snapshot name, minus what a path
@@ -74,6 +77,12 @@ pub trait Snapshots {
         uuid: &str,
         props: &BTreeMap<String, String>,
     ) -> Result<PathBuf, StorageError>;
+    /// Can a snapshot be taken while the jail runs? (ZFS: atomic in the kernel. The
+    /// directory backend copies the tree by path, which a running jail could steer
+    /// with links swapped under the copy.)
+    fn snapshots_while_running(&self) -> bool {
+        true
+    }
     /// Remove leftovers of an interrupted snapshot or rollback of the jail.
     fn sweep_snapshots(&self, _uuid: &str) -> Result<(), StorageError> {
         Ok(())

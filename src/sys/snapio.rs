@@ -60,33 +60,71 @@ pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
     nix::unistd::mkfifo(path, Mode::from_bits_truncate(mode as _)).map_err(io::Error::from)
 }
 
-/// Mount `source` read-only at `target` (a bind mount on Linux, nullfs on FreeBSD).
-pub fn mount_readonly(source: &Path, target: &Path) -> Result<(), ToolError> {
-    match OS {
-        Os::Linux => {
-            run(
-                "mount",
-                &[OsStr::new("--bind"), source.as_os_str(), target.as_os_str()],
-            )?;
-            run(
-                "mount",
-                &[
-                    OsStr::new("-o"),
-                    OsStr::new("remount,bind,ro"),
-                    target.as_os_str(),
-                ],
-            )
-            .map(|_| ())
-            .inspect_err(|_| {
-                let _ = run("umount", &[target]);
-            })
-        }
-        Os::FreeBsd => super::tool::mount("nullfs", source.as_os_str(), target, "ro"),
-    }
-}
-
 /// Bytes free for root on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> io::Result<u64> {
     let v = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
     Ok((v.blocks_free() as u64).saturating_mul(v.fragment_size() as u64))
+}
+
+/// Check that `path` (absolute) is a directory of the host that only root can
+/// change or redirect: every component is opened without following a link, each
+/// is owned by root, and no parent is writable by group or others unless sticky
+/// (where a root-owned entry cannot be renamed by them); the directory itself is
+/// not writable by group or others. Returns the path.
+pub fn check_root_only_dir(path: &Path) -> io::Result<std::path::PathBuf> {
+    use nix::fcntl::{openat, OFlag};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::Component;
+    let refuse = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
+    let mut cur = std::fs::File::open("/")?;
+    let mut at = std::path::PathBuf::from("/");
+    let mut parent_mode = cur.metadata()?.permissions().mode();
+    for c in path.components() {
+        let name = match c {
+            Component::RootDir => continue,
+            Component::Normal(n) => n,
+            _ => {
+                return Err(refuse(format!(
+                    "{}: give a plain absolute path",
+                    path.display()
+                )))
+            }
+        };
+        at.push(name);
+        if parent_mode & 0o022 != 0 && parent_mode & 0o1000 == 0 {
+            return Err(refuse(format!(
+                "{}: its parent is writable by other users",
+                at.display()
+            )));
+        }
+        let fd = openat(
+            &cur,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| {
+            refuse(format!(
+                "{}: not a directory reached without a link ({e})",
+                at.display()
+            ))
+        })?;
+        cur = std::fs::File::from(fd);
+        let m = cur.metadata()?;
+        if m.uid() != 0 {
+            return Err(refuse(format!(
+                "{}: owned by uid {}, not root",
+                at.display(),
+                m.uid()
+            )));
+        }
+        parent_mode = m.mode();
+    }
+    if parent_mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "{}: writable by other users",
+            path.display()
+        )));
+    }
+    Ok(at)
 }

@@ -20,6 +20,16 @@ use crate::sys::{Os, OS};
 struct Meta {
     created: i64,
     recursive: bool,
+    /// Nanoseconds since the epoch (creation order within a second).
+    #[serde(default)]
+    ns: u64,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn now() -> i64 {
@@ -86,6 +96,10 @@ impl DirBackend {
 }
 
 impl Snapshots for DirBackend {
+    fn snapshots_while_running(&self) -> bool {
+        false
+    }
+
     fn snapshot(
         &self,
         uuid: &str,
@@ -116,6 +130,7 @@ impl Snapshots for DirBackend {
             let meta = Meta {
                 created: now(),
                 recursive,
+                ns: now_ns(),
             };
             write_atomic(
                 &tmp.join("meta.json"),
@@ -146,6 +161,7 @@ impl Snapshots for DirBackend {
                 .unwrap_or(Meta {
                     created: 0,
                     recursive: false,
+                    ns: 0,
                 });
             let size = tree_size(&e.path().join("data"));
             v.push(SnapInfo {
@@ -154,9 +170,14 @@ impl Snapshots for DirBackend {
                 rsize: size,
                 used: size,
                 recursive: meta.recursive,
+                order: if meta.ns > 0 {
+                    meta.ns
+                } else {
+                    (meta.created.max(0) as u64).saturating_mul(1_000_000_000)
+                },
             });
         }
-        v.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        v.sort_by(|a, b| a.order.cmp(&b.order).then(a.name.cmp(&b.name)));
         Ok(v)
     }
 

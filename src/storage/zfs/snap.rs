@@ -54,7 +54,7 @@ impl Snapshots for ZfsBackend {
             "2",
             "-o",
             "name,property,value",
-            "creation,referenced,used",
+            "creation,referenced,used,createtxg",
             &jail,
         ])?;
         let mut top = std::collections::BTreeSet::new();
@@ -76,8 +76,10 @@ impl Snapshots for ZfsBackend {
                     rsize: 0,
                     used: 0,
                     recursive: false,
+                    order: 0,
                 });
                 match f[1] {
+                    "createtxg" => s.order = f[2].parse().unwrap_or(0),
                     "creation" => s.created = f[2].parse().unwrap_or(0),
                     "referenced" => s.rsize = f[2].parse().unwrap_or(0),
                     "used" => s.used = f[2].parse().unwrap_or(0),
@@ -89,7 +91,7 @@ impl Snapshots for ZfsBackend {
         for s in &mut v {
             s.recursive = top.contains(&s.name);
         }
-        v.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        v.sort_by(|a, b| a.order.cmp(&b.order).then(a.name.cmp(&b.name)));
         Ok(v)
     }
 
@@ -139,6 +141,12 @@ impl Snapshots for ZfsBackend {
                 "clone",
                 "-o",
                 "readonly=on",
+                "-o",
+                "setuid=off",
+                "-o",
+                "exec=off",
+                "-o",
+                "devices=off",
                 &format!("{}@{name}", self.root_ds(uuid)),
                 &view,
             ])?;
