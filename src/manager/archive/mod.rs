@@ -361,15 +361,15 @@ impl Manager {
                 o.uuid
             )));
         }
-        let old = imp.uuid.clone().unwrap_or_default();
-        let uuid = if !old.is_empty() && !all.iter().any(|j| j.uuid == old) {
-            old
-        } else if renamed {
-            new_uuid()
-        } else {
-            return Err(invalid(format!(
-                "import: jail {old} exists: import it as a new jail with tag=NAME"
-            )));
+        let uuid = match &imp.uuid {
+            Some(old) if !all.iter().any(|j| &j.uuid == old) => old.clone(),
+            Some(old) if !renamed => {
+                return Err(invalid(format!(
+                    "import: jail {old} exists: import it as a new jail with tag=NAME"
+                )))
+            }
+            // a copy, or an archive without a proper UUID
+            _ => new_uuid(),
         };
         p.insert("uuid".into(), uuid.clone());
         p.insert("host_hostuuid".into(), uuid.clone());
