@@ -424,7 +424,18 @@ fn snapmount_destinations_and_running_jails() {
     std::fs::create_dir_all(&inside).unwrap();
     let err = e.fails(&["snapmount", "j@s", inside.to_str().unwrap()]);
     assert!(err.contains("layout"), "{err}");
-    for p in [&real, &open.join("v"), &theirs, &inside] {
+    // the root of a kernel jail made outside the layout
+    let kroot = d.join("kroot");
+    std::fs::create_dir_all(kroot.join("mnt")).unwrap();
+    let path = format!("path={}", kroot.display());
+    e.ok(&["jail", "create", "name=kj", &path, "persist"]);
+    let err = e.fails(&["snapmount", "j@s", kroot.join("mnt").to_str().unwrap()]);
+    e.ok(&["jail", "remove", "kj"]);
+    assert!(
+        err.contains("inside the root") && err.contains("kj"),
+        "{err}"
+    );
+    for p in [&real, &open.join("v"), &theirs, &inside, &kroot.join("mnt")] {
         assert!(mounts_at_or_below(p).is_empty(), "{}", p.display());
     }
     // a good one, then unmounted by its id

@@ -206,6 +206,21 @@ impl Manager {
                 base.display()
             )));
         }
+        // nor in the root of any other jail (made with `jail create path=...`)
+        for k in crate::jail::list().unwrap_or_default() {
+            let Some(p) = k.param("path").filter(|p| *p != "/") else {
+                continue;
+            };
+            let p = std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
+            if dest.starts_with(&p) {
+                return Err(invalid(format!(
+                    "snapmount: {} is inside the root {} of jail {}: give a directory outside every jail",
+                    dest.display(),
+                    p.display(),
+                    k.name
+                )));
+            }
+        }
         let (Some(parent), Some(leaf)) = (dest.parent(), dest.file_name()) else {
             return Err(invalid("snapmount: / is no destination".to_string()));
         };

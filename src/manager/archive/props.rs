@@ -46,6 +46,7 @@ const REBUILT: &[&str] = &[
     "release",
     "origin",
     "last_started",
+    "jail_zfs",
     "jail_zfs_dataset",
 ];
 

@@ -369,4 +369,40 @@ mod tests {
         assert_eq!(m["uid"], "1000");
         assert!(pax(b"99 path=x\n").is_err());
     }
+
+    fn header(name: &str, flag: u8, size: usize) -> [u8; 512] {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+        h[156] = flag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        let sum: u64 = h
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    *b as u64
+                }
+            })
+            .sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        h
+    }
+
+    #[test]
+    fn a_hostile_pax_size_is_refused_not_wrapped() {
+        let rec = b"29 size=18446744073709551615\n";
+        let mut s = header("x", b'x', rec.len()).to_vec();
+        let mut data = rec.to_vec();
+        data.resize(512, 0);
+        s.extend(data);
+        s.extend(header("root/a", b'0', 0));
+        s.extend([0u8; 1024]);
+        let err = walk(&s[..], |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("not plausible"), "{err}");
+    }
 }
