@@ -69,7 +69,7 @@ fn host_id() -> String {
 }
 
 /// The stored properties of the `i`-th (0-based) jail of a batch of `count`.
-fn initial_props(
+pub(super) fn initial_props(
     defaults: &BTreeMap<String, String>,
     given: &BTreeMap<String, String>,
     uuid: &str,
@@ -93,6 +93,8 @@ fn initial_props(
         Base::Release(r) => ("basejail", r.clone()),
         Base::Thick(r) => ("thickjail", r.clone()),
         Base::Empty => ("emptyjail", "none".to_string()),
+        // `clone` sets the type and release of its source
+        Base::Clone { .. } | Base::Files { .. } => ("thickjail", "none".to_string()),
     };
     p.insert("type".into(), ty.into());
     p.insert("release".into(), rel);

@@ -10,10 +10,14 @@ impl Manager {
         if self.is_running(&j).is_some() {
             return Err(ManagerError::Running(j.label()));
         }
+        self.refuse_if_dependants(&j)?;
         self.unmount_recorded(&j.uuid)?;
         self.backend.destroy_jail(&j.uuid)?;
         self.forget_state(&j.uuid);
         self.census_forget(&j.uuid);
+        if let Some(o) = j.stored.get("origin") {
+            self.drop_origin(o);
+        }
         // Its TAG's index entry, if any, fails its check on next use and goes then.
         Ok(j.uuid)
     }

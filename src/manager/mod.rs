@@ -14,8 +14,10 @@
 //! global lock makes concurrent creates of one TAG let exactly one win; one corrupt
 //! jail never breaks the others.
 
+mod archive;
 mod boot;
 mod census;
+mod clones;
 pub mod config;
 mod create;
 mod destroy;
@@ -30,6 +32,7 @@ pub mod props;
 mod releases;
 mod resolve;
 pub mod runstate;
+mod snapshots;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -40,6 +43,7 @@ use std::sync::Arc;
 
 use crate::storage::{self, dir::DirBackend, zfs::ZfsBackend, Backend};
 
+pub use archive::{ImportOpts, ImportReport};
 pub use boot::BootResult;
 pub use config::JailConfig;
 pub use create::{new_uuid, timestamp, CreateOpts, MAX_TAG};

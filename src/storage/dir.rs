@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+mod snap;
+
 use super::{io_err, Backend, Base, Record, RootLayout, StorageError};
 use crate::sys::files::remove_tree;
 use crate::sys::tool::{self, mounted_below};
@@ -17,14 +19,14 @@ pub struct DirBackend {
     pub root: PathBuf,
 }
 
-const CONFIG: &str = "config.json";
+pub(super) const CONFIG: &str = "config.json";
 
 /// Write a file atomically (see [`crate::sys::files::write_atomic`]).
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+pub(super) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StorageError> {
     crate::sys::files::write_atomic(path, data).map_err(io_err(path))
 }
 
-fn read_props(path: &Path) -> Result<BTreeMap<String, String>, String> {
+pub(super) fn read_props(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_slice(&data).map_err(|e| format!("{}: corrupt: {e}", path.display()))
 }
@@ -42,7 +44,7 @@ impl DirBackend {
         self.jails().join(format!(".{uuid}.partial"))
     }
 
-    fn jail(&self, uuid: &str) -> PathBuf {
+    pub(super) fn jail(&self, uuid: &str) -> PathBuf {
         self.jails().join(uuid)
     }
 
@@ -184,6 +186,45 @@ impl Backend for DirBackend {
             }
             Base::Thick(r) => copy_release(&self.release_root(r)?, &tmp.join("root"))?,
             Base::Empty => fs::create_dir_all(tmp.join("root")).map_err(io_err(&tmp))?,
+            Base::Clone {
+                uuid: from,
+                snap,
+                thin,
+            } => {
+                let data = self.snap_data(from, snap)?;
+                for d in ["root", "upper", "work"] {
+                    if *thin || d == "root" {
+                        fs::create_dir_all(tmp.join(d)).map_err(io_err(&tmp))?;
+                    }
+                }
+                // a thin jail's own files: the overlay's upper layer on Linux, its
+                // root (the release mounted into it) on FreeBSD
+                let to = tmp.join(if *thin && OS == Os::Linux {
+                    "upper"
+                } else {
+                    "root"
+                });
+                crate::sys::snapio::cow_copy_tree(&data, &to)?;
+            }
+            Base::Files { dir, thin, release } => {
+                if *thin && !self.release_root(release)?.is_dir() {
+                    return Err(StorageError::Invalid(format!(
+                        "release {release} is not fetched"
+                    )));
+                }
+                let to = if *thin {
+                    for d in ["root", "work"] {
+                        fs::create_dir_all(tmp.join(d)).map_err(io_err(&tmp))?;
+                    }
+                    tmp.join("upper")
+                } else {
+                    tmp.join("root")
+                };
+                if fs::rename(dir, &to).is_err() {
+                    fs::create_dir_all(&to).map_err(io_err(&to))?;
+                    crate::sys::snapio::cow_copy_tree(dir, &to)?;
+                }
+            }
         }
         fs::File::create(tmp.join("fstab")).map_err(io_err(&tmp))?;
         Self::write_json(&tmp.join(CONFIG), props)
@@ -364,6 +405,7 @@ impl Backend for DirBackend {
     }
 
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {
+        super::check_release_name(name)?;
         Ok(self.root.join("releases").join(name).join("root"))
     }
 

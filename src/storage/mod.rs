@@ -4,7 +4,10 @@
 
 pub mod basejail;
 pub mod dir;
+pub mod snap;
 pub mod zfs;
+
+pub use snap::{check_snap_name, SnapInfo, Snapshots};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,28 @@ pub const LAYOUT: [&str; 6] = [
 /// same advice for FreeBSD jail directories).
 pub fn make_private(p: &std::path::Path) -> Result<(), StorageError> {
     crate::sys::files::make_private(p).map_err(io_err(p))
+}
+
+/// Refuse a release name that is not one plain path component (a dataset name too):
+/// nothing that could climb out of `releases/` (`/`, a leading `.`) or inject
+/// options or extra layers into an overlay or nullfs mount (`,`, `:`), no `@`,
+/// blanks or control characters. Every release path is built through it.
+pub fn check_release_name(name: &str) -> Result<(), StorageError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::Invalid(format!(
+            "release name \"{}\": a release is one plain name of letters, digits, '-', '_', '.' and '+' (not first '.' or '-')",
+            name.escape_debug()
+        )))
+    }
 }
 
 /// Marker property of a jail whose creation has not finished.
@@ -80,6 +105,21 @@ pub enum Base {
     Thick(String),
     /// An empty root (`create -e`).
     Empty,
+    /// The jail's own files from snapshot `snap` of jail `uuid` (`clone`): a ZFS
+    /// clone, or a copy (copy-on-write where the file system can) on the directory
+    /// backend; `thin` when they are a thin jail's changes over its release.
+    Clone {
+        uuid: String,
+        snap: String,
+        thin: bool,
+    },
+    /// The files extracted by `import` into `dir` (moved or copied into place):
+    /// the root, or (`thin`) a thin jail's changes over its release.
+    Files {
+        dir: PathBuf,
+        thin: bool,
+        release: String,
+    },
 }
 
 /// How a jail's root is built before start; the lifecycle makes the mounts.
@@ -102,7 +142,7 @@ pub enum RootLayout {
     },
 }
 
-pub trait Backend {
+pub trait Backend: Snapshots {
     /// `zfs:POOL` or `dir:/path`.
     fn describe(&self) -> String;
     /// Create the layout (jails, releases, templates, download, images, log).

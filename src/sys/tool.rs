@@ -58,6 +58,18 @@ pub fn run<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String, ToolErr
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Start `program args...` for the caller to read its stdout (a stream too large
+/// for [`run`]); its stderr is discarded, so it can never block on it. The caller
+/// waits for the child and checks its status.
+pub fn spawn_reader<S: AsRef<OsStr>>(program: &str, args: &[S]) -> std::io::Result<Child> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
 /// Run `program args...` to its end: whether it succeeded, its stdout and its stderr
 /// (a tool that reports on several objects may fail for one and print the others).
 pub fn run_all<S: AsRef<OsStr>>(

@@ -11,6 +11,7 @@ use crate::manager::{fetch::Origin, props, CreateOpts, Jail, Manager, ManagerErr
 
 mod boot;
 mod list;
+mod snap;
 
 use boot::boot_sequence;
 use list::list;
@@ -37,10 +38,12 @@ pub enum ManageCmd {
         #[arg(value_name = "PROPERTY=VALUE")]
         args: Vec<String>,
     },
-    /// Destroy a stopped jail (irreversible; -f confirms).
+    /// Destroy a stopped jail (irreversible; -f confirms; -R: the jails cloned from it too).
     Destroy {
         #[arg(short = 'f')]
         force: bool,
+        #[arg(short = 'R')]
+        dependants: bool,
         jail: String,
     },
     /// List jails (JID UUID BOOT STATE TAG TYPE IP4 RELEASE), templates (-t) or releases (-r).
@@ -134,6 +137,8 @@ pub enum ManageCmd {
     Reindex,
     /// Print the version.
     Version,
+    #[command(flatten)]
+    Snap(snap::SnapCmd),
 }
 
 pub(crate) type R = Result<ExitCode, ManagerError>;
@@ -232,6 +237,7 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
                 ..Default::default()
             };
             let mut rest = Vec::new();
+            let mut template = None;
             for a in &args {
                 let (k, v) = a.split_once('=').ok_or_else(|| {
                     ManagerError::Invalid(format!("\"{a}\" is not property=value"))
@@ -250,6 +256,7 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
                             })?
                     }
                     "pkglist" if v != "none" => o.pkglist = Some(PathBuf::from(v)),
+                    "template" => template = Some(v.to_string()),
                     _ => rest.push(a.clone()),
                 }
             }
@@ -259,12 +266,21 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
                 ));
             }
             o.props = props::parse_assignments(&rest)?;
+            if let Some(t) = template {
+                // `create template=TPL`: a clone of the template
+                let _ = writeln!(out, "{}", m.clone_jail(&t, &o.props)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             for u in m.create(&o)? {
                 let _ = writeln!(out, "{u}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        ManageCmd::Destroy { force, jail } => {
+        ManageCmd::Destroy {
+            force,
+            dependants,
+            jail,
+        } => {
             if !force {
                 if !crate::sys::unix::stdin_is_tty() {
                     return Err(ManagerError::Invalid(format!(
@@ -278,8 +294,14 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
                     return Ok(ExitCode::from(1));
                 }
             }
-            let u = m.destroy(&jail)?;
-            let _ = writeln!(out, "destroyed {u}");
+            let done = if dependants {
+                m.destroy_tree(&jail)?
+            } else {
+                vec![m.destroy(&jail)?]
+            };
+            for u in done {
+                let _ = writeln!(out, "destroyed {u}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         ManageCmd::List {
@@ -470,6 +492,7 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
             m.clean(what[0])?;
             Ok(ExitCode::SUCCESS)
         }
+        ManageCmd::Snap(c) => snap::run(m, c, out),
         ManageCmd::Activate { .. } | ManageCmd::Deactivate { .. } | ManageCmd::Version => {
             unreachable!()
         }

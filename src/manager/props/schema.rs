@@ -530,6 +530,15 @@ pub static PROPS: &[Prop] = &[
         "time of the last start"
     ),
     prop!(
+        "origin",
+        ReadOnly,
+        "none",
+        Local,
+        false,
+        true,
+        "UUID@SNAPSHOT the jail was cloned from (none: no clone)"
+    ),
+    prop!(
         "type",
         ReadOnly,
         "basejail",

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use super::{Backend, Base, Record, RootLayout, StorageError, INCOMPLETE, PROP_PREFIX};
 
 mod pool;
+mod snap;
 
 #[allow(unused_imports)]
 pub use pool::*;
@@ -337,6 +338,7 @@ impl Backend for ZfsBackend {
         let root = format!("{ds}/root");
         match base {
             Base::Release(r) => {
+                super::check_release_name(r)?;
                 let snap = format!("{}@base", self.ds(&format!("releases/{r}/root")));
                 zfs(&["clone", &snap, &root])?;
             }
@@ -346,6 +348,24 @@ impl Backend for ZfsBackend {
             }
             Base::Empty => {
                 zfs(&["create", &root])?;
+            }
+            Base::Clone {
+                uuid: from, snap, ..
+            } => {
+                zfs(&[
+                    "clone",
+                    &format!("{}/root@{snap}", self.jail_ds(from)),
+                    &root,
+                ])?;
+            }
+            Base::Files { dir, thin, .. } => {
+                if *thin {
+                    return Err(StorageError::Invalid(
+                        "the archive holds a thin directory-backend jail's changes only: import it with the directory backend".into(),
+                    ));
+                }
+                zfs(&["create", &root])?;
+                crate::sys::snapio::cow_copy_tree(dir, &self.mountpoint(&root)?)?;
             }
         }
         let fstab = self.mountpoint(&ds)?.join("fstab");
@@ -540,6 +560,7 @@ impl Backend for ZfsBackend {
     }
 
     fn release_root(&self, name: &str) -> Result<PathBuf, StorageError> {
+        super::check_release_name(name)?;
         self.mountpoint(&self.ds(&format!("releases/{name}/root")))
     }
 
