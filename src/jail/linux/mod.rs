@@ -186,3 +186,11 @@ impl JailNs {
             || (self.mnt.is_some() && sys::mnt_ns_id(pid) == self.mnt)
     }
 }
+
+/// The jail's network namespace, opened from the init the registry recorded (checked
+/// against its start time after opening).
+pub fn net_handle(key: Key<'_>) -> Result<sys::net::NetHandle, JailError> {
+    let (pid, start) = init_of(key)?;
+    sys::net::NetHandle::of_init(pid, start)
+        .map_err(|e| JailError::os(format!("jail {key}: network namespace"), e))
+}

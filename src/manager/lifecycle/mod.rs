@@ -5,6 +5,9 @@
 
 pub mod hooks;
 pub mod mounts;
+pub mod net;
+mod net_apply;
+pub mod net_cmds;
 pub mod params;
 pub mod start;
 pub mod stop;

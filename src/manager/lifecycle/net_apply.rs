@@ -1,0 +1,274 @@
+//! Carrying out a jail's network plan ([`super::net`]) and undoing exactly what was
+//! recorded. Everything is done under one host-wide lock (bridges, names and MACs are
+//! shared by all jails), and each object made is recorded in the run state before
+//! the next command runs.
+
+use std::fs;
+
+use super::net::{self, NetRecord, Step};
+use super::net_cmds::{self, At, Cmd};
+use crate::manager::config::JailConfig;
+use crate::manager::error::{invalid, io_at, ManagerError, Result};
+use crate::manager::runstate::RunState;
+use crate::manager::Manager;
+use crate::sys::os::net::{run_in, run_with, NetHandle};
+use crate::sys::tool::{run, ToolError};
+use crate::sys::{Os, OS};
+
+/// The lock of the host's shared network objects (in the run directory's locks).
+const HOST_LOCK: &str = "host-network";
+
+/// A host interface: its ifindex (Linux) and whether it is there.
+fn link_index(name: &str) -> Option<Option<u32>> {
+    match OS {
+        Os::Linux => {
+            let out = run("ip", &["-j", "link", "show", "dev", name]).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+            let l = v.as_array()?.first()?;
+            (l["ifname"].as_str() == Some(name)).then(|| l["ifindex"].as_u64().map(|i| i as u32))
+        }
+        Os::FreeBsd => run("ifconfig", &[name]).ok().map(|_| None),
+    }
+}
+
+/// How many interfaces are members of bridge `name`.
+fn bridge_members(name: &str) -> std::result::Result<usize, ToolError> {
+    Ok(match OS {
+        Os::Linux => {
+            let out = run("ip", &["-j", "link", "show", "master", name])?;
+            serde_json::from_str::<serde_json::Value>(&out)
+                .ok()
+                .and_then(|v| v.as_array().map(Vec::len))
+                .unwrap_or(0)
+        }
+        Os::FreeBsd => run("ifconfig", &[name])?
+            .lines()
+            .filter(|l| l.trim_start().starts_with("member:"))
+            .count(),
+    })
+}
+
+/// The MACs of the host's interfaces.
+fn host_macs() -> std::result::Result<Vec<String>, ToolError> {
+    Ok(match OS {
+        Os::Linux => {
+            let out = run("ip", &["-j", "link", "show"])?;
+            serde_json::from_str::<serde_json::Value>(&out)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|l| l["address"].as_str().map(str::to_ascii_lowercase))
+                .collect()
+        }
+        Os::FreeBsd => run("ifconfig", &["-a"])?
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("ether "))
+            .map(|m| m.trim().to_ascii_lowercase())
+            .collect(),
+    })
+}
+
+/// Whether a FreeBSD host interface already carries `addr` (an alias we must neither
+/// add nor remove).
+fn host_has_addr(iface: &str, addr: &net::Addr) -> bool {
+    let fam = if addr.v6() { "inet6" } else { "inet" };
+    let want = format!("{fam} {} ", addr.addr);
+    run("ifconfig", &[iface])
+        .map(|o| {
+            o.lines()
+                .any(|l| format!("{} ", l.trim()).starts_with(&want))
+        })
+        .unwrap_or(false)
+}
+
+impl Manager {
+    fn bridges_path(&self) -> std::path::PathBuf {
+        self.run.join("net-bridges.json")
+    }
+
+    /// Bridges jailctl made and that are still in use, with their ifindex.
+    fn our_bridges(&self) -> Vec<(String, Option<u32>)> {
+        fs::read(self.bridges_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_bridges(&self, b: &[(String, Option<u32>)]) -> Result<()> {
+        let p = self.bridges_path();
+        crate::sys::files::write_atomic(&p, &serde_json::to_vec(b).expect("json"))
+            .map_err(io_at(p.display()))
+    }
+
+    /// Make the jail's network (step "network" of start), recording each object in
+    /// `st` (written out) before the next command.
+    pub(super) fn network(
+        &self,
+        c: &JailConfig,
+        kname: &str,
+        uuid: &str,
+        st: &mut RunState,
+    ) -> Result<()> {
+        let steps = net::plan(c, OS)?;
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let _l = self.lock_jail(HOST_LOCK)?;
+        let h = self.jail_ops.net_handle(kname)?;
+        if OS == Os::Linux && h.is_host() {
+            return Err(invalid(format!(
+                "jail {}: it shares the host's network stack; its addresses would be the host's",
+                c.label()
+            )));
+        }
+        let macs = host_macs().map_err(|e| invalid(e.to_string()))?;
+        for s in &steps {
+            match s {
+                Step::Bridge { name } => {
+                    if let Some(idx) = link_index(name) {
+                        // shared with the jails that use it if we made it; an
+                        // administrator's bridge is only used
+                        if self.our_bridges().contains(&(name.clone(), idx)) {
+                            self.record(
+                                uuid,
+                                st,
+                                NetRecord::Bridge {
+                                    name: name.clone(),
+                                    ifindex: idx,
+                                },
+                            )?;
+                        }
+                        continue;
+                    }
+                }
+                Step::Pair {
+                    host_mac: m1,
+                    jail_mac: m2,
+                    inside,
+                    ..
+                } => {
+                    for m in [m1, m2] {
+                        if macs.contains(m) {
+                            return Err(invalid(format!(
+                                "{inside}: MAC {m} is in use on the host; set another with {inside}_mac"
+                            )));
+                        }
+                    }
+                }
+                Step::Alias { iface, addr } if host_has_addr(iface, addr) => continue,
+                _ => {}
+            }
+            self.run_step(s, &h, uuid, st)?;
+        }
+        Ok(())
+    }
+
+    fn record(&self, uuid: &str, st: &mut RunState, r: NetRecord) -> Result<()> {
+        if let NetRecord::Bridge { name, ifindex } = &r {
+            let mut b = self.our_bridges();
+            if !b.contains(&(name.clone(), *ifindex)) {
+                b.push((name.clone(), *ifindex));
+                self.write_bridges(&b)?;
+            }
+        }
+        st.net.push(r);
+        self.write_state(uuid, st)
+    }
+
+    fn run_step(&self, s: &Step, h: &NetHandle, uuid: &str, st: &mut RunState) -> Result<()> {
+        let mut out = String::new();
+        for Cmd {
+            at,
+            program,
+            args,
+            capture,
+            record,
+        } in net_cmds::commands(s, OS)
+        {
+            let args = net_cmds::fill(&args, &out);
+            let res = match at {
+                At::Host => run(program, &args),
+                At::HostNs => run_with(h, program, &args),
+                At::Jail => run_in(h, program, &args),
+            };
+            let o = res.map_err(|e| invalid(e.to_string()))?;
+            if capture {
+                out = o.trim().to_string();
+            }
+            if let Some(mut r) = record {
+                if let NetRecord::Link { name, ifindex } | NetRecord::Bridge { name, ifindex } =
+                    &mut r
+                {
+                    *ifindex = link_index(name).flatten();
+                }
+                self.record(uuid, st, r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undo what start recorded of the network, last first: an interface only if it
+    /// is still the one we made (same name and ifindex), a bridge only when no member
+    /// is left on it, an alias as recorded. Idempotent; what fails stays recorded.
+    pub(crate) fn undo_network(&self, uuid: &str) -> Result<()> {
+        let mut st = self.read_state(uuid);
+        if st.net.is_empty() {
+            return Ok(());
+        }
+        let _l = self.lock_jail(HOST_LOCK)?;
+        let mut failed: Option<ManagerError> = None;
+        let mut keep = Vec::new();
+        while let Some(r) = st.net.pop() {
+            if let Err(e) = self.undo_one(&r) {
+                failed.get_or_insert(ManagerError::Step {
+                    jail: uuid.to_string(),
+                    step: "remove network objects".into(),
+                    msg: e.to_string(),
+                });
+                keep.push(r);
+            }
+            let mut left = st.clone();
+            left.net.extend(keep.iter().rev().cloned());
+            self.write_state(uuid, &left)?;
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn undo_one(&self, r: &NetRecord) -> std::result::Result<(), ToolError> {
+        let cmd = net_cmds::undo_command(r, OS);
+        match r {
+            NetRecord::Link { name, ifindex } => {
+                if link_index(name).is_some_and(|i| i == *ifindex) {
+                    // a veth end goes with the jail's namespace, on the kernel's time
+                    if let Err(e) = run(cmd.program, &cmd.args) {
+                        if link_index(name).is_some() {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            NetRecord::Bridge { name, ifindex } => {
+                let ours = (name.clone(), *ifindex);
+                let here = link_index(name);
+                if here != Some(*ifindex) {
+                    // gone, or another bridge by that name now: not ours any more
+                    let mut b = self.our_bridges();
+                    b.retain(|x| *x != ours);
+                    let _ = self.write_bridges(&b);
+                    return Ok(());
+                }
+                if bridge_members(name)? == 0 {
+                    run(cmd.program, &cmd.args)?;
+                    let mut b = self.our_bridges();
+                    b.retain(|x| *x != ours);
+                    let _ = self.write_bridges(&b);
+                }
+            }
+            NetRecord::Alias { .. } => {
+                run(cmd.program, &cmd.args)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The host commands of each network step, per OS: pure, so FreeBSD's `ifconfig` and
+//! `route` lines are unit-tested on Linux too.
+
+use super::net::{NetRecord, Step};
+use crate::sys::Os;
+
+/// Where a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// On the host.
+    Host,
+    /// On the host, `{ns}` in its arguments naming the jail's stack (Linux: a path to
+    /// the namespace descriptor; FreeBSD: the jid).
+    HostNs,
+    /// In the jail's network stack (Linux: the namespace entered; FreeBSD: `-j JID`).
+    Jail,
+}
+
+/// One command; `{out}` and `{peer}` in its arguments are the output of the step's
+/// capturing command and that name with its last letter `a` made `b` (FreeBSD's
+/// epair ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub at: At,
+    pub program: &'static str,
+    pub args: Vec<String>,
+    /// Its trimmed output becomes `{out}`.
+    pub capture: bool,
+    /// Recorded once the command succeeded.
+    pub record: Option<NetRecord>,
+}
+
+fn cmd(at: At, program: &'static str, args: &[&str]) -> Cmd {
+    Cmd {
+        at,
+        program,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        capture: false,
+        record: None,
+    }
+}
+
+fn link(name: &str) -> Option<NetRecord> {
+    Some(NetRecord::Link {
+        name: name.to_string(),
+        ifindex: None,
+    })
+}
+
+/// The commands of `step` (a bridge only when it is to be made).
+pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
+    use At::*;
+    match (os, step) {
+        (Os::Linux, Step::Bridge { name }) => vec![
+            Cmd {
+                record: Some(NetRecord::Bridge {
+                    name: name.clone(),
+                    ifindex: None,
+                }),
+                ..cmd(Host, "ip", &["link", "add", name, "type", "bridge"])
+            },
+            cmd(Host, "ip", &["link", "set", name, "up"]),
+        ],
+        (Os::FreeBsd, Step::Bridge { name }) => vec![
+            Cmd {
+                capture: true,
+                ..cmd(Host, "ifconfig", &["bridge", "create"])
+            },
+            Cmd {
+                record: Some(NetRecord::Bridge {
+                    name: name.clone(),
+                    ifindex: None,
+                }),
+                ..cmd(Host, "ifconfig", &["{out}", "name", name])
+            },
+            cmd(Host, "ifconfig", &[name, "up"]),
+        ],
+        (
+            Os::Linux,
+            Step::Pair {
+                host,
+                tmp,
+                inside,
+                bridge,
+                host_mac,
+                jail_mac,
+            },
+        ) => vec![
+            Cmd {
+                record: link(host),
+                ..cmd(
+                    Host,
+                    "ip",
+                    &[
+                        "link", "add", host, "address", host_mac, "type", "veth", "peer", "name",
+                        tmp, "address", jail_mac,
+                    ],
+                )
+            },
+            cmd(Host, "ip", &["link", "set", host, "master", bridge, "up"]),
+            cmd(HostNs, "ip", &["link", "set", tmp, "netns", "{ns}"]),
+            cmd(Jail, "ip", &["link", "set", tmp, "name", inside]),
+            cmd(Jail, "ip", &["link", "set", inside, "up"]),
+        ],
+        (
+            Os::FreeBsd,
+            Step::Pair {
+                host,
+                inside,
+                bridge,
+                host_mac,
+                jail_mac,
+                ..
+            },
+        ) => vec![
+            Cmd {
+                capture: true,
+                ..cmd(Host, "ifconfig", &["epair", "create"])
+            },
+            Cmd {
+                record: link(host),
+                ..cmd(Host, "ifconfig", &["{out}", "name", host])
+            },
+            cmd(Host, "ifconfig", &[host, "ether", host_mac, "up"]),
+            cmd(Host, "ifconfig", &[bridge, "addm", host]),
+            cmd(Host, "ifconfig", &["{peer}", "ether", jail_mac]),
+            cmd(HostNs, "ifconfig", &["{peer}", "vnet", "{ns}"]),
+            cmd(Jail, "ifconfig", &["{peer}", "name", inside]),
+            cmd(Jail, "ifconfig", &[inside, "up"]),
+        ],
+        (
+            _,
+            Step::Macvlan {
+                parent,
+                tmp,
+                inside,
+                mac,
+            },
+        ) => vec![
+            Cmd {
+                record: link(tmp),
+                ..cmd(
+                    Host,
+                    "ip",
+                    &[
+                        "link", "add", "link", parent, "name", tmp, "address", mac, "type",
+                        "macvlan", "mode", "bridge",
+                    ],
+                )
+            },
+            cmd(HostNs, "ip", &["link", "set", tmp, "netns", "{ns}"]),
+            cmd(Jail, "ip", &["link", "set", tmp, "name", inside]),
+            cmd(Jail, "ip", &["link", "set", inside, "up"]),
+        ],
+        (_, Step::Alias { iface, addr }) => {
+            let fam = if addr.v6() { "inet6" } else { "inet" };
+            vec![Cmd {
+                record: Some(NetRecord::Alias {
+                    iface: iface.clone(),
+                    addr: addr.cidr(),
+                }),
+                ..cmd(Host, "ifconfig", &[iface, fam, &addr.cidr(), "alias"])
+            }]
+        }
+        (Os::Linux, Step::JailAddr { dev, addr }) => {
+            let mut c = cmd(Jail, "ip", &["addr", "add", &addr.cidr(), "dev", dev]);
+            if addr.v6() {
+                c.args.push("nodad".into());
+            }
+            vec![c]
+        }
+        (Os::FreeBsd, Step::JailAddr { dev, addr }) => {
+            let fam = if addr.v6() { "inet6" } else { "inet" };
+            vec![cmd(Jail, "ifconfig", &[dev, fam, &addr.cidr(), "alias"])]
+        }
+        (Os::Linux, Step::Route { via }) => {
+            let v = via.to_string();
+            if via.is_ipv6() {
+                vec![cmd(
+                    Jail,
+                    "ip",
+                    &["-6", "route", "add", "default", "via", &v],
+                )]
+            } else {
+                vec![cmd(Jail, "ip", &["route", "add", "default", "via", &v])]
+            }
+        }
+        (Os::FreeBsd, Step::Route { via }) => {
+            let v = via.to_string();
+            if via.is_ipv6() {
+                vec![cmd(Jail, "route", &["add", "-inet6", "default", &v])]
+            } else {
+                vec![cmd(Jail, "route", &["add", "default", &v])]
+            }
+        }
+    }
+}
+
+/// The undo of a record, run on the host (after checks by the caller).
+pub fn undo_command(r: &NetRecord, os: Os) -> Cmd {
+    use At::Host;
+    match (os, r) {
+        (Os::Linux, NetRecord::Link { name, .. } | NetRecord::Bridge { name, .. }) => {
+            cmd(Host, "ip", &["link", "del", name])
+        }
+        (Os::FreeBsd, NetRecord::Link { name, .. } | NetRecord::Bridge { name, .. }) => {
+            cmd(Host, "ifconfig", &[name, "destroy"])
+        }
+        (_, NetRecord::Alias { iface, addr }) => {
+            let fam = if addr.contains(':') { "inet6" } else { "inet" };
+            let a = addr.split('/').next().unwrap_or(addr);
+            cmd(Host, "ifconfig", &[iface, fam, a, "-alias"])
+        }
+    }
+}
+
+/// Substitute `{out}` and `{peer}`.
+pub fn fill(args: &[String], out: &str) -> Vec<String> {
+    let peer = match out.strip_suffix('a') {
+        Some(stem) => format!("{stem}b"),
+        None => out.to_string(),
+    };
+    args.iter()
+        .map(|a| a.replace("{out}", out).replace("{peer}", &peer))
+        .collect()
+}

@@ -1,0 +1,35 @@
+//! A VNET jail's network stack, named by its jid (the kernel's handle for a jail), and
+//! the host's `ifconfig`/`route` run on it with their `-j JID` option: the host's own
+//! programs act on the jail's stack, nothing from the jail's root is executed.
+
+use crate::sys::tool::{run, ToolError};
+
+/// A jail, by its jid.
+#[derive(Debug, Clone, Copy)]
+pub struct NetHandle(i32);
+
+impl NetHandle {
+    pub fn of_jid(jid: i32) -> NetHandle {
+        NetHandle(jid)
+    }
+
+    /// A FreeBSD jail without `vnet` uses the host's stack.
+    pub fn is_host(&self) -> bool {
+        false
+    }
+}
+
+/// Run `program -j JID args...` (`ifconfig` and `route` take `-j`).
+pub fn run_in(h: &NetHandle, program: &str, args: &[String]) -> Result<String, ToolError> {
+    let mut a = vec!["-j".to_string(), h.0.to_string()];
+    a.extend(args.iter().cloned());
+    run(program, &a)
+}
+
+/// Run `program args...` on the host; every `{ns}` in `args` becomes the jid
+/// (`ifconfig epair0b vnet {ns}`).
+pub fn run_with(h: &NetHandle, program: &str, args: &[String]) -> Result<String, ToolError> {
+    let jid = h.0.to_string();
+    let a: Vec<String> = args.iter().map(|x| x.replace("{ns}", &jid)).collect();
+    run(program, &a)
+}

@@ -1,0 +1,71 @@
+//! A jail's network namespace, named by a kernel handle, and the `ip` tool run in it.
+//!
+//! The handle is `/proc/PID/ns/net` of the jail's init, opened from the pid the jail
+//! layer recorded when it forked the init, and checked against the init's start time
+//! *after* opening (a pid reused in between is refused). Nothing a jail says about
+//! itself names the namespace.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use crate::sys::tool::{run_prepared, ToolError};
+
+/// The descriptor a command gets the namespace on, for `ip link set X netns PATH`.
+const NS_FD: i32 = 3;
+
+/// A jail's network namespace.
+#[derive(Debug)]
+pub struct NetHandle(File);
+
+impl NetHandle {
+    /// The network namespace of the jail init `pid` started at `start` (clock ticks
+    /// since boot, as recorded by the jail layer).
+    pub fn of_init(pid: i32, start: u64) -> io::Result<NetHandle> {
+        let f = super::process::open_ns(pid, "net")?;
+        if super::proc_start_time(pid).map(|t| t.0) != Some(start) {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(NetHandle(f))
+    }
+
+    /// Whether this is the namespace the calling process is in (a jail without a
+    /// network stack of its own).
+    pub fn is_host(&self) -> bool {
+        File::open("/proc/self/ns/net")
+            .map(|me| super::process::same_file(&self.0, &me))
+            .unwrap_or(true)
+    }
+}
+
+/// Run `program args...` inside the namespace: the child enters it before exec. The
+/// program is the host's (resolved on the host's file system, which the child keeps).
+pub fn run_in(h: &NetHandle, program: &str, args: &[String]) -> Result<String, ToolError> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    let fd = h.0.as_raw_fd();
+    // SAFETY: setns is async-signal-safe; `fd` stays open in the parent until spawn
+    // returns, and only the child's own network namespace changes.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+    }
+    run_prepared(cmd)
+}
+
+/// Run `program args...` on the host with the namespace on a descriptor; every
+/// `{ns}` in `args` is replaced by a path to it (`ip link set X netns {ns}`).
+pub fn run_with(h: &NetHandle, program: &str, args: &[String]) -> Result<String, ToolError> {
+    let path = format!("/proc/self/fd/{NS_FD}");
+    let mut cmd = Command::new(program);
+    cmd.args(args.iter().map(|a| a.replace("{ns}", &path)));
+    crate::sys::unix::command_pass_fd(&mut cmd, h.0.as_raw_fd(), NS_FD);
+    run_prepared(cmd)
+}

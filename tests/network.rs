@@ -1,0 +1,269 @@
+//! Jail networking (issue 13) on the directory backend, with real kernel objects the
+//! test makes itself: an "uplink" veth pair whose far end sits in a network namespace
+//! of the test (the host side a shared-IP jail talks to), bridges, and the veth pairs
+//! and macvlans jailctl makes. Only 198.18.0.0/15 is used; the machine's own
+//! interfaces are never touched. Needs root, iproute2 and busybox.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::process::Command;
+
+use common::manager_env::{self, Env, Kind, Setup};
+
+const SETUP: Setup = Setup {
+    dir_prefix: "jd-net-",
+    pool_prefix: "jdn",
+    archives: &[("base.txz", "-J")],
+};
+
+fn sh(cmd: &str) -> (bool, String) {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&o.stderr));
+    (o.status.success(), s)
+}
+
+fn must(cmd: &str) -> String {
+    let (ok, out) = sh(cmd);
+    assert!(ok, "{cmd}: {out}");
+    out
+}
+
+/// The host's interface names.
+fn links() -> Vec<String> {
+    let out = must("ip -o link show");
+    out.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect()
+}
+
+fn busybox() -> String {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("busybox is missing on the host: apt-get install -y busybox-static");
+}
+
+/// What the test made on the host, removed even when it fails.
+struct Made {
+    links: Vec<String>,
+    netns: Vec<String>,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for l in &self.links {
+            let _ = sh(&format!("ip link del {l} 2>/dev/null"));
+        }
+        for n in &self.netns {
+            let _ = sh(&format!("ip netns del {n} 2>/dev/null"));
+        }
+    }
+}
+
+fn jail_ip(e: &Env, tag: &str, args: &str) -> String {
+    let mut a = vec!["exec", tag, "/bin/busybox", "ip"];
+    a.extend(args.split_whitespace());
+    e.ok(&a)
+}
+
+#[test]
+fn shared_ip_vnet_bridges_and_exact_teardown() {
+    assert!(
+        sh("command -v ip").0,
+        "iproute2 is missing: apt-get install -y iproute2"
+    );
+    let bb = busybox();
+    let id = std::process::id() % 100000;
+    let peer_ns = format!("jnp{id}");
+    let (up, up_peer, pre_br, new_br) = (
+        format!("jup{id}"),
+        format!("jupp{id}"),
+        format!("jbp{id}"),
+        format!("jbn{id}"),
+    );
+    let _made = Made {
+        links: vec![up.clone(), pre_br.clone(), new_br.clone()],
+        netns: vec![peer_ns.clone()],
+    };
+    // the uplink: a veth pair, its far end in the test's namespace at 198.18.0.1
+    must(&format!("ip netns add {peer_ns}"));
+    must(&format!("ip link add {up} type veth peer name {up_peer}"));
+    must(&format!("ip link set {up_peer} netns {peer_ns}"));
+    must(&format!(
+        "ip -n {peer_ns} addr add 198.18.0.1/24 dev {up_peer} && ip -n {peer_ns} link set {up_peer} up && ip link set {up} up"
+    ));
+    // a pre-existing bridge with a host address on it
+    must(&format!(
+        "ip link add {pre_br} type bridge && ip addr add 198.18.1.1/24 dev {pre_br} && ip link set {pre_br} up"
+    ));
+    let before = links();
+
+    let e = Env::setup(Kind::Dir, &SETUP);
+    e.fetch();
+
+    // ---- shared-IP: a macvlan of the uplink carrying exactly its address
+    e.create(&[
+        "tag=s1",
+        &format!("ip4_addr={up}|198.18.0.10/24"),
+        "defaultrouter=198.18.0.1",
+    ]);
+    e.ok(&["start", "s1"]);
+    let a = jail_ip(&e, "s1", "-o addr show");
+    // the addresses but for link-local ones: lo's and its own, nothing of the host's
+    let inet: Vec<&str> = a
+        .lines()
+        .filter(|l| (l.contains(" inet ") || l.contains(" inet6 ")) && !l.contains(" fe80:"))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(
+        inet,
+        ["127.0.0.1/8", "::1/128", "198.18.0.10/24"],
+        "only lo and its own address:\n{a}"
+    );
+    assert!(
+        a.contains("inet 198.18.0.10/24") && a.contains("inet 127.0.0.1/8"),
+        "{a}"
+    );
+    assert!(
+        a.contains(&format!(": {up} ")) || a.contains(&format!(": {up}@")),
+        "named as the uplink inside:\n{a}"
+    );
+    let r = jail_ip(&e, "s1", "route show");
+    assert!(r.contains("default via 198.18.0.1"), "{r}");
+    must(&format!(
+        "ip netns exec {peer_ns} {bb} ping -c1 -W3 198.18.0.10"
+    ));
+    // the jail cannot add an address of its choosing
+    let o = e.run(&[
+        "exec",
+        "s1",
+        "/bin/busybox",
+        "ip",
+        "addr",
+        "add",
+        "198.18.0.99/24",
+        "dev",
+        &up,
+    ]);
+    assert!(
+        !o.status.success(),
+        "a shared-IP jail changed its addresses"
+    );
+    assert!(!jail_ip(&e, "s1", "-o addr show").contains("198.18.0.99"));
+    e.ok(&["stop", "s1"]);
+    assert_eq!(
+        links(),
+        before,
+        "a shared-IP jail's stop left or took interfaces"
+    );
+
+    // ---- VNET: two jails on the pre-existing bridge, one on a bridge we make
+    for (tag, addr) in [("v1", "198.18.1.11"), ("v2", "198.18.1.12")] {
+        e.create(&[
+            &format!("tag={tag}"),
+            "vnet=on",
+            &format!("interfaces=vnet0:{pre_br}"),
+            &format!("ip4_addr=vnet0|{addr}/24"),
+            "defaultrouter=198.18.1.1",
+            // ping needs a raw socket, as on FreeBSD
+            "allow_raw_sockets=1",
+        ]);
+        e.ok(&["start", tag]);
+    }
+    let u1 = e.ok(&["get", "host_hostuuid", "v1"]).trim().to_string();
+    let u1 = e.ok(&["get", "uuid", "v1"]).trim().to_string().max(u1);
+    let short: String = u1
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(10)
+        .collect();
+    let host_end = format!("vn0.{short}");
+    assert!(host_end.len() <= 15);
+    let l = must(&format!("ip -o link show dev {host_end}"));
+    assert!(l.contains(&format!("master {pre_br}")), "{l}");
+    let a1 = jail_ip(&e, "v1", "-o addr show dev vnet0");
+    assert!(a1.contains("inet 198.18.1.11/24"), "{a1}");
+    let r1 = jail_ip(&e, "v1", "route show");
+    assert!(r1.contains("default via 198.18.1.1"), "{r1}");
+    // host end, jail end and the other jail: distinct MACs, stable across restarts
+    let mac = |tag: &str| {
+        let o = jail_ip(&e, tag, "-o link show dev vnet0");
+        o.split("link/ether ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (m1, m2) = (mac("v1"), mac("v2"));
+    let hm1 = must(&format!("cat /sys/class/net/{host_end}/address"))
+        .trim()
+        .to_string();
+    assert!(m1 != m2 && m1 != hm1 && m2 != hm1, "{m1} {m2} {hm1}");
+    // they reach the host side on the bridge and each other
+    must(&format!("{bb} ping -c1 -W3 198.18.1.11"));
+    must(&format!("{bb} ping -c1 -W3 198.18.1.12"));
+    let o = e.run(&[
+        "exec",
+        "v1",
+        "/bin/busybox",
+        "ping",
+        "-c1",
+        "-W3",
+        "198.18.1.12",
+    ]);
+    assert!(
+        o.status.success(),
+        "v1 cannot ping v2: {}",
+        common::manager_env::text(&o.stderr)
+    );
+    e.ok(&["restart", "v1"]);
+    assert_eq!(mac("v1"), m1, "vnet0's MAC changed over a restart");
+    // a bridge that does not exist is made, and removed with its last jail
+    e.create(&[
+        "tag=v3",
+        "vnet=on",
+        &format!("interfaces=vnet0:{new_br}"),
+        "ip4_addr=vnet0|198.18.2.3/24",
+    ]);
+    e.ok(&["start", "v3"]);
+    assert!(links().contains(&new_br), "{new_br} was not made");
+    for t in ["v1", "v2", "v3"] {
+        e.ok(&["stop", t]);
+    }
+    assert_eq!(
+        links(),
+        before,
+        "stop left interfaces or bridges, or removed some"
+    );
+    let b = must(&format!("ip -o addr show dev {pre_br}"));
+    assert!(
+        b.contains("198.18.1.1/24"),
+        "the bridge's own address went: {b}"
+    );
+
+    // ---- a failed start (the second interface's route is not reachable) leaves
+    // nothing behind
+    e.create(&[
+        "tag=f1",
+        "vnet=on",
+        &format!("interfaces=vnet0:{new_br},vnet1:{pre_br}"),
+        "ip4_addr=vnet0|198.18.3.5/24,vnet1|198.18.1.20/24",
+        "defaultrouter=198.18.99.1",
+    ]);
+    let err = e.fails(&["start", "f1"]);
+    assert!(err.contains("network"), "{err}");
+    assert_eq!(links(), before, "a failed start left interfaces: {err}");
+    assert!(!e
+        .ok(&["list", "-H"])
+        .lines()
+        .any(|l| l.contains("f1") && l.contains("up")));
+    drop(e);
+    let _ = manager_env::CMD_LIMIT;
+}
