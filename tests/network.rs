@@ -65,6 +65,14 @@ impl Drop for Made {
     }
 }
 
+/// The UUID's part of host-side names.
+fn short_of(uuid: &str) -> String {
+    uuid.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(10)
+        .collect()
+}
+
 fn jail_ip(e: &Env, tag: &str, args: &str) -> String {
     let mut a = vec!["exec", tag, "/bin/busybox", "ip"];
     a.extend(args.split_whitespace());
@@ -175,19 +183,15 @@ fn shared_ip_vnet_bridges_and_exact_teardown() {
         ]);
         e.ok(&["start", tag]);
     }
-    let u1 = e.ok(&["get", "host_hostuuid", "v1"]).trim().to_string();
-    let u1 = e.ok(&["get", "uuid", "v1"]).trim().to_string().max(u1);
-    let short: String = u1
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(10)
-        .collect();
-    let host_end = format!("vn0.{short}");
+    let u1 = e.ok(&["get", "uuid", "v1"]).trim().to_string();
+    let host_end = format!("vn0.{}", short_of(&u1));
     assert!(host_end.len() <= 15);
     let l = must(&format!("ip -o link show dev {host_end}"));
     assert!(l.contains(&format!("master {pre_br}")), "{l}");
     let a1 = jail_ip(&e, "v1", "-o addr show dev vnet0");
     assert!(a1.contains("inet 198.18.1.11/24"), "{a1}");
+    let rt = e.ok(&["runtime", "v1"]);
+    assert!(rt.lines().any(|l| l == "net.vnet0=198.18.1.11/24"), "{rt}");
     let r1 = jail_ip(&e, "v1", "route show");
     assert!(r1.contains("default via 198.18.1.1"), "{r1}");
     // host end, jail end and the other jail: distinct MACs, stable across restarts
@@ -264,6 +268,31 @@ fn shared_ip_vnet_bridges_and_exact_teardown() {
         .ok(&["list", "-H"])
         .lines()
         .any(|l| l.contains("f1") && l.contains("up")));
+
+    // ---- a start killed (-9) once the network is made: the next stop removes all
+    let k = e.create(&[
+        "tag=k1",
+        "vnet=on",
+        &format!("interfaces=vnet0:{new_br}"),
+        "ip4_addr=vnet0|198.18.2.7/24",
+        "exec_poststart=sleep 5",
+    ]);
+    let k_end = format!("vn0.{}", short_of(&k));
+    let mut kid = e.spawn(&["start", "k1"], &[]);
+    let t0 = std::time::Instant::now();
+    while !links().contains(&k_end) && t0.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(links().contains(&k_end), "k1's network was never made");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    kid.kill9();
+    assert!(links().contains(&new_br));
+    e.ok(&["stop", "k1"]);
+    assert_eq!(
+        links(),
+        before,
+        "a killed start, then stop, left interfaces"
+    );
     drop(e);
     let _ = manager_env::CMD_LIMIT;
 }

@@ -353,6 +353,59 @@ pub fn plan(c: &JailConfig, os: Os) -> Result<Vec<Step>> {
     Ok(steps)
 }
 
+/// The live addresses of a jail's interfaces, from `ip -o addr show` (Linux) or
+/// `ifconfig -a` (FreeBSD) run on its stack: `(IFACE, [ADDR/PREFIX...])`, link-local
+/// addresses left out, in the order shown.
+pub fn parse_live(out: &str, os: Os) -> Vec<(String, Vec<String>)> {
+    let mut v: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |iface: &str, a: String| {
+        if a.starts_with("fe80:") {
+            return;
+        }
+        match v.iter_mut().find(|(i, _)| i == iface) {
+            Some((_, l)) => l.push(a),
+            None => v.push((iface.to_string(), vec![a])),
+        }
+    };
+    match os {
+        Os::Linux => {
+            for l in out.lines() {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if f.len() > 3 && matches!(f[2], "inet" | "inet6") {
+                    add(f[1], f[3].to_string());
+                }
+            }
+        }
+        Os::FreeBsd => {
+            let mut iface = String::new();
+            for l in out.lines() {
+                if !l.starts_with(char::is_whitespace) {
+                    iface = l.split(':').next().unwrap_or("").to_string();
+                    continue;
+                }
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let field = |k: &str| f.iter().position(|x| *x == k).and_then(|i| f.get(i + 1));
+                match f.first() {
+                    Some(&"inet") if f.len() > 1 => {
+                        let bits = field("netmask")
+                            .and_then(|m| u32::from_str_radix(m.trim_start_matches("0x"), 16).ok())
+                            .map(u32::count_ones)
+                            .unwrap_or(32);
+                        add(&iface, format!("{}/{bits}", f[1]));
+                    }
+                    Some(&"inet6") if f.len() > 1 => {
+                        let p = field("prefixlen").copied().unwrap_or("128");
+                        let a = f[1].split('%').next().unwrap_or(f[1]);
+                        add(&iface, format!("{a}/{p}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 #[path = "net_tests.rs"]
 mod tests;

@@ -187,6 +187,21 @@ impl Manager {
         } in net_cmds::commands(s, OS)
         {
             let args = net_cmds::fill(&args, &out);
+            // An interface about to be made: its name must be free (under the host
+            // lock nobody of ours takes it meanwhile), and it is recorded before it
+            // exists, without ifindex, so that a start killed right after making it
+            // leaves it recorded.
+            if let Some(NetRecord::Link { name, .. } | NetRecord::Bridge { name, .. }) = &record {
+                if link_index(name).is_some() {
+                    return Err(invalid(format!(
+                        "interface {name} exists on the host already; it is not ours to use"
+                    )));
+                }
+            }
+            if let Some(r) = &record {
+                st.net.push(r.clone());
+                self.write_state(uuid, st)?;
+            }
             let res = match at {
                 At::Host => run(program, &args),
                 At::HostNs => run_with(h, program, &args),
@@ -202,10 +217,31 @@ impl Manager {
                 {
                     *ifindex = link_index(name).flatten();
                 }
+                st.net.pop(); // the pending record, now complete
                 self.record(uuid, st, r)?;
             }
         }
         Ok(())
+    }
+
+    /// `runtime`'s view of a running jail's network: `net.IFACE=ADDR/PREFIX,...` for
+    /// each interface of its own stack with addresses (none for a jail that shares
+    /// the host's).
+    pub(crate) fn net_runtime(&self, kname: &str) -> Vec<(String, String)> {
+        let Ok(h) = self.jail_ops.net_handle(kname) else {
+            return vec![];
+        };
+        if h.is_host() {
+            return vec![];
+        }
+        let out = match OS {
+            Os::Linux => run_in(&h, "ip", &["-o".into(), "addr".into(), "show".into()]),
+            Os::FreeBsd => run_in(&h, "ifconfig", &["-a".into()]),
+        };
+        net::parse_live(&out.unwrap_or_default(), OS)
+            .into_iter()
+            .map(|(i, a)| (format!("net.{i}"), a.join(",")))
+            .collect()
     }
 
     /// Undo what start recorded of the network, last first: an interface only if it
@@ -239,7 +275,8 @@ impl Manager {
         let cmd = net_cmds::undo_command(r, OS);
         match r {
             NetRecord::Link { name, ifindex } => {
-                if link_index(name).is_some_and(|i| i == *ifindex) {
+                // recorded without ifindex: made (or about to be) under our name
+                if link_index(name).is_some_and(|i| ifindex.is_none() || i == *ifindex) {
                     // a veth end goes with the jail's namespace, on the kernel's time
                     if let Err(e) = run(cmd.program, &cmd.args) {
                         if link_index(name).is_some() {
@@ -251,7 +288,8 @@ impl Manager {
             NetRecord::Bridge { name, ifindex } => {
                 let ours = (name.clone(), *ifindex);
                 let here = link_index(name);
-                if here != Some(*ifindex) {
+                // recorded without ifindex: made (or about to be) under our name
+                if here.is_none() || (ifindex.is_some() && here != Some(*ifindex)) {
                     // gone, or another bridge by that name now: not ours any more
                     let mut b = self.our_bridges();
                     b.retain(|x| *x != ours);
@@ -265,8 +303,14 @@ impl Manager {
                     let _ = self.write_bridges(&b);
                 }
             }
-            NetRecord::Alias { .. } => {
-                run(cmd.program, &cmd.args)?;
+            NetRecord::Alias { iface, addr } => {
+                // recorded before it was added: only if it is there
+                let there = net::parse_addr(&format!("{iface}|{addr}"), addr.contains(':'))
+                    .map(|a| host_has_addr(iface, &a))
+                    .unwrap_or(true);
+                if there {
+                    run(cmd.program, &cmd.args)?;
+                }
             }
         }
         Ok(())

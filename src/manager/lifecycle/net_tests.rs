@@ -182,3 +182,39 @@ fn undo_commands() {
         ["em0", "inet6", "2001:db8::5/64", "alias"]
     );
 }
+
+#[test]
+fn live_addresses_per_os() {
+    let linux = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever
+1: lo    inet6 ::1/128 scope host \\       valid_lft forever
+7: vnet0    inet 198.18.1.11/24 brd 198.18.1.255 scope global vnet0\\       valid_lft forever
+7: vnet0    inet6 fe80::1/64 scope link \\       valid_lft forever";
+    assert_eq!(
+        parse_live(linux, Os::Linux),
+        vec![
+            (
+                "lo".to_string(),
+                vec!["127.0.0.1/8".to_string(), "::1/128".to_string()]
+            ),
+            ("vnet0".to_string(), vec!["198.18.1.11/24".to_string()]),
+        ]
+    );
+    let fbsd = "lo0: flags=8049<UP,LOOPBACK,RUNNING,MULTICAST> metric 0 mtu 16384
+\tinet 127.0.0.1 netmask 0xff000000
+\tinet6 fe80::1%lo0 prefixlen 64 scopeid 0x1
+vnet0: flags=8863<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> metric 0 mtu 1500
+\tether 02:a0:98:1f:8b:0b
+\tinet 198.18.1.11 netmask 0xffffff00 broadcast 198.18.1.255
+\tinet6 2001:db8::5 prefixlen 64
+";
+    assert_eq!(
+        parse_live(fbsd, Os::FreeBsd),
+        vec![
+            ("lo0".to_string(), vec!["127.0.0.1/8".to_string()]),
+            (
+                "vnet0".to_string(),
+                vec!["198.18.1.11/24".to_string(), "2001:db8::5/64".to_string()]
+            ),
+        ]
+    );
+}
