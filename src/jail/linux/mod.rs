@@ -20,7 +20,10 @@
 //! to `ps` and `pkill` inside the jail). The caller must be single-threaded.
 //!
 //! Parameters that FreeBSD enforces and Linux cannot (`allow.*`, `sysv*`,
-//! `devfs_ruleset`, `linux.*`) are refused with an error. `ip4.addr`, `ip6.addr`,
+//! `devfs_ruleset`, `linux.*`) are refused with an error. `ip4=new` or `ip6=new` give
+//! the jail a network stack of its own (only `lo` up) without the right to configure
+//! it, which the host fills with the jail's addresses (see `manager::lifecycle::net`);
+//! `vnet=new` gives one the jail configures itself. `ip4.addr`, `ip6.addr`,
 //! `enforce_statfs`, `securelevel`, `children.max`, `host.hostuuid`, `host.hostid`,
 //! `osrelease`, `osreldate` are recorded and read back but not enforced.
 
