@@ -8,6 +8,7 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Mutex;
 
 use common::manager_env::{self, Env, Kind, Setup};
 
@@ -79,8 +80,16 @@ fn jail_ip(e: &Env, tag: &str, args: &str) -> String {
     e.ok(&a)
 }
 
+/// The tests compare the host's link list before and after: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn shared_ip_vnet_bridges_and_exact_teardown() {
+    let _g = serial();
     assert!(
         sh("command -v ip").0,
         "iproute2 is missing: apt-get install -y iproute2"
@@ -254,7 +263,7 @@ fn shared_ip_vnet_bridges_and_exact_teardown() {
 
     // ---- a failed start (the second interface's route is not reachable) leaves
     // nothing behind
-    e.create(&[
+    let f1 = e.create(&[
         "tag=f1",
         "vnet=on",
         &format!("interfaces=vnet0:{new_br},vnet1:{pre_br}"),
@@ -264,10 +273,13 @@ fn shared_ip_vnet_bridges_and_exact_teardown() {
     let err = e.fails(&["start", "f1"]);
     assert!(err.contains("network"), "{err}");
     assert_eq!(links(), before, "a failed start left interfaces: {err}");
-    assert!(!e
-        .ok(&["list", "-H"])
-        .lines()
-        .any(|l| l.contains("f1") && l.contains("up")));
+    // list -H: JID UUID BOOT STATE TAG ..., tab-separated
+    let row = e.row(&f1).expect("f1 is listed");
+    assert_eq!(
+        (row[4].as_str(), row[3].as_str()),
+        ("f1", "down"),
+        "{row:?}"
+    );
 
     // ---- a start killed (-9) once the network is made: the next stop removes all
     let k = e.create(&[
@@ -295,4 +307,69 @@ fn shared_ip_vnet_bridges_and_exact_teardown() {
     );
     drop(e);
     let _ = manager_env::CMD_LIMIT;
+}
+
+/// A VNET jail's root has CAP_NET_ADMIN over its own stack only: once its veth links
+/// it to the host's netns (the kernel gives the host's netns an id in the jail's), it
+/// still cannot list, delete or change a host interface through IFLA_TARGET_NETNSID.
+#[test]
+fn vnet_jail_cannot_reach_the_host_stack_by_netns_id() {
+    let _g = serial();
+    let id = std::process::id() % 100000;
+    let (victim, victim_peer, br) = (format!("jvv{id}"), format!("jvw{id}"), format!("jbv{id}"));
+    let _made = Made {
+        links: vec![victim.clone(), br.clone()],
+        netns: vec![],
+    };
+    must(&format!(
+        "ip link add {victim} type veth peer name {victim_peer}"
+    ));
+    let before = links();
+    let attack = common::hostile::compile_static("nsid_attack");
+
+    let e = Env::setup(Kind::Dir, &SETUP);
+    e.fetch();
+    let u = e.create(&[
+        "tag=a1",
+        "vnet=on",
+        &format!("interfaces=vnet0:{br}"),
+        "ip4_addr=vnet0|198.18.4.2/24",
+    ]);
+    e.ok(&["start", "a1"]);
+    let dst = e.root(&u).join("bin/nsid_attack");
+    std::fs::copy(&attack, &dst).unwrap();
+    let out = e.ok(&["exec", "a1", "/bin/nsid_attack", &victim]);
+    // the jail does see its veth's peer netns by id: the attack path is there
+    assert!(
+        out.lines().any(|l| l.starts_with("LINKNSID ")),
+        "no link-netnsid seen inside the jail (test premise):\n{out}"
+    );
+    let tries: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("GET ") || l.starts_with("DEL "))
+        .collect();
+    assert!(tries.len() >= 16, "{out}");
+    for t in &tries {
+        let err: i32 = t.rsplit(' ').next().unwrap().parse().unwrap();
+        assert_ne!(err, 0, "a VNET jail reached the host's stack: {t}\n{out}");
+    }
+    // with the host's id: refused for want of a capability there
+    let host_ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("LINKNSID "))
+        .collect();
+    for t in &tries {
+        let mut w = t.split(' ');
+        let (_, nsid, err) = (w.next(), w.next().unwrap(), w.next().unwrap());
+        if host_ids.contains(&nsid) {
+            assert!(
+                err == "1" || err == "13",
+                "not refused with EPERM/EACCES: {t}\n{out}"
+            );
+        }
+    }
+    assert!(links().contains(&victim), "the host's {victim} went");
+    e.ok(&["stop", "a1"]);
+    assert_eq!(links(), before, "stop left or took interfaces");
+    drop(e);
 }
