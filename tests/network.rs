@@ -373,3 +373,94 @@ fn vnet_jail_cannot_reach_the_host_stack_by_netns_id() {
     assert_eq!(links(), before, "stop left or took interfaces");
     drop(e);
 }
+
+/// A network undo that fails (here: the host's `ip` refuses to delete our bridge) keeps
+/// its records in the run state, after a failed start as after a stop, and the next
+/// `stop` or `destroy` removes what is left.
+#[test]
+fn a_failed_network_undo_is_kept_and_finished_later() {
+    let _g = serial();
+    let id = std::process::id() % 100000;
+    let br = format!("jbd{id}");
+    let wrap = std::env::temp_dir().join(format!("jd-netwrap-{id}"));
+    let _made = Made {
+        links: vec![br.clone()],
+        netns: vec![],
+    };
+    let real_ip = must("command -v ip").trim().to_string();
+    std::fs::create_dir_all(&wrap).unwrap();
+    let script = wrap.join("ip");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" del\"*\" {br} \"*) echo 'ip: refused by the test' >&2; exit 1;; esac\nexec {real_ip} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        wrap.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let before = links();
+
+    let e = Env::setup(Kind::Dir, &SETUP);
+    e.fetch();
+    let wrapped = |args: &[&str]| {
+        let mut c = e.cmd();
+        c.env("PATH", &path).args(args);
+        c.output().unwrap()
+    };
+    for (tag, finish) in [("d1", "stop"), ("d2", "destroy")] {
+        e.create(&[
+            &format!("tag={tag}"),
+            "vnet=on",
+            &format!("interfaces=vnet0:{br}"),
+            "ip4_addr=vnet0|198.18.5.2/24",
+            // not reachable: the start fails at step "network", after the bridge
+            "defaultrouter=198.18.99.1",
+        ]);
+        let o = wrapped(&["start", tag]);
+        let err = common::manager_env::text(&o.stderr);
+        assert!(!o.status.success(), "{tag} started");
+        assert!(err.contains("refused by the test"), "{err}");
+        assert!(links().contains(&br), "{br} went despite the refusal");
+        // recorded still: the next command finishes the undo
+        let o = if finish == "stop" {
+            e.run(&["stop", tag])
+        } else {
+            e.run(&["destroy", "-f", tag])
+        };
+        assert!(
+            o.status.success(),
+            "{finish} {tag}: {}",
+            common::manager_env::text(&o.stderr)
+        );
+        assert_eq!(
+            links(),
+            before,
+            "{finish} after a failed undo left or took interfaces"
+        );
+    }
+    // the same after a stop whose undo failed
+    e.create(&[
+        "tag=d3",
+        "vnet=on",
+        &format!("interfaces=vnet0:{br}"),
+        "ip4_addr=vnet0|198.18.5.3/24",
+    ]);
+    e.ok(&["start", "d3"]);
+    let o = wrapped(&["stop", "d3"]);
+    assert!(!o.status.success(), "the refused delete was not reported");
+    assert!(links().contains(&br));
+    e.ok(&["destroy", "-f", "d3"]);
+    assert_eq!(
+        links(),
+        before,
+        "destroy after a failed stop left interfaces"
+    );
+    drop(e);
+    let _ = std::fs::remove_dir_all(&wrap);
+}

@@ -10,6 +10,8 @@ impl Manager {
         if self.is_running(&j).is_some() {
             return Err(ManagerError::Running(j.label()));
         }
+        // what an interrupted start or a failed stop left on the host, first
+        self.undo_network(&j.uuid)?;
         self.unmount_recorded(&j.uuid)?;
         self.backend.destroy_jail(&j.uuid)?;
         self.forget_state(&j.uuid);
