@@ -118,6 +118,14 @@ fn shared_ip_vnet_bridges_and_exact_teardown() {
     must(&format!(
         "ip link add {pre_br} type bridge && ip addr add 198.18.1.1/24 dev {pre_br} && ip link set {pre_br} up"
     ));
+    // the test's own uplink takes no router advertisement (it is the host's)
+    for k in ["accept_ra", "autoconf"] {
+        std::fs::write(format!("/proc/sys/net/ipv6/conf/{up}/{k}"), "0").unwrap();
+    }
+    must(&format!(
+        "ip -n {peer_ns} addr add fe80::1/64 dev {up_peer} nodad"
+    ));
+    let send_ra = common::hostile::compile_static("send_ra");
     let before = links();
 
     let e = Env::setup(Kind::Dir, &SETUP);
@@ -172,7 +180,37 @@ fn shared_ip_vnet_bridges_and_exact_teardown() {
         "a shared-IP jail changed its addresses"
     );
     assert!(!jail_ip(&e, "s1", "-o addr show").contains("198.18.0.99"));
-    e.ok(&["stop", "s1"]);
+    // a router on the LAN advertises a prefix and itself: a shared-IP jail takes
+    // neither (only its own addresses), with or without IPv6 addresses of its own
+    e.create(&["tag=s6", &format!("ip6_addr={up}|2001:db8:7::10/64")]);
+    e.ok(&["start", "s6"]);
+    must(&format!(
+        "ip netns exec {peer_ns} {} {up_peer} 10",
+        send_ra.display()
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for t in ["s1", "s6"] {
+        let a = jail_ip(&e, t, "-o addr show");
+        assert!(
+            !a.contains("2001:db8:42:"),
+            "{t} took a SLAAC address:\n{a}"
+        );
+        let r = jail_ip(&e, t, "-6 route show");
+        assert!(
+            !r.contains("default"),
+            "{t} took an RA's default route:\n{r}"
+        );
+    }
+    let a = jail_ip(&e, "s1", "-o addr show");
+    assert!(
+        !a.contains(" inet6 fe80:"),
+        "IPv6 is on without ip6_addr:\n{a}"
+    );
+    let a = jail_ip(&e, "s6", "-o addr show");
+    assert!(a.contains("inet6 2001:db8:7::10/64"), "{a}");
+    for t in ["s1", "s6"] {
+        e.ok(&["stop", t]);
+    }
     assert_eq!(
         links(),
         before,

@@ -76,6 +76,8 @@ pub enum Step {
         tmp: String,
         inside: String,
         mac: String,
+        /// The jail has IPv6 addresses on it (otherwise IPv6 is off on it).
+        v6: bool,
     },
     /// FreeBSD shared-IP: an alias on a host interface.
     Alias { iface: String, addr: Addr },
@@ -132,6 +134,8 @@ pub fn parse_addr(entry: &str, v6: bool) -> Result<Addr> {
 /// not starting with `-`, within IFNAMSIZ.
 pub fn check_ifname(n: &str) -> Result<()> {
     let ok = !n.is_empty()
+        && n != "."
+        && n != ".."
         && n.len() <= IFNAME_MAX
         && !n.starts_with('-')
         && n.chars()
@@ -339,6 +343,7 @@ pub fn plan(c: &JailConfig, os: Os) -> Result<Vec<Step>> {
                     tmp: host_name("mv", k as u32, &c.uuid),
                     inside: p.clone(),
                     mac: derived_mac(&c.uuid, 100 + k as u32, 1),
+                    v6: addrs.iter().any(|a| a.v6() && a.iface.as_ref() == Some(p)),
                 });
             }
             for a in addrs {

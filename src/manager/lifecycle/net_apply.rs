@@ -11,7 +11,7 @@ use crate::manager::config::JailConfig;
 use crate::manager::error::{invalid, io_at, ManagerError, Result};
 use crate::manager::runstate::RunState;
 use crate::manager::Manager;
-use crate::sys::os::net::{run_in, run_with, NetHandle};
+use crate::sys::os::net::{run_in, run_with, write_sysctls, NetHandle};
 use crate::sys::tool::{run, ToolError};
 use crate::sys::{Os, OS};
 
@@ -206,6 +206,7 @@ impl Manager {
                 At::Host => run(program, &args),
                 At::HostNs => run_with(h, program, &args),
                 At::Jail => run_in(h, program, &args),
+                At::Sysctl => write_sysctls(h, &args),
             };
             let o = res.map_err(|e| invalid(e.to_string()))?;
             if capture {

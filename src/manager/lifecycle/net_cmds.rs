@@ -14,6 +14,9 @@ pub enum At {
     HostNs,
     /// In the jail's network stack (Linux: the namespace entered; FreeBSD: `-j JID`).
     Jail,
+    /// Linux: each argument `KEY=VALUE` written to `/proc/sys/KEY` in the jail's
+    /// network stack (the program is only a label).
+    Sysctl,
 }
 
 /// One command; `{out}` and `{peer}` in its arguments are the output of the step's
@@ -57,9 +60,9 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
                     name: name.clone(),
                     ifindex: None,
                 }),
-                ..cmd(Host, "ip", &["link", "add", name, "type", "bridge"])
+                ..cmd(Host, "ip", &["link", "add", "name", name, "type", "bridge"])
             },
-            cmd(Host, "ip", &["link", "set", name, "up"]),
+            cmd(Host, "ip", &["link", "set", "dev", name, "up"]),
         ],
         (Os::FreeBsd, Step::Bridge { name }) => vec![
             Cmd {
@@ -92,15 +95,19 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
                     Host,
                     "ip",
                     &[
-                        "link", "add", host, "address", host_mac, "type", "veth", "peer", "name",
-                        tmp, "address", jail_mac,
+                        "link", "add", "name", host, "address", host_mac, "type", "veth", "peer",
+                        "name", tmp, "address", jail_mac,
                     ],
                 )
             },
-            cmd(Host, "ip", &["link", "set", host, "master", bridge, "up"]),
-            cmd(HostNs, "ip", &["link", "set", tmp, "netns", "{ns}"]),
-            cmd(Jail, "ip", &["link", "set", tmp, "name", inside]),
-            cmd(Jail, "ip", &["link", "set", inside, "up"]),
+            cmd(
+                Host,
+                "ip",
+                &["link", "set", "dev", host, "master", bridge, "up"],
+            ),
+            cmd(HostNs, "ip", &["link", "set", "dev", tmp, "netns", "{ns}"]),
+            cmd(Jail, "ip", &["link", "set", "dev", tmp, "name", inside]),
+            cmd(Jail, "ip", &["link", "set", "dev", inside, "up"]),
         ],
         (
             Os::FreeBsd,
@@ -135,23 +142,19 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
                 tmp,
                 inside,
                 mac,
+                v6,
             },
-        ) => vec![
-            Cmd {
-                record: link(tmp),
-                ..cmd(
-                    Host,
-                    "ip",
-                    &[
-                        "link", "add", "link", parent, "name", tmp, "address", mac, "type",
-                        "macvlan", "mode", "bridge",
-                    ],
-                )
-            },
-            cmd(HostNs, "ip", &["link", "set", tmp, "netns", "{ns}"]),
-            cmd(Jail, "ip", &["link", "set", tmp, "name", inside]),
-            cmd(Jail, "ip", &["link", "set", inside, "up"]),
-        ],
+        ) => {
+            // no address nor route but the configured ones: no router advertisement
+            // taken, no SLAAC, and no IPv6 at all without an IPv6 address; set while
+            // the interface is still down
+            let conf = format!("net/ipv6/conf/{inside}");
+            let mut sysctl = vec![format!("{conf}/accept_ra=0"), format!("{conf}/autoconf=0")];
+            if !v6 {
+                sysctl.push(format!("{conf}/disable_ipv6=1"));
+            }
+            macvlan(parent, tmp, inside, mac, sysctl)
+        }
         (_, Step::Alias { iface, addr }) => {
             let fam = if addr.v6() { "inet6" } else { "inet" };
             vec![Cmd {
@@ -196,12 +199,38 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
     }
 }
 
+/// A macvlan `tmp` of `parent` moved into the jail and named `inside` there; the
+/// `sysctl` writes are made before it goes up.
+fn macvlan(parent: &str, tmp: &str, inside: &str, mac: &str, sysctl: Vec<String>) -> Vec<Cmd> {
+    use At::*;
+    vec![
+        Cmd {
+            record: link(tmp),
+            ..cmd(
+                Host,
+                "ip",
+                &[
+                    "link", "add", "link", parent, "name", tmp, "address", mac, "type", "macvlan",
+                    "mode", "bridge",
+                ],
+            )
+        },
+        cmd(HostNs, "ip", &["link", "set", "dev", tmp, "netns", "{ns}"]),
+        cmd(Jail, "ip", &["link", "set", "dev", tmp, "name", inside]),
+        Cmd {
+            args: sysctl,
+            ..cmd(Sysctl, "sysctl", &[])
+        },
+        cmd(Jail, "ip", &["link", "set", "dev", inside, "up"]),
+    ]
+}
+
 /// The undo of a record, run on the host (after checks by the caller).
 pub fn undo_command(r: &NetRecord, os: Os) -> Cmd {
     use At::Host;
     match (os, r) {
         (Os::Linux, NetRecord::Link { name, .. } | NetRecord::Bridge { name, .. }) => {
-            cmd(Host, "ip", &["link", "del", name])
+            cmd(Host, "ip", &["link", "del", "dev", name])
         }
         (Os::FreeBsd, NetRecord::Link { name, .. } | NetRecord::Bridge { name, .. }) => {
             cmd(Host, "ifconfig", &[name, "destroy"])

@@ -86,8 +86,24 @@ fn shared_ip_plans_per_os() {
     ]);
     let p = plan(&c, Os::Linux).unwrap();
     assert!(
-        matches!(&p[0], Step::Macvlan { parent, inside, .. } if parent == "em0" && inside == "em0")
+        matches!(&p[0], Step::Macvlan { parent, inside, v6: true, .. } if parent == "em0" && inside == "em0")
     );
+    // before it goes up: no RA, no SLAAC (and no IPv6 at all without an address)
+    let mv = commands(&p[0], Os::Linux);
+    let sc = mv.iter().position(|c| c.at == At::Sysctl).unwrap();
+    assert_eq!(
+        mv[sc].args,
+        [
+            "net/ipv6/conf/em0/accept_ra=0",
+            "net/ipv6/conf/em0/autoconf=0"
+        ]
+    );
+    assert_eq!(mv[sc + 1].args, ["link", "set", "dev", "em0", "up"]);
+    let p4 = plan(&cfg(&[("ip4_addr", "em0|198.18.0.5/24")]), Os::Linux).unwrap();
+    let mv = commands(&p4[0], Os::Linux);
+    assert!(mv.iter().any(|c| c
+        .args
+        .contains(&"net/ipv6/conf/em0/disable_ipv6=1".to_string())));
     assert_eq!(
         p.iter()
             .filter(|s| matches!(s, Step::JailAddr { .. }))
@@ -128,12 +144,12 @@ fn vnet_plans_and_their_commands() {
     assert_eq!(fill(&fb[6].args, "epair7a"), ["epair7b", "name", "vnet0"]);
     let lx = commands(pair, Os::Linux);
     assert_eq!(
-        lx[0].args[..4],
-        ["link", "add", "vn0.1a2b3c4d5e", "address"]
+        lx[0].args[..5],
+        ["link", "add", "name", "vn0.1a2b3c4d5e", "address"]
     );
     assert_eq!(
         lx[2].args,
-        ["link", "set", "vj0.1a2b3c4d5e", "netns", "{ns}"]
+        ["link", "set", "dev", "vj0.1a2b3c4d5e", "netns", "{ns}"]
     );
     let routes: Vec<_> = p
         .iter()
@@ -172,7 +188,10 @@ fn undo_commands() {
         ifindex: Some(9),
     };
     assert_eq!(undo_command(&r, Os::FreeBsd).args, ["vn0.x", "destroy"]);
-    assert_eq!(undo_command(&r, Os::Linux).args, ["link", "del", "vn0.x"]);
+    assert_eq!(
+        undo_command(&r, Os::Linux).args,
+        ["link", "del", "dev", "vn0.x"]
+    );
     let a = Step::Alias {
         iface: "em0".into(),
         addr: parse_addr("em0|2001:db8::5/64", true).unwrap(),

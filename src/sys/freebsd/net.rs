@@ -33,3 +33,11 @@ pub fn run_with(h: &NetHandle, program: &str, args: &[String]) -> Result<String,
     let a: Vec<String> = args.iter().map(|x| x.replace("{ns}", &jid)).collect();
     run(program, &a)
 }
+
+/// Linux only: FreeBSD's shared-IP jails have no stack of their own to set.
+pub fn write_sysctls(_h: &NetHandle, kv: &[String]) -> Result<String, ToolError> {
+    Err(ToolError {
+        cmd: format!("sysctl {}", kv.join(" ")),
+        msg: "not used on FreeBSD".into(),
+    })
+}

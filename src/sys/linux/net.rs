@@ -69,3 +69,40 @@ pub fn run_with(h: &NetHandle, program: &str, args: &[String]) -> Result<String,
     crate::sys::unix::command_pass_fd(&mut cmd, h.0.as_raw_fd(), NS_FD);
     run_prepared(cmd)
 }
+
+/// Write each `KEY=VALUE` of `kv` to `/proc/sys/KEY` as seen from inside the
+/// namespace: a thread of ours enters it (only that thread's network namespace
+/// changes) and writes the files, whose network part the kernel resolves by the
+/// writing thread's namespace. KEY must be a relative path without `..`.
+pub fn write_sysctls(h: &NetHandle, kv: &[String]) -> Result<String, ToolError> {
+    let label = format!("sysctl {}", kv.join(" "));
+    let err = |msg: String| ToolError {
+        cmd: label.clone(),
+        msg,
+    };
+    let mut writes = Vec::new();
+    for e in kv {
+        let (k, v) = e
+            .split_once('=')
+            .ok_or_else(|| err(format!("{e}: not KEY=VALUE")))?;
+        if k.starts_with('/') || k.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(err(format!("{k}: not a plain relative key")));
+        }
+        writes.push((format!("/proc/sys/{k}"), v.to_string()));
+    }
+    let ns = h.0.try_clone().map_err(|e| err(e.to_string()))?;
+    let r = std::thread::spawn(move || -> Result<(), String> {
+        // SAFETY: setns on a descriptor we own, in this thread only, which exits
+        // when done (nothing else runs on it).
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("setns: {}", io::Error::last_os_error()));
+        }
+        for (p, v) in &writes {
+            std::fs::write(p, v).map_err(|e| format!("{p}: {e}"))?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| err("the writing thread panicked".into()))?;
+    r.map_err(err).map(|_| String::new())
+}
