@@ -149,6 +149,20 @@ pub fn check_ifname(n: &str) -> Result<()> {
     }
 }
 
+/// An interface name for output: letters, digits and `.`, `_`, `-`, `@` as they are,
+/// any other byte as `\xNN`.
+pub fn escape_name(n: &str) -> String {
+    let mut o = String::new();
+    for b in n.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@') {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    o
+}
+
 /// `interfaces`: `vnetN:BRIDGE` pairs, as (N, BRIDGE).
 pub fn parse_interfaces(s: &str) -> Result<Vec<(u32, String)>> {
     let mut out: Vec<(u32, String)> = Vec::new();
@@ -364,7 +378,12 @@ pub fn plan(c: &JailConfig, os: Os) -> Result<Vec<Step>> {
 pub fn parse_live(out: &str, os: Os) -> Vec<(String, Vec<String>)> {
     let mut v: Vec<(String, Vec<String>)> = Vec::new();
     let mut add = |iface: &str, a: String| {
-        if a.starts_with("fe80:") {
+        // a VNET jail names its interfaces: shown escaped; only real addresses kept
+        let iface = &escape_name(iface);
+        let valid = a.split_once('/').is_some_and(|(ip, p)| {
+            ip.parse::<IpAddr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128)
+        });
+        if a.starts_with("fe80:") || !valid {
             return;
         }
         match v.iter_mut().find(|(i, _)| i == iface) {

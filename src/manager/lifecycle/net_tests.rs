@@ -203,6 +203,20 @@ fn undo_commands() {
 }
 
 #[test]
+fn live_names_are_escaped_and_addresses_checked() {
+    let out = "7: a=b\x1b[2J    inet 198.18.1.11/24 scope global\n8: c    inet x=1/24 scope\n";
+    assert_eq!(
+        parse_live(out, Os::Linux),
+        vec![(
+            "a\\x3db\\x1b\\x5b2J".to_string(),
+            vec!["198.18.1.11/24".to_string()]
+        )]
+    );
+    assert_eq!(escape_name("vn0.ab-c_d@x"), "vn0.ab-c_d@x");
+    assert_eq!(escape_name("a\nb"), "a\\x0ab");
+}
+
+#[test]
 fn live_addresses_per_os() {
     let linux = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever
 1: lo    inet6 ::1/128 scope host \\       valid_lft forever

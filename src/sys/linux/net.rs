@@ -106,3 +106,25 @@ pub fn write_sysctls(h: &NetHandle, kv: &[String]) -> Result<String, ToolError> 
     .map_err(|_| err("the writing thread panicked".into()))?;
     r.map_err(err).map(|_| String::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    #[test]
+    fn a_descriptor_passed_on_its_own_number_stays_open() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: duplicating a descriptor we own onto a free number >= 900, owned
+        // by the OwnedFd below.
+        let fd = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 900) };
+        assert!(fd >= 900);
+        // SAFETY: `fd` is new and nobody else owns it.
+        let _own = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &format!("test -e /proc/self/fd/{fd}")]);
+        crate::sys::unix::command_pass_fd(&mut c, fd, fd);
+        assert!(c.status().unwrap().success(), "fd {fd} closed at exec");
+    }
+
+    use super::*;
+}
