@@ -502,3 +502,101 @@ fn a_failed_network_undo_is_kept_and_finished_later() {
     drop(e);
     let _ = std::fs::remove_dir_all(&wrap);
 }
+
+/// No two jails (nor two interfaces of one) get the same MAC, and an undo never takes
+/// an interface by its name alone: a record a killed start left without ifindex
+/// removes only the unique name the interface was being made under.
+#[test]
+fn unique_macs_and_no_removal_by_name_alone() {
+    let _g = serial();
+    let id = std::process::id() % 100000;
+    let br = format!("jbm{id}");
+    let _made = Made {
+        links: vec![br.clone()],
+        netns: vec![],
+    };
+    let before = links();
+    let e = Env::setup(Kind::Dir, &SETUP);
+    e.fetch();
+    let mac = "02:aa:00:00:00:01 02:aa:00:00:00:02";
+    let vnet = |tag: &str, extra: &[&str]| {
+        let mut a = vec![
+            format!("tag={tag}"),
+            "vnet=on".to_string(),
+            format!("interfaces=vnet0:{br}"),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        e.create(&a)
+    };
+    vnet("m1", &[&format!("vnet0_mac={mac}")]);
+    // the same jail end (in m1's own stack, invisible on the host)
+    vnet("m2", &["vnet0_mac=02:aa:00:00:00:09 02:aa:00:00:00:02"]);
+    e.ok(&["start", "m1"]);
+    let err = e.fails(&["start", "m2"]);
+    assert!(
+        err.contains("02:aa:00:00:00:02") && err.contains("in use by jail"),
+        "{err}"
+    );
+    e.ok(&["stop", "m1"]);
+    // once m1 is stopped its MACs are free
+    e.ok(&["start", "m2"]);
+    e.ok(&["stop", "m2"]);
+    // the same MAC on two interfaces of one jail
+    let bad = vnet(
+        "m3",
+        &[
+            &format!("interfaces=vnet0:{br},vnet1:{br}"),
+            &format!("vnet0_mac={mac}"),
+            "vnet1_mac=02:aa:00:00:00:03 02:aa:00:00:00:02",
+        ],
+    );
+    let err = e.fails(&["start", "m3"]);
+    assert!(err.contains("this jail's vnet0"), "{err}");
+    assert_eq!(links(), before, "refused starts left interfaces");
+
+    // a record left without ifindex: an interface by the final name is not ours
+    // (an administrator's made since); one by the unique name it was made under is
+    let final_name = format!("vn0.{}", short_of(&bad));
+    let tmp = format!("jt{:012x}", id);
+    let _made2 = Made {
+        links: vec![final_name.clone(), tmp.clone()],
+        netns: vec![],
+    };
+    must(&format!(
+        "ip link add name {final_name} type veth peer name jvq{id}"
+    ));
+    must(&format!(
+        "ip link add name {tmp} type veth peer name jvr{id}"
+    ));
+    let run = e
+        .cmd()
+        .get_envs()
+        .find(|(k, _)| *k == "JAILCTL_RUN")
+        .and_then(|(_, v)| v.map(std::path::PathBuf::from))
+        .unwrap();
+    std::fs::create_dir_all(run.join("state")).unwrap();
+    for (name, t) in [(&final_name, None), (&final_name, Some(&tmp))] {
+        let rec = match t {
+            None => format!(r#"{{"kind":"link","name":"{name}","ifindex":null}}"#),
+            Some(t) => format!(r#"{{"kind":"link","name":"{name}","ifindex":null,"tmp":"{t}"}}"#),
+        };
+        std::fs::write(
+            run.join("state").join(format!("{bad}.json")),
+            format!(r#"{{"mounts":[],"jid":null,"net":[{rec}],"phase":"starting"}}"#),
+        )
+        .unwrap();
+        e.ok(&["stop", "m3"]);
+        assert!(
+            links().contains(&final_name),
+            "{final_name}, not made by us, was removed by name"
+        );
+    }
+    assert!(
+        !links().contains(&tmp),
+        "{tmp}, made under a unique name, was not removed"
+    );
+    must(&format!("ip link del dev {final_name}"));
+    assert_eq!(links(), before);
+    drop(e);
+}

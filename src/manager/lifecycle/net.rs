@@ -28,12 +28,28 @@ pub const IFNAME_MAX: usize = 15;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum NetRecord {
-    /// A host interface we created (Linux: by its name and ifindex, so that another
-    /// interface given the same name since is never removed).
-    Link { name: String, ifindex: Option<u32> },
+    /// A host interface we created, by its name and ifindex, so that another
+    /// interface given the same name since is never removed. `tmp` is the unique
+    /// name it was made under (Linux) or the kernel's name it had (FreeBSD): a record
+    /// still without ifindex (a start killed while making it) removes only an
+    /// interface by that name, never one by the final name. `macs`: the MACs it took,
+    /// which no other jail may take while it is recorded.
+    Link {
+        name: String,
+        ifindex: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tmp: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        macs: Vec<String>,
+    },
     /// A bridge we created, or share with the jail that did: removed by the last
-    /// user to stop, when no member is left on it.
-    Bridge { name: String, ifindex: Option<u32> },
+    /// user to stop, when no member is left on it. `tmp` as for a link.
+    Bridge {
+        name: String,
+        ifindex: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tmp: Option<String>,
+    },
     /// A host alias we added (FreeBSD shared-IP): not one that existed before.
     Alias { iface: String, addr: String },
 }

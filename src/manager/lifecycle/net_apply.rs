@@ -11,24 +11,23 @@ use crate::manager::config::JailConfig;
 use crate::manager::error::{invalid, io_at, ManagerError, Result};
 use crate::manager::runstate::RunState;
 use crate::manager::Manager;
-use crate::sys::os::net::{run_in, run_with, write_sysctls, NetHandle};
+use crate::sys::os::net::{if_index, run_in, run_with, write_sysctls, NetHandle};
 use crate::sys::tool::{run, ToolError};
 use crate::sys::{Os, OS};
 
 /// The lock of the host's shared network objects (in the run directory's locks).
 const HOST_LOCK: &str = "host-network";
 
-/// A host interface: its ifindex (Linux) and whether it is there.
-fn link_index(name: &str) -> Option<Option<u32>> {
-    match OS {
-        Os::Linux => {
-            let out = run("ip", &["-j", "link", "show", "dev", name]).ok()?;
-            let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-            let l = v.as_array()?.first()?;
-            (l["ifname"].as_str() == Some(name)).then(|| l["ifindex"].as_u64().map(|i| i as u32))
-        }
-        Os::FreeBsd => run("ifconfig", &[name]).ok().map(|_| None),
-    }
+/// A host interface's ifindex, if there is one by that name.
+fn link_index(name: &str) -> Option<u32> {
+    if_index(name)
+}
+
+/// A unique name to make an interface under (renamed once its ifindex is
+/// recorded): nobody else makes one by it.
+fn temp_name() -> String {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    format!("jt{}", &u[..12])
 }
 
 /// How many interfaces are members of bridge `name`.
@@ -122,38 +121,52 @@ impl Manager {
                 c.label()
             )));
         }
-        let macs = host_macs().map_err(|e| invalid(e.to_string()))?;
+        // MACs: none the host's interfaces or another jail's recorded ones have, and
+        // each once in this jail
+        let mut used: Vec<(String, String)> = host_macs()
+            .map_err(|e| invalid(e.to_string()))?
+            .into_iter()
+            .map(|m| (m, "an interface of the host".to_string()))
+            .collect();
+        used.extend(self.jail_macs(uuid));
+        for s in &steps {
+            let (inside, mine) = match s {
+                Step::Pair {
+                    host_mac,
+                    jail_mac,
+                    inside,
+                    ..
+                } => (inside, vec![host_mac, jail_mac]),
+                Step::Macvlan { inside, mac, .. } => (inside, vec![mac]),
+                _ => continue,
+            };
+            for m in mine {
+                if let Some((_, by)) = used.iter().find(|(u, _)| u == m) {
+                    return Err(invalid(format!(
+                        "{inside}: MAC {m} is in use by {by}; set other MACs with {inside}_mac"
+                    )));
+                }
+                used.push((m.clone(), format!("this jail's {inside}")));
+            }
+        }
         for s in &steps {
             match s {
                 Step::Bridge { name } => {
                     if let Some(idx) = link_index(name) {
                         // shared with the jails that use it if we made it; an
                         // administrator's bridge is only used
-                        if self.our_bridges().contains(&(name.clone(), idx)) {
+                        if self.our_bridges().contains(&(name.clone(), Some(idx))) {
                             self.record(
                                 uuid,
                                 st,
                                 NetRecord::Bridge {
                                     name: name.clone(),
-                                    ifindex: idx,
+                                    ifindex: Some(idx),
+                                    tmp: None,
                                 },
                             )?;
                         }
                         continue;
-                    }
-                }
-                Step::Pair {
-                    host_mac: m1,
-                    jail_mac: m2,
-                    inside,
-                    ..
-                } => {
-                    for m in [m1, m2] {
-                        if macs.contains(m) {
-                            return Err(invalid(format!(
-                                "{inside}: MAC {m} is in use on the host; set another with {inside}_mac"
-                            )));
-                        }
                     }
                 }
                 Step::Alias { iface, addr } if host_has_addr(iface, addr) => continue,
@@ -164,8 +177,31 @@ impl Manager {
         Ok(())
     }
 
+    /// The MACs other jails' run states record, with who has them.
+    fn jail_macs(&self, uuid: &str) -> Vec<(String, String)> {
+        let Ok(rd) = fs::read_dir(self.run.join("state")) else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let p = e.path();
+            let Some(other) = p.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            if other == uuid || p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            for r in self.read_state(&other).net {
+                if let NetRecord::Link { macs, .. } = r {
+                    out.extend(macs.into_iter().map(|m| (m, format!("jail {other}"))));
+                }
+            }
+        }
+        out
+    }
+
     fn record(&self, uuid: &str, st: &mut RunState, r: NetRecord) -> Result<()> {
-        if let NetRecord::Bridge { name, ifindex } = &r {
+        if let NetRecord::Bridge { name, ifindex, .. } = &r {
             let mut b = self.our_bridges();
             if !b.contains(&(name.clone(), *ifindex)) {
                 b.push((name.clone(), *ifindex));
@@ -186,16 +222,30 @@ impl Manager {
             record,
         } in net_cmds::commands(s, OS)
         {
-            let args = net_cmds::fill(&args, &out);
+            let mut args = net_cmds::fill(&args, &out);
+            let mut record = record;
             // An interface about to be made: its name must be free (under the host
-            // lock nobody of ours takes it meanwhile), and it is recorded before it
-            // exists, without ifindex, so that a start killed right after making it
-            // leaves it recorded.
-            if let Some(NetRecord::Link { name, .. } | NetRecord::Bridge { name, .. }) = &record {
+            // lock nobody of ours takes it meanwhile). It is recorded before it
+            // exists, under the unique name it is made with (Linux) or the kernel's
+            // name it has (FreeBSD), so that a start killed right after making it
+            // leaves it recorded and nothing else is ever taken for it.
+            if let Some(NetRecord::Link { name, tmp, .. } | NetRecord::Bridge { name, tmp, .. }) =
+                &mut record
+            {
                 if link_index(name).is_some() {
                     return Err(invalid(format!(
                         "interface {name} exists on the host already; it is not ours to use"
                     )));
+                }
+                match OS {
+                    Os::Linux => {
+                        let t = temp_name();
+                        for a in args.iter_mut().filter(|a| **a == *name) {
+                            *a = t.clone();
+                        }
+                        *tmp = Some(t);
+                    }
+                    Os::FreeBsd => *tmp = Some(out.clone()),
                 }
             }
             if let Some(r) = &record {
@@ -213,12 +263,28 @@ impl Manager {
                 out = o.trim().to_string();
             }
             if let Some(mut r) = record {
-                if let NetRecord::Link { name, ifindex } | NetRecord::Bridge { name, ifindex } =
-                    &mut r
-                {
-                    *ifindex = link_index(name).flatten();
+                if let NetRecord::Link {
+                    name, ifindex, tmp, ..
                 }
-                st.net.pop(); // the pending record, now complete
+                | NetRecord::Bridge {
+                    name, ifindex, tmp, ..
+                } = &mut r
+                {
+                    let made_as = match (OS, &tmp) {
+                        (Os::Linux, Some(t)) => t.clone(),
+                        _ => name.clone(),
+                    };
+                    *ifindex = link_index(&made_as);
+                    let name = name.clone();
+                    st.net.pop(); // the pending record, now with its ifindex
+                    st.net.push(r.clone());
+                    self.write_state(uuid, st)?;
+                    if made_as != name {
+                        run("ip", &["link", "set", "dev", &made_as, "name", &name])
+                            .map_err(|e| invalid(e.to_string()))?;
+                    }
+                }
+                st.net.pop();
                 self.record(uuid, st, r)?;
             }
         }
@@ -273,35 +339,56 @@ impl Manager {
     }
 
     fn undo_one(&self, r: &NetRecord) -> std::result::Result<(), ToolError> {
-        let cmd = net_cmds::undo_command(r, OS);
         match r {
-            NetRecord::Link { name, ifindex } => {
-                // recorded without ifindex: made (or about to be) under our name
-                if link_index(name).is_some_and(|i| ifindex.is_none() || i == *ifindex) {
-                    // a veth end goes with the jail's namespace, on the kernel's time
-                    if let Err(e) = run(cmd.program, &cmd.args) {
-                        if link_index(name).is_some() {
-                            return Err(e);
-                        }
+            NetRecord::Link {
+                name, ifindex, tmp, ..
+            } => {
+                // the interface that is still the one we made, under either name;
+                // without ifindex only one by the unique name we made it under
+                let Some(here) = ours_now(name, *ifindex, tmp) else {
+                    return Ok(());
+                };
+                let cmd = net_cmds::undo_command(
+                    &NetRecord::Link {
+                        name: here.clone(),
+                        ifindex: None,
+                        tmp: None,
+                        macs: vec![],
+                    },
+                    OS,
+                );
+                // a veth end goes with the jail's namespace, on the kernel's time
+                if let Err(e) = run(cmd.program, &cmd.args) {
+                    if link_index(&here).is_some() {
+                        return Err(e);
                     }
                 }
             }
-            NetRecord::Bridge { name, ifindex } => {
+            NetRecord::Bridge {
+                name, ifindex, tmp, ..
+            } => {
                 let ours = (name.clone(), *ifindex);
-                let here = link_index(name);
-                // recorded without ifindex: made (or about to be) under our name
-                if here.is_none() || (ifindex.is_some() && here != Some(*ifindex)) {
+                let forget = || {
+                    let mut b = self.our_bridges();
+                    b.retain(|x| *x != ours);
+                    let _ = self.write_bridges(&b);
+                };
+                let Some(here) = ours_now(name, *ifindex, tmp) else {
                     // gone, or another bridge by that name now: not ours any more
-                    let mut b = self.our_bridges();
-                    b.retain(|x| *x != ours);
-                    let _ = self.write_bridges(&b);
+                    forget();
                     return Ok(());
-                }
-                if bridge_members(name)? == 0 {
+                };
+                if bridge_members(&here)? == 0 {
+                    let cmd = net_cmds::undo_command(
+                        &NetRecord::Bridge {
+                            name: here,
+                            ifindex: None,
+                            tmp: None,
+                        },
+                        OS,
+                    );
                     run(cmd.program, &cmd.args)?;
-                    let mut b = self.our_bridges();
-                    b.retain(|x| *x != ours);
-                    let _ = self.write_bridges(&b);
+                    forget();
                 }
             }
             NetRecord::Alias { iface, addr } => {
@@ -310,10 +397,28 @@ impl Manager {
                     .map(|a| host_has_addr(iface, &a))
                     .unwrap_or(true);
                 if there {
+                    let cmd = net_cmds::undo_command(r, OS);
                     run(cmd.program, &cmd.args)?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The name under which the interface a record describes is on the host now, if it
+/// is still the one we made: the final name or the one it was made under, with the
+/// recorded ifindex; for a record still without ifindex, only the unique (Linux) or
+/// kernel-given (FreeBSD) name it was made under, never the final name alone.
+fn ours_now(name: &str, ifindex: Option<u32>, tmp: &Option<String>) -> Option<String> {
+    match ifindex {
+        Some(i) => std::iter::once(name)
+            .chain(tmp.as_deref())
+            .find(|n| link_index(n) == Some(i))
+            .map(str::to_string),
+        None => tmp
+            .as_deref()
+            .filter(|t| link_index(t).is_some())
+            .map(str::to_string),
     }
 }

@@ -43,10 +43,20 @@ fn cmd(at: At, program: &'static str, args: &[&str]) -> Cmd {
     }
 }
 
-fn link(name: &str) -> Option<NetRecord> {
+fn link(name: &str, macs: &[&String]) -> Option<NetRecord> {
     Some(NetRecord::Link {
         name: name.to_string(),
         ifindex: None,
+        tmp: None,
+        macs: macs.iter().map(|m| m.to_string()).collect(),
+    })
+}
+
+fn bridge(name: &str) -> Option<NetRecord> {
+    Some(NetRecord::Bridge {
+        name: name.to_string(),
+        ifindex: None,
+        tmp: None,
     })
 }
 
@@ -56,10 +66,7 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
     match (os, step) {
         (Os::Linux, Step::Bridge { name }) => vec![
             Cmd {
-                record: Some(NetRecord::Bridge {
-                    name: name.clone(),
-                    ifindex: None,
-                }),
+                record: bridge(name),
                 ..cmd(Host, "ip", &["link", "add", "name", name, "type", "bridge"])
             },
             cmd(Host, "ip", &["link", "set", "dev", name, "up"]),
@@ -70,10 +77,7 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
                 ..cmd(Host, "ifconfig", &["bridge", "create"])
             },
             Cmd {
-                record: Some(NetRecord::Bridge {
-                    name: name.clone(),
-                    ifindex: None,
-                }),
+                record: bridge(name),
                 ..cmd(Host, "ifconfig", &["{out}", "name", name])
             },
             cmd(Host, "ifconfig", &[name, "up"]),
@@ -90,7 +94,7 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
             },
         ) => vec![
             Cmd {
-                record: link(host),
+                record: link(host, &[host_mac, jail_mac]),
                 ..cmd(
                     Host,
                     "ip",
@@ -125,7 +129,7 @@ pub fn commands(step: &Step, os: Os) -> Vec<Cmd> {
                 ..cmd(Host, "ifconfig", &["epair", "create"])
             },
             Cmd {
-                record: link(host),
+                record: link(host, &[host_mac, jail_mac]),
                 ..cmd(Host, "ifconfig", &["{out}", "name", host])
             },
             cmd(Host, "ifconfig", &[host, "ether", host_mac, "up"]),
@@ -205,7 +209,7 @@ fn macvlan(parent: &str, tmp: &str, inside: &str, mac: &str, sysctl: Vec<String>
     use At::*;
     vec![
         Cmd {
-            record: link(tmp),
+            record: link(tmp, &[&mac.to_string()]),
             ..cmd(
                 Host,
                 "ip",

@@ -186,7 +186,15 @@ fn undo_commands() {
     let r = NetRecord::Link {
         name: "vn0.x".into(),
         ifindex: Some(9),
+        tmp: Some("jt0123456789ab".into()),
+        macs: vec!["02:00:00:00:00:01".into()],
     };
+    // the run state's form, and the earlier one without tmp/macs still read
+    let j = serde_json::to_string(&r).unwrap();
+    assert_eq!(serde_json::from_str::<NetRecord>(&j).unwrap(), r);
+    let old: NetRecord =
+        serde_json::from_str(r#"{"kind":"link","name":"vn0.y","ifindex":3}"#).unwrap();
+    assert!(matches!(old, NetRecord::Link { tmp: None, ref macs, .. } if macs.is_empty()));
     assert_eq!(undo_command(&r, Os::FreeBsd).args, ["vn0.x", "destroy"]);
     assert_eq!(
         undo_command(&r, Os::Linux).args,

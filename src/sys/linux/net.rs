@@ -107,6 +107,14 @@ pub fn write_sysctls(h: &NetHandle, kv: &[String]) -> Result<String, ToolError> 
     r.map_err(err).map(|_| String::new())
 }
 
+/// The index of host interface `name` (if_nametoindex(3)); None when there is none.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string; the call only reads it.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::{FromRawFd, OwnedFd};
