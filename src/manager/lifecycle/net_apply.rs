@@ -169,7 +169,21 @@ impl Manager {
                         continue;
                     }
                 }
-                Step::Alias { iface, addr } if host_has_addr(iface, addr) => continue,
+                Step::Alias { iface, addr } if host_has_addr(iface, addr) => {
+                    // another running jail's (added by it): shared, and removed by the
+                    // last one to stop; otherwise the host's own, only used
+                    if self.alias_of_others(uuid, iface, &addr.cidr()) {
+                        self.record(
+                            uuid,
+                            st,
+                            NetRecord::Alias {
+                                iface: iface.clone(),
+                                addr: addr.cidr(),
+                            },
+                        )?;
+                    }
+                    continue;
+                }
                 _ => {}
             }
             self.run_step(s, &h, uuid, st)?;
@@ -177,8 +191,8 @@ impl Manager {
         Ok(())
     }
 
-    /// The MACs other jails' run states record, with who has them.
-    fn jail_macs(&self, uuid: &str) -> Vec<(String, String)> {
+    /// The network records of the other jails' run states, with their UUIDs.
+    fn other_records(&self, uuid: &str) -> Vec<(String, NetRecord)> {
         let Ok(rd) = fs::read_dir(self.run.join("state")) else {
             return vec![];
         };
@@ -192,12 +206,28 @@ impl Manager {
                 continue;
             }
             for r in self.read_state(&other).net {
-                if let NetRecord::Link { macs, .. } = r {
-                    out.extend(macs.into_iter().map(|m| (m, format!("jail {other}"))));
-                }
+                out.push((other.clone(), r));
             }
         }
         out
+    }
+
+    /// The MACs other jails' run states record, with who has them.
+    fn jail_macs(&self, uuid: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (other, r) in self.other_records(uuid) {
+            if let NetRecord::Link { macs, .. } = r {
+                out.extend(macs.into_iter().map(|m| (m, format!("jail {other}"))));
+            }
+        }
+        out
+    }
+
+    /// Whether another jail recorded alias `iface`/`addr` (one of ours, shared).
+    fn alias_of_others(&self, uuid: &str, iface: &str, addr: &str) -> bool {
+        self.other_records(uuid).iter().any(
+            |(_, r)| matches!(r, NetRecord::Alias { iface: i, addr: a } if i == iface && a == addr),
+        )
     }
 
     fn record(&self, uuid: &str, st: &mut RunState, r: NetRecord) -> Result<()> {
@@ -323,7 +353,7 @@ impl Manager {
         let mut failed: Option<ManagerError> = None;
         let mut keep = Vec::new();
         while let Some(r) = st.net.pop() {
-            if let Err(e) = self.undo_one(&r) {
+            if let Err(e) = self.undo_one(uuid, &r) {
                 failed.get_or_insert(ManagerError::Step {
                     jail: uuid.to_string(),
                     step: "remove network objects".into(),
@@ -338,7 +368,7 @@ impl Manager {
         failed.map_or(Ok(()), Err)
     }
 
-    fn undo_one(&self, r: &NetRecord) -> std::result::Result<(), ToolError> {
+    fn undo_one(&self, uuid: &str, r: &NetRecord) -> std::result::Result<(), ToolError> {
         match r {
             NetRecord::Link {
                 name, ifindex, tmp, ..
@@ -390,6 +420,9 @@ impl Manager {
                     run(cmd.program, &cmd.args)?;
                     forget();
                 }
+            }
+            NetRecord::Alias { iface, addr } if self.alias_of_others(uuid, iface, addr) => {
+                // still used by another running jail: the last one removes it
             }
             NetRecord::Alias { iface, addr } => {
                 // recorded before it was added: only if it is there
