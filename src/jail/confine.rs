@@ -199,7 +199,7 @@ pub const ALLOW_RULES: &[AllowRule] = &[
     AllowRule {
         param: "linux.userns",
         caps: &[],
-        effect: "disable (default): no user namespace; identity: own user namespace, uids unchanged; new: uids 0-65535 mapped to an unprivileged host range, root idmapped",
+        effect: "disable (default): no user namespace (a vnet=new jail gets identity); identity: own user namespace, uids unchanged; new: uids 0-65535 mapped to an unprivileged host range, root idmapped",
     },
     AllowRule {
         param: "securelevel",
@@ -275,7 +275,8 @@ impl Policy {
                 caps |= bit(cap(c));
             }
         }
-        if params.get("vnet").map(String::as_str) == Some("new") {
+        let vnet = params.get("vnet").map(String::as_str) == Some("new");
+        if vnet {
             caps |= bit(cap("CAP_NET_ADMIN"));
         }
         let securelevel: i64 = params
@@ -307,6 +308,15 @@ impl Policy {
             // Counts only for the namespaces the jail owns (mounts, hostname, IPC).
             caps |= bit(cap("CAP_SYS_ADMIN"));
         }
+        // A VNET jail's network stack is always owned by a user namespace of the
+        // jail, so that its CAP_NET_ADMIN counts there only: in a stack owned by the
+        // host's, it would also count for any stack the jail can name by a netns id
+        // (the host's, once a veth links them), through IFLA_TARGET_NETNSID.
+        let userns = if vnet && userns == UserNs::Disabled {
+            UserNs::Identity
+        } else {
+            userns
+        };
         Ok(Policy {
             caps,
             userns,
@@ -429,6 +439,10 @@ mod tests {
         assert_eq!(p.caps, BASE_CAPS);
         let p = Policy::from_params(1, &params(&[("vnet", "new")])).unwrap();
         assert_eq!(p.caps ^ BASE_CAPS, bit(cap("CAP_NET_ADMIN")));
+        assert_eq!(p.userns, UserNs::Identity, "vnet: a stack the jail owns");
+        let p =
+            Policy::from_params(1, &params(&[("vnet", "new"), ("linux.userns", "new")])).unwrap();
+        assert!(matches!(p.userns, UserNs::Mapped { .. }));
         let p = Policy::from_params(1, &params(&[("allow.raw_sockets", "false")])).unwrap();
         assert_eq!(p.caps, BASE_CAPS);
     }

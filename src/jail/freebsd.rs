@@ -193,3 +193,8 @@ pub fn signal_processes(key: Key<'_>, sig: i32) -> Result<usize, JailError> {
         .map_err(|e| JailError::os("pkill", e))?;
     Ok(before)
 }
+
+/// The jail's network stack, by its jid.
+pub fn net_handle(key: Key<'_>) -> Result<sys::net::NetHandle, JailError> {
+    Ok(sys::net::NetHandle::of_jid(getid(key)?))
+}

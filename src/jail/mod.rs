@@ -241,6 +241,12 @@ pub fn attach(jail: &str) -> Result<(), JailError> {
     os::attach(parse_key(jail))
 }
 
+/// A live jail's network stack, by a kernel handle (Linux: its init's network
+/// namespace; FreeBSD: its jid), for configuring its interfaces from the host.
+pub fn net_handle(jail: &str) -> Result<crate::sys::os::net::NetHandle, JailError> {
+    os::net_handle(parse_key(jail))
+}
+
 /// Host pids of the processes in a jail (its init excluded on Linux).
 pub fn processes(jail: &str) -> Result<Vec<i32>, JailError> {
     os::processes(parse_key(jail))

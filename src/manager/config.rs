@@ -59,6 +59,13 @@ pub struct JailConfig {
     /// interface-only (`iface|`) entries are left out.
     pub ip4: Vec<String>,
     pub ip6: Vec<String>,
+    /// `interfaces` (`vnet0:bridge0,...`), `defaultrouter(6)` (`None` for `none`),
+    /// `vnet_default_interface` and `vnetN_mac`, as stored: `lifecycle::net` reads them.
+    pub interfaces: String,
+    pub defaultrouter: Option<String>,
+    pub defaultrouter6: Option<String>,
+    pub vnet_default_interface: Option<String>,
+    pub vnet_macs: Vec<Option<String>>,
     pub securelevel: i32,
     pub children_max: u32,
     pub enforce_statfs: u8,
@@ -153,6 +160,13 @@ impl JailConfig {
             vnet: r.flag("vnet")?,
             ip4: r.addrs("ip4_addr"),
             ip6: r.addrs("ip6_addr"),
+            interfaces: r.str("interfaces"),
+            defaultrouter: r.word_or_none("defaultrouter"),
+            defaultrouter6: r.word_or_none("defaultrouter6"),
+            vnet_default_interface: r.word_or_none("vnet_default_interface"),
+            vnet_macs: (0..4)
+                .map(|i| r.word_or_none(&format!("vnet{i}_mac")))
+                .collect(),
             securelevel: r.int("securelevel")?,
             children_max: r.int("children_max")?,
             enforce_statfs: r.int("enforce_statfs")?,

@@ -11,6 +11,8 @@ impl Manager {
             return Err(ManagerError::Running(j.label()));
         }
         self.refuse_if_dependants(&j)?;
+        // what an interrupted start or a failed stop left on the host, first
+        self.undo_network(&j.uuid)?;
         self.unmount_recorded(&j.uuid)?;
         self.backend.destroy_jail(&j.uuid)?;
         self.forget_state(&j.uuid);

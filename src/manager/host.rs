@@ -108,6 +108,10 @@ pub trait JailOps: Send + Sync {
         host_user: Option<&str>,
         cmd: &[String],
     ) -> Result<i32, JailError>;
+    /// The network stack of a live jail, by a kernel handle.
+    fn net_handle(&self, name: &str) -> Result<crate::sys::os::net::NetHandle, JailError> {
+        crate::jail::net_handle(name)
+    }
 }
 
 /// The host itself.

@@ -44,6 +44,9 @@ pub struct RunState {
     /// In the order they were made.
     pub mounts: Vec<MountRecord>,
     pub jid: Option<i32>,
+    /// Network objects start made (interfaces, bridges, aliases), in that order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net: Vec<super::lifecycle::net::NetRecord>,
     /// Recorded before the first step of a start or stop, cleared after its last.
     /// Found with the jail's lock free, it marks an interrupted start or stop, which
     /// the next command finishes (by stopping).
@@ -155,6 +158,7 @@ mod tests {
         let st = RunState {
             mounts: vec![],
             jid: Some(4),
+            net: vec![],
             phase: Some(Phase::Stopping),
             boot: Some("1700000000.000001".into()),
         };

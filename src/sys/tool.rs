@@ -38,7 +38,14 @@ fn label(cmd: &Command) -> String {
 /// Run `program args...`, returning its stdout; a failure carries its stderr.
 pub fn run<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String, ToolError> {
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args);
+    run_prepared(cmd)
+}
+
+/// Run a host tool's command prepared by an OS layer (a descriptor passed, a
+/// namespace entered before exec), as [`run`] does.
+pub fn run_prepared(mut cmd: Command) -> Result<String, ToolError> {
+    cmd.stdin(Stdio::null());
     let l = label(&cmd);
     let out = cmd.output().map_err(|e| ToolError {
         cmd: l.clone(),

@@ -20,7 +20,10 @@
 //! to `ps` and `pkill` inside the jail). The caller must be single-threaded.
 //!
 //! Parameters that FreeBSD enforces and Linux cannot (`allow.*`, `sysv*`,
-//! `devfs_ruleset`, `linux.*`) are refused with an error. `ip4.addr`, `ip6.addr`,
+//! `devfs_ruleset`, `linux.*`) are refused with an error. `ip4=new` or `ip6=new` give
+//! the jail a network stack of its own (only `lo` up) without the right to configure
+//! it, which the host fills with the jail's addresses (see `manager::lifecycle::net`);
+//! `vnet=new` gives one the jail configures itself. `ip4.addr`, `ip6.addr`,
 //! `enforce_statfs`, `securelevel`, `children.max`, `host.hostuuid`, `host.hostid`,
 //! `osrelease`, `osreldate` are recorded and read back but not enforced.
 
@@ -234,4 +237,12 @@ impl JailNs {
         fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&self.pid)
             || (self.mnt.is_some() && sys::mnt_ns_id(pid) == self.mnt)
     }
+}
+
+/// The jail's network namespace, opened from the init the registry recorded (checked
+/// against its start time after opening).
+pub fn net_handle(key: Key<'_>) -> Result<sys::net::NetHandle, JailError> {
+    let (pid, start) = init_of(key)?;
+    sys::net::NetHandle::of_init(pid, start)
+        .map_err(|e| JailError::os(format!("jail {key}: network namespace"), e))
 }

@@ -179,7 +179,11 @@ pub(super) fn create(
     ] {
         stored.entry(k.into()).or_insert_with(|| v.into());
     }
-    let vnet = stored.get("vnet").map(|v| v == "new").unwrap_or(false);
+    // A jail with addresses of its own (`ip4=new`, `ip6=new`) gets a network stack of
+    // its own too, which the host configures; only `vnet=new` lets the jail do so.
+    let vnet = ["vnet", "ip4", "ip6"]
+        .iter()
+        .any(|k| stored.get(*k).map(String::as_str) == Some("new"));
     let persist = stored.get("persist").map(|v| v == "true").unwrap_or(false);
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| JailError::Invalid(format!("{what}: contains a NUL byte")))

@@ -5,6 +5,9 @@
 
 pub mod hooks;
 pub mod mounts;
+pub mod net;
+mod net_apply;
+pub mod net_cmds;
 pub mod params;
 pub mod start;
 pub mod stop;
@@ -63,17 +66,20 @@ impl Manager {
         self.exec(&j, None, None, &cmd)
     }
 
-    /// `runtime`: the kernel jail's parameters.
+    /// `runtime`: the kernel jail's parameters, and the live addresses of its own
+    /// network stack (`net.IFACE=ADDR/PREFIX,...`).
     pub fn runtime(&self, key: &str) -> Result<Vec<(String, String)>> {
         let j = self.resolve(key)?;
         if self.is_running(&j).is_none() {
             return Err(ManagerError::NotRunning(j.label()));
         }
-        Ok(self
+        let mut rt: Vec<(String, String)> = self
             .jail_ops
             .params(&j.kname())?
             .into_iter()
             .map(|p| (p.name().to_string(), p.export()))
-            .collect())
+            .collect();
+        rt.extend(self.net_runtime(&j.kname()));
+        Ok(rt)
     }
 }

@@ -132,7 +132,8 @@ pub fn filesystem_mounts(c: &JailConfig, root: &Path, os: Os) -> Vec<MountSpec> 
 impl Manager {
     /// Undo the mounts the run state records, last first, forgetting each once it
     /// is gone; the first failure stops (and stays recorded). The state goes at the
-    /// end.
+    /// end, unless network objects are still recorded in it ([`Manager::undo_network`]
+    /// failed): they stay for the next stop, start or destroy.
     pub(crate) fn unmount_recorded(&self, uuid: &str) -> Result<()> {
         let mut st = self.read_state(uuid);
         while let Some(m) = st.mounts.pop() {
@@ -148,7 +149,9 @@ impl Manager {
             }
             self.write_state(uuid, &st)?;
         }
-        self.forget_state(uuid);
+        if st.net.is_empty() {
+            self.forget_state(uuid);
+        }
         Ok(())
     }
 }

@@ -43,6 +43,11 @@ pub fn assignments(c: &JailConfig, kname: &str, root: &Path, os: Os) -> Vec<Stri
                 a.push(format!("{param}={}", addrs.join(",")));
             }
         }
+        // Linux: a network stack of the jail's own, which the host configures (see
+        // lifecycle::net)
+        if os == Os::Linux && !(c.ip4.is_empty() && c.ip6.is_empty()) {
+            a.push("ip4=new".into());
+        }
     }
     // FreeBSD gets its allow.* permissions (a file system's only when true); Linux
     // those it enforces (the capabilities, filter rules and user namespace of

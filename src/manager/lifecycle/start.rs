@@ -15,7 +15,7 @@ use crate::manager::{Jail, Manager};
 use crate::sys::OS;
 
 /// The steps of start, in order.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     "keep the jails' folder private",
     "mount the root",
     "exec_prestart",
@@ -23,6 +23,7 @@ pub const STEPS: [&str; 10] = [
     "devfs, fdescfs, procfs",
     "resolv.conf",
     "create the jail",
+    "network",
     "exec_start",
     "exec_poststart",
     "record last_started",
@@ -57,6 +58,7 @@ impl Start<'_> {
         self.filesystems()?;
         self.resolver()?;
         let jid = self.create()?;
+        self.network()?;
         self.m.hook(&c, "exec_start", Where::Jail, &c.hooks.start)?;
         self.m
             .hook(&c, "exec_poststart", Where::Host, &c.hooks.poststart)?;
@@ -149,6 +151,14 @@ impl Start<'_> {
         Ok(())
     }
 
+    /// Interfaces, addresses and routes (see `lifecycle::net`), each recorded.
+    fn network(&mut self) -> Result<()> {
+        let (c, kname) = (self.c.clone(), self.j.kname());
+        self.m
+            .network(&c, &kname, &self.j.uuid, &mut self.st)
+            .map_err(|e| self.step_err("network", e))
+    }
+
     fn create(&mut self) -> Result<i32> {
         let p = params::jail_params(&self.c, &self.j.kname(), &self.root, OS)?;
         let jid = self.m.jail_ops.create(&p)?;
@@ -175,6 +185,7 @@ impl Manager {
             Status::Up(jid).can_start(&j.label(), &j.uuid, force_template)?;
         }
         // leftovers of an interrupted start or stop
+        self.undo_network(&j.uuid)?;
         self.unmount_recorded(&j.uuid)?;
         let mut s = Start {
             m: self,
@@ -200,6 +211,9 @@ impl Manager {
             if let Err(e) = self.jail_ops.remove(&j.kname()) {
                 cleanup.push(e.into());
             }
+        }
+        if let Err(e) = self.undo_network(&j.uuid) {
+            cleanup.push(e);
         }
         if let Err(e) = self.unmount_recorded(&j.uuid) {
             cleanup.push(e);

@@ -18,6 +18,7 @@ impl Manager {
         if was_running {
             self.stop_running(&j)?;
         }
+        self.undo_network(&j.uuid)?;
         self.unmount_recorded(&j.uuid)?;
         Ok(was_running)
     }
@@ -64,6 +65,7 @@ impl Manager {
         if self.jail_ops.jid(&j.kname()).is_some() {
             self.jail_ops.remove(&j.kname())?;
         }
+        self.undo_network(&j.uuid)?;
         self.unmount_recorded(&j.uuid)
     }
 }

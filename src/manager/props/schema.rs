@@ -105,7 +105,7 @@ pub static PROPS: &[Prop] = &[
         "none",
         Jail,
         true,
-        false,
+        true,
         "IPv4 addresses: iface|ip/prefix,..."
     ),
     prop!(
@@ -159,7 +159,7 @@ pub static PROPS: &[Prop] = &[
         "none",
         Jail,
         true,
-        false,
+        true,
         "IPv6 addresses: iface|ip/prefix,..."
     ),
     prop!(
@@ -186,7 +186,7 @@ pub static PROPS: &[Prop] = &[
         "none",
         Local,
         true,
-        false,
+        true,
         "IPv4 default route of a vnet jail"
     ),
     prop!(
@@ -195,7 +195,7 @@ pub static PROPS: &[Prop] = &[
         "none",
         Local,
         true,
-        false,
+        true,
         "IPv6 default route of a vnet jail"
     ),
     prop!(
@@ -213,9 +213,30 @@ pub static PROPS: &[Prop] = &[
         "vnet0:bridge0,vnet1:bridge1",
         Local,
         true,
-        false,
+        true,
         "vnet interfaces and their bridges"
     ),
+    prop!(
+        "vnet_default_interface",
+        Str,
+        "none",
+        Local,
+        true,
+        false,
+        "host interface a vnet jail's bridge is joined to (none: no uplink)"
+    ),
+    prop!(
+        "vnet0_mac",
+        Str,
+        "none",
+        Local,
+        true,
+        true,
+        "MACs of vnet0, host side then jail side (none: derived from the UUID)"
+    ),
+    prop!("vnet1_mac", Str, "none", Local, true, true, "MACs of vnet1"),
+    prop!("vnet2_mac", Str, "none", Local, true, true, "MACs of vnet2"),
+    prop!("vnet3_mac", Str, "none", Local, true, true, "MACs of vnet3"),
     prop!(
         "host_domainname",
         Str,

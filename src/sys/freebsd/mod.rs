@@ -4,6 +4,7 @@
 //! Parameters go through libjail, which converts them with the kernel's own
 //! `security.jail.param` sysctl types.
 
+pub mod net;
 pub mod sysctl;
 
 use std::ffi::{CStr, CString};

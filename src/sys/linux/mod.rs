@@ -7,6 +7,7 @@
 mod init;
 mod init_loop;
 mod init_setup;
+pub mod net;
 mod process;
 mod rootdir;
 

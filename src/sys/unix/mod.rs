@@ -58,14 +58,20 @@ pub fn command_as(cmd: &mut std::process::Command, uid: u32, gid: u32, groups: V
 }
 
 /// Install a `pre_exec` hook that places `fd` on descriptor `target` in the child
-/// (dup2 clears close-on-exec there; every other descriptor stays close-on-exec).
+/// (dup2 clears close-on-exec there, and so does fcntl when `fd` is `target` already;
+/// every other descriptor stays close-on-exec).
 pub fn command_pass_fd(cmd: &mut std::process::Command, fd: RawFd, target: RawFd) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: dup2 is async-signal-safe; `fd` stays open in the parent until spawn
-    // returns.
+    // SAFETY: dup2 and fcntl are async-signal-safe; `fd` stays open in the parent
+    // until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, target) < 0 {
+            let r = if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, target)
+            };
+            if r < 0 {
                 Err(io::Error::last_os_error())
             } else {
                 Ok(())
