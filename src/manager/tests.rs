@@ -298,6 +298,7 @@ fn stop_undoes_exactly_what_the_run_state_recorded() {
         jid: Some(7),
         phase: None,
         boot: None,
+        limits: None,
     };
     f.m.write_state(&f.uuid, &st).unwrap();
     assert!(f.m.stop("t").unwrap());
@@ -344,6 +345,7 @@ fn an_interrupted_start_is_finished_by_stopping() {
         jid: Some(7),
         phase: Some(Phase::Starting),
         boot: None,
+        limits: None,
     };
     f.m.write_state(&f.uuid, &st).unwrap();
     assert_eq!(f.m.phase(&f.uuid), Some(("starting".into(), true)));

@@ -10,6 +10,7 @@ use clap::Subcommand;
 use crate::manager::{fetch::Origin, props, CreateOpts, Jail, Manager, ManagerError, Selection};
 
 mod boot;
+mod limits;
 mod list;
 
 use boot::boot_sequence;
@@ -116,6 +117,26 @@ pub enum ManageCmd {
     },
     /// The running jail's kernel parameters.
     Runtime { jail: String },
+    /// Apply the running jail's resource limits (again, after `set`).
+    Cap { jail: String },
+    /// Lift every resource limit of the running jail.
+    Uncap { jail: String },
+    /// The resource limits in force on a running jail, or on every one.
+    Limits {
+        #[arg(short = 'H')]
+        script: bool,
+        #[arg(long)]
+        json: bool,
+        jail: Option<String>,
+    },
+    /// What a running jail (or every one) consumes: memory, processes, CPU, files.
+    Inuse {
+        #[arg(short = 'H')]
+        script: bool,
+        #[arg(long)]
+        json: bool,
+        jail: Option<String>,
+    },
     /// Destroy data: -a everything, -r releases, -j jails, -t templates (needs -f).
     Clean {
         #[arg(short = 'f')]
@@ -433,6 +454,14 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
             Ok(ExitCode::from(code as u8))
         }
         ManageCmd::Console { force, jail } => Ok(ExitCode::from(m.console(&jail, force)? as u8)),
+        ManageCmd::Cap { jail } => limits::cap(m, &jail),
+        ManageCmd::Uncap { jail } => limits::uncap(m, &jail),
+        ManageCmd::Limits { script, json, jail } => {
+            limits::limits(m, jail.as_deref(), script, json, out)
+        }
+        ManageCmd::Inuse { script, json, jail } => {
+            limits::inuse(m, jail.as_deref(), script, json, out)
+        }
         ManageCmd::Runtime { jail } => {
             for (k, v) in m.runtime(&jail)? {
                 let _ = writeln!(out, "{k}={v}");

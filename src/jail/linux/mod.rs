@@ -148,6 +148,14 @@ pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
     Ok(members(init))
 }
 
+/// The jail's init and [`processes`].
+pub fn all_processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
+    let (init, _) = init_of(key)?;
+    let mut out = vec![init];
+    out.extend(members(init));
+    Ok(out)
+}
+
 /// One scan of /proc for the live members of the jail whose init is `init`: its pid
 /// namespace, or its mount namespace (attached but not forked yet); zombies and the
 /// init excluded.

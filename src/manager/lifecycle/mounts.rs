@@ -134,6 +134,7 @@ impl Manager {
     /// is gone; the first failure stops (and stays recorded). The state goes at the
     /// end.
     pub(crate) fn unmount_recorded(&self, uuid: &str) -> Result<()> {
+        self.release_limits(uuid)?;
         let mut st = self.read_state(uuid);
         while let Some(m) = st.mounts.pop() {
             if let Err(e) = self.host.unmount(&m) {

@@ -15,7 +15,7 @@ use crate::manager::{Jail, Manager};
 use crate::sys::OS;
 
 /// The steps of start, in order.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     "keep the jails' folder private",
     "mount the root",
     "exec_prestart",
@@ -23,6 +23,7 @@ pub const STEPS: [&str; 10] = [
     "devfs, fdescfs, procfs",
     "resolv.conf",
     "create the jail",
+    "resource limits",
     "exec_start",
     "exec_poststart",
     "record last_started",
@@ -57,6 +58,7 @@ impl Start<'_> {
         self.filesystems()?;
         self.resolver()?;
         let jid = self.create()?;
+        self.m.apply_limits(self.j, jid, &mut self.st)?;
         self.m.hook(&c, "exec_start", Where::Jail, &c.hooks.start)?;
         self.m
             .hook(&c, "exec_poststart", Where::Host, &c.hooks.poststart)?;

@@ -4,7 +4,7 @@ use super::{Kind, Prop, Source};
 use Kind::*;
 use Source::{Jail, Local, Login, Zfs};
 
-pub(super) const RCTL_ACTIONS: &[&str] = &["deny", "log", "devctl"];
+pub(super) const RCTL_ACTIONS: &[&str] = &["deny", "log", "devctl", "throttle"];
 
 macro_rules! prop {
     ($n:expr, $k:expr, $d:expr, $s:expr, $r:expr, $l:expr, $descr:expr) => {
@@ -601,7 +601,7 @@ pub static PROPS: &[Prop] = &[
         "off",
         Local,
         false,
-        false,
+        true,
         "enforce the resource limits below"
     ),
     prop!(
@@ -609,8 +609,8 @@ pub static PROPS: &[Prop] = &[
         Kind::Cpuset,
         "off",
         Source::Cpuset,
-        true,
         false,
+        true,
         "CPUs of the jail"
     ),
     rctl!("memoryuse", "8G:log"),

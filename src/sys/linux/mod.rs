@@ -4,6 +4,9 @@
 //! other threads (a test harness, say). From the fork to its exit it therefore uses
 //! only raw system calls on buffers prepared before the fork: no allocation, no locks.
 
+pub mod cgroup;
+pub mod cgroup_fs;
+pub use cgroup_fs as limits;
 mod init;
 mod init_loop;
 mod init_setup;

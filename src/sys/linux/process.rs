@@ -99,6 +99,8 @@ pub fn attach(
             )
         })?;
     }
+    // the cgroups of its resource limits, if it has any
+    super::cgroup_fs::join_jail_cgroups(pid)?;
     for (f, n) in &fds {
         setns(f, n)?;
         if *n == "user" {
