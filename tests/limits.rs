@@ -302,3 +302,57 @@ fn failed_and_killed_starts_leave_no_cgroup_and_stop_removes_only_ours() {
     let note = text(&e.run(&["set", "wallclock=60:deny", "lim3"]).stderr);
     assert!(note.contains("no effect on Linux"), "{note}");
 }
+
+/// Host pids whose command line contains `word`.
+fn pids_with(word: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|d| d.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(word))
+        })
+        .collect()
+}
+
+#[test]
+fn a_jaildaemon_probe_joins_the_jail_cgroup() {
+    let e = env();
+    let u = e.create(&["tag=lim4", "rlimits=on", "maxproc=50:deny"]);
+    e.ok(&["start", "lim4"]);
+    let socket = e.dir.path().join("jd.sock");
+    let registry = e.dir.path().join("registry");
+    let mut daemon = std::process::Command::new(common::JAILDAEMON)
+        .args(["-D", "-F", "-p"])
+        .arg(e.dir.path().join("jd.pid"))
+        .arg("-f")
+        .arg(&socket)
+        .env("JAILDAEMON_REGISTRY", &registry)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = wait_until(10, || socket.exists());
+    let title = format!("LIMPROBE{}", std::process::id());
+    let o = std::process::Command::new(common::JAILDAEMON)
+        .args(["-c", "true", "-j", &format!("ioc-{u}"), "-t", &title, "-f"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let found = wait_until(10, || !pids_with(&title).is_empty());
+    let probe = pids_with(&title);
+    let members: Vec<Vec<i32>> = CONTROLLERS.iter().map(|c| procs(c, &u)).collect();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(up, "the daemon did not come up");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(found, "no probe process {title}");
+    for (c, m) in CONTROLLERS.iter().zip(&members) {
+        assert!(
+            probe.iter().all(|p| m.contains(p)),
+            "the probe {probe:?} is not in the jail's {c} cgroup {m:?}"
+        );
+    }
+    e.ok(&["stop", "lim4"]);
+    assert!(no_cgroup_left(&u));
+}
