@@ -78,9 +78,8 @@ impl Manager {
                     j.tag()
                 ));
             }
-            if running && matches!(p.source, props::Source::Rctl | props::Source::Cpuset)
-                || (running && k == "rlimits")
-            {
+            let limit = matches!(p.source, props::Source::Rctl | props::Source::Cpuset);
+            if running && (limit || k == "rlimits") {
                 notes.push(format!(
                     "{k}: jail {} is running; `jailctl cap {}` applies it now",
                     j.tag(),

@@ -64,13 +64,19 @@ pub(super) fn uncap(m: &Manager, jail: &str) -> R {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn limits(
-    m: &Manager,
-    jail: Option<&str>,
+/// `[-H] [--json] [UUID|TAG]` of `limits` and `inuse`.
+#[derive(Debug, clap::Args)]
+pub struct TableArgs {
+    /// Tab-separated, without header (for scripts).
+    #[arg(short = 'H')]
     script: bool,
+    #[arg(long)]
     json: bool,
-    out: &mut impl Write,
-) -> R {
+    jail: Option<String>,
+}
+
+pub(super) fn limits(m: &Manager, a: &TableArgs, out: &mut impl Write) -> R {
+    let (jail, script, json) = (a.jail.as_deref(), a.script, a.json);
     let cols = ["UUID", "TAG", "RESOURCE", "CONFIGURED", "APPLIED"].map(String::from);
     let rows: Vec<Vec<String>> = m
         .limits(jail)?
@@ -81,13 +87,8 @@ pub(super) fn limits(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn inuse(
-    m: &Manager,
-    jail: Option<&str>,
-    script: bool,
-    json: bool,
-    out: &mut impl Write,
-) -> R {
+pub(super) fn inuse(m: &Manager, a: &TableArgs, out: &mut impl Write) -> R {
+    let (jail, script, json) = (a.jail.as_deref(), a.script, a.json);
     let usage = m.inuse(jail)?;
     let mut keys: Vec<String> = Vec::new();
     for u in &usage {

@@ -122,21 +122,9 @@ pub enum ManageCmd {
     /// Lift every resource limit of the running jail.
     Uncap { jail: String },
     /// The resource limits in force on a running jail, or on every one.
-    Limits {
-        #[arg(short = 'H')]
-        script: bool,
-        #[arg(long)]
-        json: bool,
-        jail: Option<String>,
-    },
+    Limits(limits::TableArgs),
     /// What a running jail (or every one) consumes: memory, processes, CPU, files.
-    Inuse {
-        #[arg(short = 'H')]
-        script: bool,
-        #[arg(long)]
-        json: bool,
-        jail: Option<String>,
-    },
+    Inuse(limits::TableArgs),
     /// Destroy data: -a everything, -r releases, -j jails, -t templates (needs -f).
     Clean {
         #[arg(short = 'f')]
@@ -456,12 +444,8 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
         ManageCmd::Console { force, jail } => Ok(ExitCode::from(m.console(&jail, force)? as u8)),
         ManageCmd::Cap { jail } => limits::cap(m, &jail),
         ManageCmd::Uncap { jail } => limits::uncap(m, &jail),
-        ManageCmd::Limits { script, json, jail } => {
-            limits::limits(m, jail.as_deref(), script, json, out)
-        }
-        ManageCmd::Inuse { script, json, jail } => {
-            limits::inuse(m, jail.as_deref(), script, json, out)
-        }
+        ManageCmd::Limits(a) => limits::limits(m, &a, out),
+        ManageCmd::Inuse(a) => limits::inuse(m, &a, out),
         ManageCmd::Runtime { jail } => {
             for (k, v) in m.runtime(&jail)? {
                 let _ = writeln!(out, "{k}={v}");

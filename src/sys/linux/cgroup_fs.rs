@@ -416,7 +416,7 @@ pub fn join_jail_cgroups(init: i32) -> io::Result<()> {
             };
             // SAFETY: prlimit64 reading the init's limit into a local struct.
             if unsafe { libc::prlimit64(init, r, std::ptr::null(), &mut lim) } == 0 {
-                lower_rlimit(0, r as u32, lim.rlim_cur, lim.rlim_max)?;
+                lower_rlimit(0, r as _, lim.rlim_cur, lim.rlim_max)?;
             }
         }
     }
@@ -453,7 +453,7 @@ mod tests {
         };
         let a = apply_in(&layout, "ioc-x", &[], &plan).unwrap();
         let d = m.join("jailctl/ioc-x");
-        assert_eq!(a.cgroups, [d.clone()]);
+        assert_eq!(a.cgroups.as_slice(), std::slice::from_ref(&d));
         let r = |p: &Path| fs::read_to_string(p).unwrap();
         assert_eq!(r(&d.join("memory.max")), "67108864");
         assert_eq!(r(&d.join("pids.max")), "5");
