@@ -356,3 +356,119 @@ fn a_jaildaemon_probe_joins_the_jail_cgroup() {
     e.ok(&["stop", "lim4"]);
     assert!(no_cgroup_left(&u));
 }
+
+/// The pids cgroup of host process `pid`, as the host sees it.
+fn pids_cgroup_of(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string()))
+}
+
+/// Review finding 1 and 4: a chain of processes that fork and exit, started while the
+/// jail has no limits, is limited by a later `cap`: every jail process is in the
+/// jail's cgroups from the start (its init joined them before making its
+/// namespaces), so `cap` only writes limits. Inside, the jail's cgroup namespace is
+/// rooted at its limit cgroup.
+#[test]
+fn a_fork_exit_chain_started_before_cap_is_limited_after_it() {
+    let e = env();
+    let u = e.create(&["tag=lim4"]);
+    e.ok(&["start", "lim4"]);
+    // made at every start, without limits
+    for c in CONTROLLERS {
+        assert!(
+            cg(c, &u).is_dir(),
+            "no {c} cgroup for a jail without limits"
+        );
+    }
+    assert_eq!(read(cg("pids", &u).join("pids.max")), "max");
+    // the jail sees its own cgroup as the root of its cgroup namespace
+    let inside = e.ok(&["exec", "lim4", "cat", "/proc/self/cgroup"]);
+    assert!(
+        inside.lines().any(|l| l.ends_with(":pids:/")),
+        "the jail's cgroup namespace is not rooted at its cgroup: {inside}"
+    );
+    std::fs::write(
+        e.root(&u).join("tmp/hop.sh"),
+        "cat /proc/self/cgroup >/tmp/hop.cg\nsh /tmp/hop.sh </dev/null >/dev/null 2>&1 &\n",
+    )
+    .unwrap();
+    e.ok(&[
+        "exec",
+        "lim4",
+        "sh",
+        "-c",
+        "sh /tmp/hop.sh </dev/null >/dev/null 2>&1 &",
+    ]);
+    let hop = ["sh", "/tmp/hop.sh"];
+    assert!(wait_until(20, || !pids_of(&hop).is_empty()), "no chain");
+
+    e.ok(&["set", "rlimits=on", "maxproc=20:deny", "lim4"]);
+    e.ok(&["cap", "lim4"]);
+    assert_eq!(read(cg("pids", &u).join("pids.max")), "20");
+    let want = format!("/jailctl/ioc-{u}");
+    let mut seen = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        for p in pids_of(&hop) {
+            if let Some(g) = pids_cgroup_of(p) {
+                assert_eq!(g, want, "a process of the chain ({p}) escaped the limits");
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 0, "the chain was never seen after cap");
+    let hop_cg = std::fs::read_to_string(e.root(&u).join("tmp/hop.cg")).unwrap();
+    assert!(hop_cg.lines().any(|l| l.ends_with(":pids:/")), "{hop_cg}");
+
+    e.ok(&["stop", "lim4"]);
+    assert!(pids_of(&hop).is_empty(), "the chain survived stop");
+    assert!(no_cgroup_left(&u));
+}
+
+/// Review findings 2 and 3: a `cap` that fails leaves the limits in force as they
+/// were (the reviewer's case: maxproc=8 in force, memoryuse=100K:deny cannot be
+/// written while the jail uses more), exits non-zero naming what failed; `cap` of a
+/// stopped jail fails and makes nothing.
+#[test]
+fn a_failed_cap_keeps_the_limits_in_force() {
+    let e = env();
+    let u = e.create(&["tag=lim5", "rlimits=on", "maxproc=8:deny"]);
+    e.ok(&["start", "lim5"]);
+    assert_eq!(read(cg("pids", &u).join("pids.max")), "8");
+    let mem_before = read(cg("memory", &u).join("memory.limit_in_bytes"));
+    // a process that holds 4 MB of its own memory in the jail
+    let _hog = e.spawn(
+        &[
+            "exec",
+            "lim5",
+            "sh",
+            "-c",
+            "x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 3019",
+        ],
+        &[],
+    );
+    assert!(wait_until(20, || !pids_of(&["sleep", "3019"]).is_empty()));
+    e.ok(&["set", "memoryuse=100K:deny", "maxproc=6:deny", "lim5"]);
+    let err = e.fails(&["cap", "lim5"]);
+    assert!(err.contains("memory.limit_in_bytes"), "{err}");
+    assert_eq!(
+        read(cg("pids", &u).join("pids.max")),
+        "8",
+        "a failed cap lifted or changed the limit in force"
+    );
+    assert_eq!(
+        read(cg("memory", &u).join("memory.limit_in_bytes")),
+        mem_before
+    );
+    let l = e.ok(&["limits", "-H", "lim5"]);
+    assert!(l.contains("pids.max=8"), "{l}");
+    assert!(!l.contains("100K"), "{l}");
+
+    e.ok(&["stop", "lim5"]);
+    assert!(no_cgroup_left(&u));
+    let err = e.fails(&["cap", "lim5"]);
+    assert!(err.contains("not running"), "{err}");
+    assert!(no_cgroup_left(&u), "cap of a stopped jail made its cgroups");
+}

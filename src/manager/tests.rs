@@ -99,6 +99,31 @@ impl JailOps for FakeJails {
         self.0.jails.lock().unwrap().get(name).copied()
     }
 
+    fn limits_prepare(
+        &self,
+        _name: &str,
+        _rec: &mut crate::sys::limits::Applied,
+    ) -> Result<(), crate::sys::limits::LimitError> {
+        Ok(())
+    }
+
+    fn limits_apply(
+        &self,
+        _name: &str,
+        _jid: i32,
+        _plan: &crate::sys::limits::Plan,
+        _prev: Option<&crate::sys::limits::Applied>,
+    ) -> Result<crate::sys::limits::Applied, crate::sys::limits::LimitError> {
+        Ok(Default::default())
+    }
+
+    fn limits_release(
+        &self,
+        _rec: &crate::sys::limits::Applied,
+    ) -> Result<(), crate::sys::limits::LimitError> {
+        Ok(())
+    }
+
     fn remove(&self, name: &str) -> Result<(), JailError> {
         self.0.call("remove".into()).map_err(jerr)?;
         self.0.jails.lock().unwrap().remove(name);

@@ -167,6 +167,14 @@ pub struct Applied {
     /// the OS names it (`pids.max=5`, `jail:ioc-X:maxproc:deny=5`, `RLIMIT_NOFILE=64`).
     #[serde(default)]
     pub controls: Vec<(String, String, String)>,
+    /// Linux: the jails' cgroup folders (`jailctl`) this start made (removed when
+    /// empty at release; a folder already there is never removed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub made_parents: Vec<PathBuf>,
+    /// Linux v2: controllers enabled in a `cgroup.subtree_control` file:
+    /// `(file, controller)`, disabled again when the folder is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtree: Vec<(PathBuf, String)>,
 }
 
 /// How an OS enforces a resource (for `set`, `defaults` and the manual page).

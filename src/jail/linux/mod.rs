@@ -137,7 +137,7 @@ pub fn attach(key: Key<'_>) -> Result<(), JailError> {
             })?
     };
     let c = e.confinement()?;
-    sys::attach(e.init_pid, e.init_start, &c, e.cgroup_procs().as_deref())
+    sys::attach(e.init_pid, e.init_start, &c, &e.cgroup_procs())
         .map_err(|err| JailError::os(format!("jail {key}: attach"), err))
 }
 

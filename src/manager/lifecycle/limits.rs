@@ -9,7 +9,7 @@
 use crate::manager::error::{ManagerError, Result};
 use crate::manager::runstate::RunState;
 use crate::manager::{Jail, Manager};
-use crate::sys::limits::{Applied, LimitError, Plan, Rule, RESOURCES};
+use crate::sys::limits::{LimitError, Plan, Rule, RESOURCES};
 use crate::sys::os::limits as os;
 
 /// One row of `limits`: a limit of a running jail, as set and as in force.
@@ -59,34 +59,68 @@ fn limit_err(j: &Jail, step: &str, e: LimitError) -> ManagerError {
 }
 
 impl Manager {
-    /// The start step: apply the jail's limits to jail `jid` (its processes so far:
-    /// the Linux init), recording what will be made first.
+    /// The start step, before the jail is made: its cgroups (Linux), recorded in the
+    /// run state first, made whether or not it has limits, so that its init joins
+    /// them before it makes its namespaces and every jail process is in them from
+    /// the start (`cap` and `uncap` then only write limits).
+    pub(crate) fn prepare_limits(&self, j: &Jail, st: &mut RunState) -> Result<()> {
+        let plan = plan_of(&j.props())?;
+        let mut rec = os::record(&j.kname(), &plan);
+        rec.rules.clear();
+        rec.cpuset = false;
+        st.limits = Some(rec.clone());
+        self.write_state(&j.uuid, st)?;
+        let r = self.jail_ops.limits_prepare(&j.kname(), &mut rec);
+        st.limits = Some(rec);
+        self.write_state(&j.uuid, st)?;
+        r.map_err(|e| limit_err(j, "resource limits", e))
+    }
+
+    /// The start step, once the jail `jid` is made: its limits.
     pub(crate) fn apply_limits(&self, j: &Jail, jid: i32, st: &mut RunState) -> Result<()> {
         let plan = plan_of(&j.props())?;
         if plan.is_empty() {
+            // its cgroups were made without limits
             return Ok(());
         }
-        self.apply_plan(j, jid, &plan, st)
+        self.apply_plan(j, jid, &plan, st, "resource limits")
     }
 
-    fn apply_plan(&self, j: &Jail, jid: i32, plan: &Plan, st: &mut RunState) -> Result<()> {
+    /// Apply `plan` over what `st` records as in force; recorded before (FreeBSD's
+    /// rules to add) and after (what is in force).
+    fn apply_plan(
+        &self,
+        j: &Jail,
+        jid: i32,
+        plan: &Plan,
+        st: &mut RunState,
+        step: &str,
+    ) -> Result<()> {
         let kname = j.kname();
-        let mut rec = os::record(&kname, plan);
-        if let Some(old) = &st.limits {
-            // cap again: what is there already stays recorded
-            for d in &old.cgroups {
-                if !rec.cgroups.contains(d) {
-                    rec.cgroups.push(d.clone());
-                }
+        let prev = st.limits.clone().unwrap_or_default();
+        let mut rec = prev.clone();
+        for r in os::record(&kname, plan).rules {
+            if !rec.rules.contains(&r) {
+                rec.rules.push(r);
             }
         }
+        rec.cpuset |= plan.cpuset.is_some();
         st.limits = Some(rec);
         self.write_state(&j.uuid, st)?;
-        let pids = crate::jail::all_processes(&kname)?;
-        let applied =
-            os::apply(&kname, jid, &pids, plan).map_err(|e| limit_err(j, "resource limits", e))?;
-        st.limits = Some(applied);
-        self.write_state(&j.uuid, st)
+        match self.jail_ops.limits_apply(&kname, jid, plan, Some(&prev)) {
+            Ok(mut applied) => {
+                applied.cgroups = prev.cgroups;
+                applied.made_parents = prev.made_parents;
+                applied.subtree = prev.subtree;
+                st.limits = Some(applied);
+                self.write_state(&j.uuid, st)
+            }
+            Err(e) => {
+                st.limits = Some(prev);
+                self.write_state(&j.uuid, st)?;
+                Err(limit_err(j, step, e))
+            }
+        }
     }
 
     /// Remove the limits recorded for a jail (its cgroups, its rctl rules): at stop,
@@ -96,11 +130,13 @@ impl Manager {
         let Some(rec) = st.limits.take() else {
             return Ok(());
         };
-        os::release(&rec).map_err(|e| ManagerError::Step {
-            jail: uuid.to_string(),
-            step: "remove the resource limits".into(),
-            msg: e.to_string(),
-        })?;
+        self.jail_ops
+            .limits_release(&rec)
+            .map_err(|e| ManagerError::Step {
+                jail: uuid.to_string(),
+                step: "remove the resource limits".into(),
+                msg: e.to_string(),
+            })?;
         self.write_state(uuid, &st)
     }
 
@@ -112,48 +148,51 @@ impl Manager {
         }
     }
 
-    /// `cap`: (re)apply the jail's limits while it runs: the earlier ones are lifted
-    /// first, so repeating it changes nothing. Returns notes for the user.
-    pub fn cap(&self, key: &str) -> Result<Vec<String>> {
-        let (j, jid) = self.running_jail(key)?;
+    /// `cap` and `uncap`: under the jail's lock, the jail read again and checked to
+    /// be running, then `plan` (of its properties, or none) written over what is in
+    /// force; on failure what was in force stays.
+    fn set_limits(&self, key: &str, lift: bool) -> Result<Jail> {
+        let j = self.resolve(key)?;
         let _l = self.lock_jail(&j.uuid)?;
-        let plan = plan_of(&j.props())?;
+        let j = self.reread(&j)?;
+        let jid = self
+            .is_running(&j)
+            .ok_or_else(|| ManagerError::NotRunning(j.label()))?;
         let mut st = self.read_state(&j.uuid);
-        if let Some(rec) = &st.limits {
-            os::reset(&j.kname(), jid, rec).map_err(|e| limit_err(&j, "cap", e))?;
-            st.limits = Some(Applied {
-                cgroups: rec.cgroups.clone(),
-                ..Default::default()
+        if st.jid != Some(jid) || st.limits.is_none() {
+            return Err(ManagerError::Step {
+                jail: j.label(),
+                step: if lift { "uncap" } else { "cap" }.into(),
+                msg: "the jail was started without its limit cgroups (by an older jailctl?): restart it".into(),
             });
-            self.write_state(&j.uuid, &st)?;
         }
+        let plan = if lift {
+            Plan::default()
+        } else {
+            plan_of(&j.props())?
+        };
+        self.apply_plan(&j, jid, &plan, &mut st, if lift { "uncap" } else { "cap" })?;
+        Ok(j)
+    }
+
+    /// `cap`: apply the jail's limits while it runs (again: repeating it changes
+    /// nothing). Returns notes for the user.
+    pub fn cap(&self, key: &str) -> Result<Vec<String>> {
+        let j = self.set_limits(key, false)?;
         let mut notes = Vec::new();
-        if plan.is_empty() {
+        if plan_of(&j.props())?.is_empty() {
             notes.push(format!(
                 "jail {} has no limits to apply (rlimits=off, cpuset=off)",
                 j.tag()
             ));
-            return Ok(notes);
         }
-        self.apply_plan(&j, jid, &plan, &mut st)?;
         Ok(notes)
     }
 
-    /// `uncap`: lift every limit of the running jail (its Linux cgroups stay, empty of
-    /// limits, until it stops).
+    /// `uncap`: lift every limit of the running jail (its cgroups stay, without
+    /// limits, until it stops; lowered resource limits of processes stay).
     pub fn uncap(&self, key: &str) -> Result<()> {
-        let (j, jid) = self.running_jail(key)?;
-        let _l = self.lock_jail(&j.uuid)?;
-        let mut st = self.read_state(&j.uuid);
-        if let Some(rec) = &st.limits {
-            os::reset(&j.kname(), jid, rec).map_err(|e| limit_err(&j, "uncap", e))?;
-            st.limits = Some(Applied {
-                cgroups: rec.cgroups.clone(),
-                ..Default::default()
-            });
-            self.write_state(&j.uuid, &st)?;
-        }
-        Ok(())
+        self.set_limits(key, true).map(|_| ())
     }
 
     fn targets(&self, key: Option<&str>) -> Result<Vec<(Jail, i32)>> {

@@ -57,6 +57,7 @@ impl Start<'_> {
         self.fstab()?;
         self.filesystems()?;
         self.resolver()?;
+        self.m.prepare_limits(self.j, &mut self.st)?;
         let jid = self.create()?;
         self.m.apply_limits(self.j, jid, &mut self.st)?;
         self.m.hook(&c, "exec_start", Where::Jail, &c.hooks.start)?;

@@ -24,39 +24,70 @@ pub fn record(name: &str, plan: &Plan) -> Applied {
     }
 }
 
-/// Add `plan`'s rules for jail `name` and pin jail `jid` to its CPU list.
-pub fn apply(name: &str, jid: i32, _pids: &[i32], plan: &Plan) -> Result<Applied, LimitError> {
+/// Before the jail is made: nothing (rules and CPU sets are per jail, added by
+/// [`apply`]).
+pub fn prepare(_name: &str, _rec: &mut Applied) -> Result<(), LimitError> {
+    Ok(())
+}
+
+/// Add `plan`'s rules for jail `name` and pin jail `jid` to its CPU list, over those
+/// of `prev` (what was in force): if anything fails, what was added is removed and
+/// `prev`'s rules are added back; after success `prev`'s rules not in `plan` go.
+pub fn apply(
+    name: &str,
+    jid: i32,
+    _pids: &[i32],
+    plan: &Plan,
+    prev: Option<&Applied>,
+) -> Result<Applied, LimitError> {
     let mut out = record(name, plan);
+    let empty = Applied::default();
+    let prev = prev.unwrap_or(&empty);
     if !plan.rules.is_empty() && !racct_enabled() {
         return Err(LimitError::RacctDisabled);
     }
-    for r in &plan.rules {
-        let rule = rctl_rule(name, r);
-        tool::run("rctl", &["-a", rule.as_str()])?;
-        out.controls.push((r.resource.clone(), r.value(), rule));
+    let mut added: Vec<String> = Vec::new();
+    let result = (|| -> Result<(), LimitError> {
+        for r in &plan.rules {
+            let rule = rctl_rule(name, r);
+            tool::run("rctl", &["-a", rule.as_str()])?;
+            added.push(rule.clone());
+            out.controls.push((r.resource.clone(), r.value(), rule));
+        }
+        if let Some(list) = &plan.cpuset {
+            tool::run("cpuset", &cpuset_args(list, jid))?;
+            out.controls.push((
+                "cpuset".into(),
+                list.clone(),
+                format!("cpuset -l {list} -j {jid}"),
+            ));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for rule in added.iter().filter(|r| !prev.rules.contains(r)) {
+            let _ = tool::run("rctl", &["-r", rule.as_str()]);
+        }
+        for rule in &prev.rules {
+            if let Err(e) = tool::run("rctl", &["-a", rule.as_str()]) {
+                tracing::warn!(%rule, error = %e, "restoring a rule failed");
+            }
+        }
+        return Err(e);
     }
-    if let Some(list) = &plan.cpuset {
-        tool::run("cpuset", &cpuset_args(list, jid))?;
-        out.controls.push((
-            "cpuset".into(),
-            list.clone(),
-            format!("cpuset -l {list} -j {jid}"),
-        ));
+    for rule in prev.rules.iter().filter(|r| !out.rules.contains(r)) {
+        if let Err(e) = tool::run("rctl", &["-r", rule.as_str()]) {
+            tracing::info!(%rule, error = %e, "rctl rule already gone");
+        }
     }
-    Ok(out)
-}
-
-/// `uncap`: remove the rules added and give the jail every CPU again.
-pub fn reset(_name: &str, jid: i32, rec: &Applied) -> Result<(), LimitError> {
-    release(rec)?;
-    if rec.cpuset {
+    if prev.cpuset && plan.cpuset.is_none() {
         let n: u32 = tool::run("sysctl", &["-n", "hw.ncpu"])?
             .trim()
             .parse()
             .unwrap_or(1);
         tool::run("cpuset", &cpuset_args(&format!("0-{}", n.max(1) - 1), jid))?;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Remove exactly the rules recorded (a rule already gone is no failure).

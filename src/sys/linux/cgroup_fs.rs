@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::cgroup::{controls, cpuset_controls, jail_line, reset_controls, Control, Layout, Ver};
+use super::cgroup::{controls, cpuset_controls, reset_controls, Control, Layout, Ver};
 use super::cgroup::{PARENT, WANTED};
 use crate::sys::limits::{linux_enforces, Applied, LimitError, Plan};
 
@@ -35,7 +35,7 @@ fn read(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// What [`apply`] will make for jail `name`: recorded in the run state before it does.
+/// What [`prepare`] will make for jail `name`: recorded in the run state before it does.
 pub fn record(name: &str, _plan: &Plan) -> Applied {
     Applied {
         cgroups: Layout::detect().jail_dirs(name),
@@ -43,9 +43,23 @@ pub fn record(name: &str, _plan: &Plan) -> Applied {
     }
 }
 
-/// Make the jail's cgroups (again: `cap` reuses them), write `plan`'s limits, and
-/// move `pids` into them; their resource limits are lowered to the plan's.
-pub fn apply(name: &str, _jid: i32, pids: &[i32], plan: &Plan) -> Result<Applied, LimitError> {
+/// Before the jail is made: its cgroups, at their defaults (no limit), for its init
+/// to join before it makes its namespaces. A cgroup of that name that is already
+/// there is not ours: refused, and dropped from `rec` so that the undo leaves it.
+pub fn prepare(name: &str, rec: &mut Applied) -> Result<(), LimitError> {
+    make_dirs(&Layout::detect(), name, rec)
+}
+
+/// Write `plan`'s limits over those in force in the jail's cgroups (checked first,
+/// restored if a write fails; controls the plan no longer has are lifted), and lower
+/// the resource limits of `pids` to the plan's. An empty plan lifts every limit.
+pub fn apply(
+    name: &str,
+    _jid: i32,
+    pids: &[i32],
+    plan: &Plan,
+    _prev: Option<&Applied>,
+) -> Result<Applied, LimitError> {
     apply_in(&Layout::detect(), name, pids, plan)
 }
 
@@ -60,11 +74,21 @@ pub fn apply_in(
         cgroups: layout.jail_dirs(name),
         ..Default::default()
     };
-    make_dirs(layout, name)?;
+    for d in &out.cgroups {
+        if !d.is_dir() {
+            return Err(LimitError::Unsupported {
+                resource: "limits".into(),
+                why: format!(
+                    "the jail's cgroup {} is missing (started before limits existed?): restart the jail",
+                    d.display()
+                ),
+            });
+        }
+    }
+    // the whole plan first: every control must exist before anything is written
     let mut todo: Vec<(String, String, Control)> = Vec::new();
     for r in &plan.rules {
         if !linux_enforces(&r.resource) {
-            tracing::warn!(resource = %r.resource, "not enforced on Linux (no equivalent)");
             out.controls.push((
                 r.resource.clone(),
                 r.value(),
@@ -76,6 +100,18 @@ pub fn apply_in(
             todo.push((r.resource.clone(), r.value(), c));
         }
     }
+    let parent_cpus = layout
+        .find("cpuset")
+        .map(|(_, m)| {
+            let p = m.join(PARENT);
+            let e = read(&p.join("cpuset.cpus.effective"));
+            if e.is_empty() {
+                read(&p.join("cpuset.cpus"))
+            } else {
+                e
+            }
+        })
+        .unwrap_or_default();
     if let Some(cpus) = &plan.cpuset {
         if layout.find("cpuset").is_none() {
             return Err(LimitError::Unsupported {
@@ -83,31 +119,116 @@ pub fn apply_in(
                 why: "no cpuset cgroup controller on this host".into(),
             });
         }
+        let (want, have) = (cpu_set(cpus), cpu_set(&parent_cpus));
+        if want.is_empty() || !want.iter().all(|c| have.contains(c)) {
+            return Err(LimitError::Unsupported {
+                resource: "cpuset".into(),
+                why: format!("CPUs {cpus} are not among the host's ({parent_cpus})"),
+            });
+        }
         for c in cpuset_controls(Some(cpus), "") {
             todo.push(("cpuset".into(), cpus.clone(), c));
         }
     }
-    for (res, rule, c) in todo {
-        do_control(layout, name, pids, &c)?;
-        out.controls.push((res, rule, c.describe()));
-    }
-    for d in &out.cgroups {
-        for pid in pids {
-            match fs::write(d.join("cgroup.procs"), pid.to_string()) {
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                r => {
-                    r.map_err(|e| LimitError::os(format!("move {pid} into {}", d.display()), e))?
+    let mut writes: Vec<(PathBuf, String)> = Vec::new();
+    let mut rlimits = Vec::new();
+    for (res, rule, c) in &todo {
+        match c {
+            Control::File {
+                controller,
+                file,
+                value,
+            } => {
+                if let Some((_, dir)) = layout.dir(controller, name) {
+                    writes.push((dir.join(file), value.clone()));
                 }
             }
+            Control::Rlimit {
+                resource, value, ..
+            } => rlimits.push((*resource, *value)),
+            Control::Report => {}
+        }
+        out.controls.push((res.clone(), rule.clone(), c.describe()));
+    }
+    // then what the plan no longer has is lifted
+    for c in reset_controls(layout, &parent_cpus) {
+        if let Control::File {
+            controller,
+            file,
+            value,
+        } = c
+        {
+            if let Some((_, dir)) = layout.dir(controller, name) {
+                let p = dir.join(file);
+                if !writes.iter().any(|(q, _)| *q == p) {
+                    writes.push((p, value));
+                }
+            }
+        }
+    }
+    let mut done: Vec<(PathBuf, String)> = Vec::new();
+    for (p, v) in &writes {
+        if let Err(e) = write_ordered(p, v, &mut done) {
+            for (p, old) in done.iter().rev() {
+                if let Err(e) = fs::write(p, old) {
+                    tracing::warn!(file = %p.display(), error = %e, "restoring a limit failed");
+                }
+            }
+            return Err(e);
+        }
+    }
+    for (r, v) in rlimits {
+        for &pid in pids {
+            lower_rlimit(pid, r, v, v)
+                .map_err(|e| LimitError::os(format!("prlimit of {pid}"), e))?;
         }
     }
     Ok(out)
 }
 
+/// Write `v` to `p`, its old value pushed to `done`; a v1 memory limit moves with its
+/// memory+swap limit, which must stay at least as high (raised first, lowered after).
+fn write_ordered(p: &Path, v: &str, done: &mut Vec<(PathBuf, String)>) -> Result<(), LimitError> {
+    let mut one = |p: &Path, v: &str| -> Result<(), LimitError> {
+        let old = read(p);
+        write(p, v)?;
+        done.push((p.to_path_buf(), old));
+        Ok(())
+    };
+    let memsw = p.with_file_name("memory.memsw.limit_in_bytes");
+    if !p.ends_with("memory.limit_in_bytes") || !memsw.exists() {
+        return one(p, v);
+    }
+    let num = |s: &str| {
+        s.parse::<i64>()
+            .map(|n| if n < 0 { i64::MAX } else { n })
+            .unwrap_or(i64::MAX)
+    };
+    if num(v) > num(&read(p)) {
+        one(&memsw, v)?;
+        one(p, v)
+    } else {
+        one(p, v)?;
+        one(&memsw, v)
+    }
+}
+
+/// The CPUs of a list such as `0,2-3`.
+fn cpu_set(list: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+            out.extend(a..=b.min(a.saturating_add(4096)));
+        }
+    }
+    out
+}
+
 /// The jails' folder and the jail's cgroup in each hierarchy; v1 cpuset cgroups get
 /// their parent's CPUs and memory nodes (they start empty), v2 folders the wanted
-/// controllers in `cgroup.subtree_control`.
-fn make_dirs(layout: &Layout, name: &str) -> Result<(), LimitError> {
+/// controllers in `cgroup.subtree_control`. What is changed is added to `rec`.
+fn make_dirs(layout: &Layout, name: &str, rec: &mut Applied) -> Result<(), LimitError> {
     let mut done: Vec<PathBuf> = Vec::new();
     for c in WANTED {
         let Some((ver, mount)) = layout.find(c) else {
@@ -120,24 +241,30 @@ fn make_dirs(layout: &Layout, name: &str) -> Result<(), LimitError> {
         }
         done.push(dir.clone());
         if ver == Ver::V2 {
-            for ctl in layout.v2_wanted() {
-                write(&mount.join("cgroup.subtree_control"), &format!("+{ctl}"))?;
-            }
+            enable_v2(layout, mount, rec)?;
         }
-        mkdir(&parent)?;
+        if mkdir(&parent)? {
+            mark_ours(&parent);
+            rec.made_parents.push(parent.clone());
+        }
         if ver == Ver::V2 {
-            for ctl in layout.v2_wanted() {
-                write(&parent.join("cgroup.subtree_control"), &format!("+{ctl}"))?;
-            }
+            enable_v2(layout, &parent, rec)?;
         }
         if ver == Ver::V1 && c == "cpuset" {
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                if read(&parent.join(f)).is_empty() {
-                    write(&parent.join(f), &read(&mount.join(f)))?;
+                let have = read(&mount.join(f));
+                if read(&parent.join(f)) != have {
+                    write(&parent.join(f), &have)?;
                 }
             }
         }
-        mkdir(&dir)?;
+        if !mkdir(&dir)? {
+            rec.cgroups.retain(|d| *d != dir);
+            return Err(LimitError::Unsupported {
+                resource: "limits".into(),
+                why: format!("cgroup {} is there already and is not this start's: remove it (rmdir) if no jail uses it", dir.display()),
+            });
+        }
         if ver == Ver::V1 && c == "cpuset" {
             for f in ["cpuset.mems", "cpuset.cpus"] {
                 if read(&dir.join(f)).is_empty() {
@@ -149,52 +276,52 @@ fn make_dirs(layout: &Layout, name: &str) -> Result<(), LimitError> {
     Ok(())
 }
 
-fn mkdir(d: &Path) -> Result<(), LimitError> {
-    match fs::create_dir(d) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            Err(LimitError::os(format!("make cgroup {}", d.display()), e))
+/// Enable the wanted v2 controllers in `dir`'s `cgroup.subtree_control`, recording
+/// each one this enabled.
+fn enable_v2(layout: &Layout, dir: &Path, rec: &mut Applied) -> Result<(), LimitError> {
+    let f = dir.join("cgroup.subtree_control");
+    let on = read(&f);
+    for ctl in layout.v2_wanted() {
+        if on.split_whitespace().any(|c| c == ctl) {
+            continue;
         }
-        _ => Ok(()),
+        write(&f, &format!("+{ctl}"))?;
+        rec.subtree.push((f.clone(), ctl.to_string()));
+    }
+    Ok(())
+}
+
+/// The extended attribute that marks a jails' folder (`jailctl`) as made by us: any
+/// start may remove it once it is empty; one without it (an administrator's) stays.
+const MARK: &std::ffi::CStr = c"trusted.jailctl.made";
+
+fn mark_ours(d: &Path) {
+    let Ok(p) = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: setxattr with valid NUL-terminated strings and a 1-byte value.
+    if unsafe { libc::setxattr(p.as_ptr(), MARK.as_ptr(), b"1".as_ptr().cast(), 1, 0) } != 0 {
+        let e = io::Error::last_os_error();
+        tracing::info!(folder = %d.display(), error = %e, "cannot mark the jails' cgroup folder: it will stay");
     }
 }
 
-fn do_control(layout: &Layout, name: &str, pids: &[i32], c: &Control) -> Result<(), LimitError> {
-    match c {
-        Control::File {
-            controller,
-            file,
-            value,
-        } => {
-            let Some((_, dir)) = layout.dir(controller, name) else {
-                return Ok(());
-            };
-            let value = if *file == "cpuset.cpus" && value.is_empty() {
-                read(&dir.parent().unwrap_or(&dir).join("cpuset.cpus"))
-            } else {
-                value.clone()
-            };
-            let memsw = dir.join("memory.memsw.limit_in_bytes");
-            // swap counts too: the limit is of memory, not of memory in RAM
-            let raise_swap_first = *file == "memory.limit_in_bytes" && memsw.exists();
-            if raise_swap_first && value == "-1" {
-                write(&memsw, "-1")?;
-            }
-            write(&dir.join(file), &value)?;
-            if raise_swap_first && value != "-1" {
-                write(&memsw, &value)?;
-            }
-            Ok(())
-        }
-        Control::Rlimit {
-            resource, value, ..
-        } => {
-            for &pid in pids {
-                lower_rlimit(pid, *resource, *value, *value)
-                    .map_err(|e| LimitError::os(format!("prlimit of {pid}"), e))?;
-            }
-            Ok(())
-        }
-        Control::Report => Ok(()),
+fn is_ours(d: &Path) -> bool {
+    let Ok(p) = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut v = [0u8; 4];
+    // SAFETY: getxattr into a local buffer of the length given.
+    let n = unsafe { libc::getxattr(p.as_ptr(), MARK.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+    n == 1 && v[0] == b'1'
+}
+
+/// Make cgroup `d`: `false` when it was there already.
+fn mkdir(d: &Path) -> Result<bool, LimitError> {
+    match fs::create_dir(d) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(LimitError::os(format!("make cgroup {}", d.display()), e)),
     }
 }
 
@@ -227,21 +354,6 @@ fn lower_rlimit(pid: i32, resource: u32, soft: u64, hard: u64) -> io::Result<()>
     Ok(())
 }
 
-/// `uncap`: lift every cgroup limit (the cgroups stay, so that processes attached
-/// later still join them). Lowered resource limits stay until a restart (raising a
-/// hard limit needs CAP_SYS_RESOURCE).
-pub fn reset(name: &str, _jid: i32, _rec: &Applied) -> Result<(), LimitError> {
-    let layout = Layout::detect();
-    let parent_cpus = layout
-        .find("cpuset")
-        .map(|(_, m)| read(&m.join(PARENT).join("cpuset.cpus")))
-        .unwrap_or_default();
-    for c in reset_controls(&layout, &parent_cpus) {
-        do_control(&layout, name, &[], &c)?;
-    }
-    Ok(())
-}
-
 /// Remove the cgroups recorded (emptied by the jail's removal; a zombie may keep one
 /// busy for a moment), and the jails' folder when no other jail uses it.
 pub fn release(rec: &Applied) -> Result<(), LimitError> {
@@ -270,8 +382,33 @@ pub fn release(rec: &Applied) -> Result<(), LimitError> {
         if let Some(e) = last {
             return Err(LimitError::os(format!("remove cgroup {}", d.display()), e));
         }
-        if let Some(p) = d.parent().filter(|p| p.ends_with(PARENT)) {
-            let _ = fs::remove_dir(p);
+    }
+    // the jails' folders this start made, once no other jail uses them, and then
+    // the controllers it enabled for them
+    let mut gone = Vec::new();
+    let mut parents: Vec<PathBuf> = rec.made_parents.clone();
+    for d in &rec.cgroups {
+        if let Some(p) = d
+            .parent()
+            .filter(|p| is_ours(p) && !parents.iter().any(|q| q == p))
+        {
+            parents.push(p.to_path_buf());
+        }
+    }
+    for p in &parents {
+        if (is_ours(p) && fs::remove_dir(p).is_ok()) || !p.exists() {
+            gone.push(p.clone());
+        }
+    }
+    for (f, ctl) in rec.subtree.iter().rev() {
+        let below = f.parent().map(|d| d.join(PARENT));
+        let folder_gone = gone
+            .iter()
+            .any(|g| Some(g) == below.as_ref() || f.starts_with(g));
+        if folder_gone && f.exists() {
+            if let Err(e) = fs::write(f, format!("-{ctl}")) {
+                tracing::info!(file = %f.display(), error = %e, "controller left enabled (in use)");
+            }
         }
     }
     Ok(())
@@ -369,58 +506,51 @@ pub fn usage(_name: &str, rec: Option<&Applied>, pids: &[i32]) -> Vec<(String, S
     out
 }
 
-/// Called by an attaching process before it enters the jail whose init is `init`:
-/// join each cgroup of ours (`jailctl/NAME`) the init is in, and take on the init's
-/// resource limits where they are lower. The init's cgroups are those the host
-/// moved it into; a path outside `jailctl/` is never joined.
-pub fn join_jail_cgroups(init: i32) -> io::Result<()> {
-    let Ok(text) = fs::read_to_string(format!("/proc/{init}/cgroup")) else {
-        return Ok(());
-    };
-    let layout = Layout::detect();
-    let mut joined = false;
-    for line in text.lines() {
-        let Some((ctrls, name)) = jail_line(line) else {
-            continue;
+/// The resource limits of process `pid` that jails' limits set (soft, hard).
+pub fn rlimits_of(pid: i32) -> Vec<(u32, u64, u64)> {
+    let mut out = Vec::new();
+    for r in RLIMITS {
+        let mut lim = libc::rlimit64 {
+            rlim_cur: 0,
+            rlim_max: 0,
         };
-        let mount = if ctrls.is_empty() {
-            layout.v2.as_ref().map(|(m, _)| m.as_path())
-        } else {
-            ctrls
-                .iter()
-                .find_map(|c| layout.v1.get(*c))
-                .map(|m| m.as_path())
-        };
-        let Some(mount) = mount else { continue };
-        let procs = mount.join(PARENT).join(name).join("cgroup.procs");
-        fs::write(&procs, b"0").map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("joining the jail's cgroup {}: {e}", procs.display()),
-            )
-        })?;
-        joined = true;
-    }
-    if joined {
-        for r in [
-            libc::RLIMIT_NOFILE,
-            libc::RLIMIT_MEMLOCK,
-            libc::RLIMIT_STACK,
-            libc::RLIMIT_CORE,
-            libc::RLIMIT_AS,
-            libc::RLIMIT_DATA,
-        ] {
-            let mut lim = libc::rlimit64 {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: prlimit64 reading the init's limit into a local struct.
-            if unsafe { libc::prlimit64(init, r, std::ptr::null(), &mut lim) } == 0 {
-                lower_rlimit(0, r as _, lim.rlim_cur, lim.rlim_max)?;
-            }
+        // SAFETY: prlimit64 reading a process's limit into a local struct.
+        if unsafe { libc::prlimit64(pid, r, std::ptr::null(), &mut lim) } == 0 {
+            out.push((r as u32, lim.rlim_cur, lim.rlim_max));
         }
     }
+    out
+}
+
+/// Lower our own resource limits to `lims` (from [`rlimits_of`]).
+pub fn lower_rlimits(lims: &[(u32, u64, u64)]) -> io::Result<()> {
+    for &(r, soft, hard) in lims {
+        lower_rlimit(0, r, soft, hard)?;
+    }
     Ok(())
+}
+
+const RLIMITS: [libc::__rlimit_resource_t; 6] = [
+    libc::RLIMIT_NOFILE,
+    libc::RLIMIT_MEMLOCK,
+    libc::RLIMIT_STACK,
+    libc::RLIMIT_CORE,
+    libc::RLIMIT_AS,
+    libc::RLIMIT_DATA,
+];
+
+/// The jail `name`'s resource-limit cgroups that exist (made by `jailctl` before
+/// the jail): the jail layer records them at creation, its init joins them before
+/// it makes its namespaces, and every process attaching later joins them too.
+pub fn existing_dirs(name: &str) -> Vec<PathBuf> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Vec::new();
+    }
+    Layout::detect()
+        .jail_dirs(name)
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect()
 }
 
 #[cfg(test)]
@@ -451,6 +581,15 @@ mod tests {
             ],
             cpuset: Some("0".into()),
         };
+        let mut rec = Applied::default();
+        make_dirs(&layout, "ioc-x", &mut rec).unwrap();
+        assert_eq!(rec.made_parents, [m.join("jailctl")]);
+        assert!(rec
+            .subtree
+            .contains(&(m.join("cgroup.subtree_control"), "pids".to_string())));
+        // a cgroup of that name already there is not adopted
+        assert!(make_dirs(&layout, "ioc-x", &mut Applied::default()).is_err());
+        fs::write(m.join("jailctl/cpuset.cpus.effective"), "0-1").unwrap();
         let a = apply_in(&layout, "ioc-x", &[], &plan).unwrap();
         let d = m.join("jailctl/ioc-x");
         assert_eq!(a.cgroups.as_slice(), std::slice::from_ref(&d));

@@ -49,6 +49,10 @@ pub struct InitConfig {
     pub userns: UserNsMode,
     /// `cgroup.procs` of the jail's devices cgroup (v1), joined before the namespaces.
     pub cgroup_procs: Option<CString>,
+    /// `cgroup.procs` of the jail's resource-limit cgroups (`jailctl/NAME`, one per
+    /// hierarchy), joined before the namespaces too: every jail process is in them
+    /// from the start and the jail's cgroup namespace is rooted there.
+    pub limit_procs: Vec<CString>,
 }
 
 /// The user namespace of a jail, as the system calls need it.
