@@ -51,7 +51,6 @@ impl Action {
             "deny" => Action::Deny,
             "log" => Action::Log,
             "devctl" => Action::Devctl,
-            "throttle" => Action::Throttle,
             s if s.len() > 3
                 && s.starts_with("sig")
                 && s[3..].chars().all(|c| c.is_ascii_alphanumeric()) =>
@@ -96,7 +95,11 @@ impl Rule {
         if value == "off" {
             return Ok(None);
         }
-        let bad = || format!("{resource}: \"{value}\" is not AMOUNT:ACTION (e.g. 512M:deny)");
+        let bad = || {
+            format!(
+                "{resource}: \"{value}\" is not AMOUNT:ACTION: AMOUNT is {AMOUNT_FORMS}, ACTION deny, log, devctl or sigNAME"
+            )
+        };
         let (amount, action) = value.split_once(':').ok_or_else(bad)?;
         let action = Action::parse(action).ok_or_else(bad)?;
         let n = parse_amount(amount).ok_or_else(bad)?;
@@ -118,23 +121,24 @@ impl Rule {
 /// forms too), as rctl(8) and iocage write them.
 pub fn parse_amount(s: &str) -> Option<u64> {
     let s = s.trim();
-    let cut = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let cut = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(cut);
-    let n: f64 = num.parse().ok()?;
-    let mult: u64 = match unit.to_ascii_uppercase().trim_end_matches('B') {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        "P" => 1 << 50,
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
         _ => return None,
     };
-    let v = n * mult as f64;
-    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+    n.checked_mul(1u64 << shift)
 }
+
+/// The forms of an amount [`parse_amount`] accepts, for error messages.
+pub const AMOUNT_FORMS: &str =
+    "an integer with an optional K, M, G, T or P suffix (e.g. 512M; no fractions, no B)";
 
 /// The limits to apply to a jail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -267,8 +271,16 @@ mod tests {
         assert_eq!(Rule::parse("maxproc", "off").unwrap(), None);
         let r = Rule::parse("pcpu", "50:sigterm").unwrap().unwrap();
         assert_eq!(r.action, Action::Signal("term".into()));
-        assert_eq!(parse_amount("1.5K"), Some(1536));
-        assert_eq!(parse_amount("8GB"), Some(8 << 30));
+        assert_eq!(parse_amount("8G"), Some(8 << 30));
+        assert_eq!(parse_amount("3k"), Some(3 << 10));
+        // review: malformed amounts are refused, not rounded
+        for bad in ["1.5", "1.5K", "5KB", "8GB", "", "K", "-1", "99999999999P"] {
+            assert_eq!(parse_amount(bad), None, "{bad}");
+        }
+        let e = Rule::parse("memoryuse", "5KB:deny").unwrap_err();
+        assert!(e.contains("no fractions, no B"), "{e}");
+        // throttle: rctl(8) takes it only for I/O rates, which are not properties
+        assert!(Rule::parse("maxproc", "5:throttle").is_err());
         assert!(Rule::parse("maxproc", "5").is_err());
         assert!(Rule::parse("maxproc", "5:explode").is_err());
         assert!(Rule::parse("maxproc", "x:deny").is_err());
@@ -278,11 +290,8 @@ mod tests {
     fn freebsd_rule_strings_and_cpuset_arguments() {
         let r = Rule::parse("memoryuse", "4G:deny").unwrap().unwrap();
         assert_eq!(rctl_rule("ioc-abc", &r), "jail:ioc-abc:memoryuse:deny=4G");
-        let r = Rule::parse("readbps", "10M:throttle").unwrap().unwrap();
-        assert_eq!(
-            rctl_rule("ioc-abc", &r),
-            "jail:ioc-abc:readbps:throttle=10M"
-        );
+        let r = Rule::parse("maxproc", "10:sigterm").unwrap().unwrap();
+        assert_eq!(rctl_rule("ioc-abc", &r), "jail:ioc-abc:maxproc:sigterm=10");
         assert_eq!(rctl_subject("ioc-abc"), "jail:ioc-abc");
         assert_eq!(cpuset_args("0,2-3", 7), ["-l", "0,2-3", "-j", "7"]);
         assert_eq!(

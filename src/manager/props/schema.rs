@@ -4,7 +4,7 @@ use super::{Kind, Prop, Source};
 use Kind::*;
 use Source::{Jail, Local, Login, Zfs};
 
-pub(super) const RCTL_ACTIONS: &[&str] = &["deny", "log", "devctl", "throttle"];
+pub(super) const RCTL_ACTIONS: &[&str] = &["deny", "log", "devctl"];
 
 macro_rules! prop {
     ($n:expr, $k:expr, $d:expr, $s:expr, $r:expr, $l:expr, $descr:expr) => {

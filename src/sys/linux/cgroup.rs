@@ -166,6 +166,11 @@ pub fn controls(layout: &Layout, r: &Rule) -> Result<Vec<Control>, LimitError> {
             .map(|(v, _)| v)
             .ok_or_else(|| unsupported(&format!("no {c} cgroup controller on this host")))
     };
+    if let Action::Signal(sig) = &r.action {
+        return Err(unsupported(&format!(
+            "sig{sig}: Linux cgroups cannot send a signal at a limit: use deny or log"
+        )));
+    }
     let hard = r.action.enforcing();
     let rlimit = |name: &'static str, resource: u32| {
         Ok(vec![if hard {
@@ -182,9 +187,9 @@ pub fn controls(layout: &Layout, r: &Rule) -> Result<Vec<Control>, LimitError> {
     match r.resource.as_str() {
         "memoryuse" => Ok(match (ver("memory")?, hard) {
             (Ver::V1, true) => vec![file("memory", "memory.limit_in_bytes", n)],
-            (Ver::V1, false) => vec![file("memory", "memory.soft_limit_in_bytes", n)],
+            // log: monitored only (inuse shows the cgroup's usage and events)
+            (_, false) => vec![Control::Report],
             (Ver::V2, true) => vec![file("memory", "memory.max", n)],
-            (Ver::V2, false) => vec![file("memory", "memory.high", n)],
         }),
         "maxproc" | "nthr" => Ok(if hard {
             ver("pids")?;
@@ -319,10 +324,7 @@ mod tests {
             "memory.max=67108864"
         );
         let r = Rule::parse("memoryuse", "64M:log").unwrap().unwrap();
-        assert_eq!(
-            controls(&l, &r).unwrap()[0].describe(),
-            "memory.high=67108864"
-        );
+        assert_eq!(controls(&l, &r).unwrap()[0].describe(), "reported only");
         let r = Rule::parse("pcpu", "50:deny").unwrap().unwrap();
         assert_eq!(
             controls(&l, &r).unwrap()[0].describe(),
@@ -343,13 +345,13 @@ mod tests {
                 .collect()
         };
         assert_eq!(d("maxproc", "5:deny"), ["pids.max=5"]);
-        assert_eq!(d("nthr", "9:sigkill"), ["pids.max=9"]);
+        // review: no silent stand-in for a signal
+        let e = controls(&l, &Rule::parse("nthr", "9:sigkill").unwrap().unwrap());
+        assert!(e.unwrap_err().to_string().contains("sigkill"));
         assert_eq!(d("maxproc", "5:log"), ["reported only"]);
         assert_eq!(d("memoryuse", "1K:deny"), ["memory.limit_in_bytes=1024"]);
-        assert_eq!(
-            d("memoryuse", "8G:log"),
-            ["memory.soft_limit_in_bytes=8589934592"]
-        );
+        // log is monitoring only: no soft limit that reclaims or throttles
+        assert_eq!(d("memoryuse", "8G:log"), ["reported only"]);
         assert_eq!(
             d("pcpu", "50:deny"),
             ["cpu.cfs_period_us=100000", "cpu.cfs_quota_us=50000"]
