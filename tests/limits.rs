@@ -496,3 +496,17 @@ fn a_failed_cap_keeps_the_limits_in_force() {
     assert!(err.contains("not running"), "{err}");
     assert!(no_cgroup_left(&u), "cap of a stopped jail made its cgroups");
 }
+
+/// Review findings 6 and 8: values that could never work as written are refused at
+/// `set`, naming the accepted forms.
+#[test]
+fn malformed_amounts_and_unusable_actions_are_refused_at_set() {
+    let e = env();
+    e.create(&["tag=lim6"]);
+    for bad in ["1.5:deny", "5KB:deny", "64M:throttle"] {
+        let err = e.fails(&["set", &format!("memoryuse={bad}"), "lim6"]);
+        assert!(err.contains("AMOUNT"), "{bad}: {err}");
+        assert!(err.contains("K, M, G, T or P"), "{bad}: {err}");
+    }
+    e.ok(&["set", "memoryuse=64M:deny", "lim6"]);
+}

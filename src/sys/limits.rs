@@ -184,9 +184,7 @@ pub struct Applied {
 /// How an OS enforces a resource (for `set`, `defaults` and the manual page).
 pub fn linux_control(resource: &str) -> Option<&'static str> {
     Some(match resource {
-        "memoryuse" => {
-            "cgroup memory: deny=memory.max/limit_in_bytes, log=memory.high/soft_limit_in_bytes"
-        }
+        "memoryuse" => "cgroup memory: deny=memory.max/limit_in_bytes, log=monitored only (inuse)",
         "maxproc" | "nthr" => "cgroup pids.max (processes and threads together)",
         "pcpu" => "cgroup cpu.max/cfs_quota_us (percent of one CPU)",
         "vmemoryuse" => "RLIMIT_AS of each process",
