@@ -106,7 +106,7 @@ pub fn current(rec: &Applied) -> Vec<(String, String, String)> {
     rec.controls
         .iter()
         .map(|(res, rule, ctl)| {
-            let now = if ctl.starts_with("jail:") && !listed.lines().any(|l| l.trim() == ctl) {
+            let now = if ctl.starts_with("jail:") && !listed.lines().any(|l| same_rule(l, ctl)) {
                 format!("{ctl} (missing)")
             } else {
                 ctl.clone()
@@ -121,4 +121,17 @@ pub fn usage(name: &str, _rec: Option<&Applied>, _pids: &[i32]) -> Vec<(String, 
     tool::run("rctl", &["-u", rctl_subject(name).as_str()])
         .map(|s| parse_usage(&s))
         .unwrap_or_default()
+}
+
+/// Whether two rule texts are the same rule: `rctl -l` prints amounts without
+/// suffixes (`4294967296` for our `4G`).
+fn same_rule(a: &str, b: &str) -> bool {
+    let split = |s: &str| {
+        let (head, amount) = s.trim().rsplit_once('=')?;
+        Some((head.to_string(), crate::sys::limits::parse_amount(amount)?))
+    };
+    match (split(a), split(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.trim() == b.trim(),
+    }
 }
