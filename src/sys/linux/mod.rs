@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod cgroup_fs;
+pub mod cgroup_read;
 pub use cgroup_fs as limits;
 mod init;
 mod init_loop;
