@@ -169,6 +169,11 @@ pub fn attach(key: Key<'_>) -> Result<(), JailError> {
     sys::attach(jid).map_err(|e| JailError::os(format!("jail {jid}: attach"), e))
 }
 
+/// Every process of the jail (FreeBSD jails have no init of ours).
+pub fn all_processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
+    processes(key)
+}
+
 /// Pids of the processes in a jail, from pgrep(1) `-j`.
 pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
     let jid = getid(key)?;

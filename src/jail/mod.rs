@@ -252,6 +252,12 @@ pub fn processes(jail: &str) -> Result<Vec<i32>, JailError> {
     os::processes(parse_key(jail))
 }
 
+/// Host pids of every process of a jail, its Linux init included: what the cgroups
+/// of its resource limits must hold.
+pub fn all_processes(jail: &str) -> Result<Vec<i32>, JailError> {
+    os::all_processes(parse_key(jail))
+}
+
 /// Send `sig` to every process of a jail; returns how many were signalled. On Linux
 /// each is named by a pidfd checked to be in the jail (never a reused pid).
 pub fn signal_processes(jail: &str, sig: i32) -> Result<usize, JailError> {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::jail::exec::{self, ExecSpec, ExecStatus, ExecStdio, ExecUser};
 use crate::jail::{self, Flags, JailError, JailInfo, JailParam};
+use crate::sys::limits::{Applied, LimitError, Plan};
 use crate::sys::tool::{self, HostCommand, Outcome, ToolError};
 
 use super::runstate::MountRecord;
@@ -90,6 +91,18 @@ pub trait JailOps: Send + Sync {
     fn list(&self) -> Result<Vec<JailInfo>, JailError>;
     /// Every parameter of a live jail.
     fn params(&self, name: &str) -> Result<Vec<JailParam>, JailError>;
+    /// Resource limits (`sys::os::limits`): before jail `name` is made.
+    fn limits_prepare(&self, name: &str, rec: &mut Applied) -> Result<(), LimitError>;
+    /// Resource limits of live jail `name` (`jid`): `plan` over `prev`.
+    fn limits_apply(
+        &self,
+        name: &str,
+        jid: i32,
+        plan: &Plan,
+        prev: Option<&Applied>,
+    ) -> Result<Applied, LimitError>;
+    /// Remove what `rec` records.
+    fn limits_release(&self, rec: &Applied) -> Result<(), LimitError>;
     /// Run `/bin/sh -c SCRIPT` in the jail as its root, output appended to `log`,
     /// killed after `timeout`.
     fn run_script(
@@ -232,6 +245,30 @@ impl JailOps for RealJails {
 
     fn params(&self, name: &str) -> Result<Vec<JailParam>, JailError> {
         jail::get(name, &[], Flags::NONE)
+    }
+
+    fn limits_prepare(&self, name: &str, rec: &mut Applied) -> Result<(), LimitError> {
+        crate::sys::os::limits::prepare(name, rec)
+    }
+
+    fn limits_apply(
+        &self,
+        name: &str,
+        jid: i32,
+        plan: &Plan,
+        prev: Option<&Applied>,
+    ) -> Result<Applied, LimitError> {
+        let pids = jail::all_processes(name).map_err(|e| {
+            LimitError::os(
+                format!("the processes of jail {name}"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        crate::sys::os::limits::apply(name, jid, &pids, plan, prev)
+    }
+
+    fn limits_release(&self, rec: &Applied) -> Result<(), LimitError> {
+        crate::sys::os::limits::release(rec)
     }
 
     fn run_script(

@@ -78,6 +78,14 @@ impl Manager {
                     j.tag()
                 ));
             }
+            let limit = matches!(p.source, props::Source::Rctl | props::Source::Cpuset);
+            if running && (limit || k == "rlimits") {
+                notes.push(format!(
+                    "{k}: jail {} is running; `jailctl cap {}` applies it now",
+                    j.tag(),
+                    j.tag()
+                ));
+            }
             if props::effect(p, OS) == props::Effect::StoredOnly {
                 let os = match OS {
                     Os::Linux => "Linux",

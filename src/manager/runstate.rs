@@ -56,6 +56,9 @@ pub struct RunState {
     /// that still exists (a host whose run directory survives a reboot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
+    /// The resource limits applied (cgroups, rctl rules), removed at stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::sys::limits::Applied>,
 }
 
 impl RunState {
@@ -161,6 +164,7 @@ mod tests {
             net: vec![],
             phase: Some(Phase::Stopping),
             boot: Some("1700000000.000001".into()),
+            limits: None,
         };
         assert_eq!(st.clone().current(Some("1700000000.000001")), st);
         assert_eq!(st.current(Some("1710000000.123456")), RunState::default());

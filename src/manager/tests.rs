@@ -99,6 +99,31 @@ impl JailOps for FakeJails {
         self.0.jails.lock().unwrap().get(name).copied()
     }
 
+    fn limits_prepare(
+        &self,
+        _name: &str,
+        _rec: &mut crate::sys::limits::Applied,
+    ) -> Result<(), crate::sys::limits::LimitError> {
+        Ok(())
+    }
+
+    fn limits_apply(
+        &self,
+        _name: &str,
+        _jid: i32,
+        _plan: &crate::sys::limits::Plan,
+        _prev: Option<&crate::sys::limits::Applied>,
+    ) -> Result<crate::sys::limits::Applied, crate::sys::limits::LimitError> {
+        Ok(Default::default())
+    }
+
+    fn limits_release(
+        &self,
+        _rec: &crate::sys::limits::Applied,
+    ) -> Result<(), crate::sys::limits::LimitError> {
+        Ok(())
+    }
+
     fn remove(&self, name: &str) -> Result<(), JailError> {
         self.0.call("remove".into()).map_err(jerr)?;
         self.0.jails.lock().unwrap().remove(name);
@@ -299,6 +324,7 @@ fn stop_undoes_exactly_what_the_run_state_recorded() {
         phase: None,
         boot: None,
         net: vec![],
+        limits: None,
     };
     f.m.write_state(&f.uuid, &st).unwrap();
     assert!(f.m.stop("t").unwrap());
@@ -346,6 +372,7 @@ fn an_interrupted_start_is_finished_by_stopping() {
         phase: Some(Phase::Starting),
         boot: None,
         net: vec![],
+        limits: None,
     };
     f.m.write_state(&f.uuid, &st).unwrap();
     assert_eq!(f.m.phase(&f.uuid), Some(("starting".into(), true)));

@@ -12,6 +12,7 @@ pub mod freebsd;
 pub use freebsd as os;
 
 pub mod files;
+pub mod limits;
 pub mod snapio;
 pub mod tool;
 pub mod unix;

@@ -10,6 +10,7 @@ use clap::Subcommand;
 use crate::manager::{fetch::Origin, props, CreateOpts, Jail, Manager, ManagerError, Selection};
 
 mod boot;
+mod limits;
 mod list;
 mod snap;
 
@@ -119,6 +120,14 @@ pub enum ManageCmd {
     },
     /// The running jail's kernel parameters.
     Runtime { jail: String },
+    /// Apply the running jail's resource limits (again, after `set`).
+    Cap { jail: String },
+    /// Lift every resource limit of the running jail.
+    Uncap { jail: String },
+    /// The resource limits in force on a running jail, or on every one.
+    Limits(limits::TableArgs),
+    /// What a running jail (or every one) consumes: memory, processes, CPU, files.
+    Inuse(limits::TableArgs),
     /// Destroy data: -a everything, -r releases, -j jails, -t templates (needs -f).
     Clean {
         #[arg(short = 'f')]
@@ -455,6 +464,10 @@ fn run_with(m: &Manager, sel: &Selection, cmd: ManageCmd, out: &mut impl Write) 
             Ok(ExitCode::from(code as u8))
         }
         ManageCmd::Console { force, jail } => Ok(ExitCode::from(m.console(&jail, force)? as u8)),
+        ManageCmd::Cap { jail } => limits::cap(m, &jail),
+        ManageCmd::Uncap { jail } => limits::uncap(m, &jail),
+        ManageCmd::Limits(a) => limits::limits(m, &a, out),
+        ManageCmd::Inuse(a) => limits::inuse(m, &a, out),
         ManageCmd::Runtime { jail } => {
             for (k, v) in m.runtime(&jail)? {
                 let _ = writeln!(out, "{k}={v}");

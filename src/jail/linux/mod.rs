@@ -163,7 +163,7 @@ pub fn attach(key: Key<'_>) -> Result<(), JailError> {
             })?
     };
     let c = e.confinement()?;
-    sys::attach(e.init_pid, e.init_start, &c, e.cgroup_procs().as_deref())
+    sys::attach(e.init_pid, e.init_start, &c, &e.cgroup_procs())
         .map_err(|err| JailError::os(format!("jail {key}: attach"), err))
 }
 
@@ -179,7 +179,7 @@ pub fn processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
 /// jail's namespaces; zombies and the init excluded. Without a cgroup: one scan of
 /// /proc ([`members`]). The removal of a jail always scans /proc ([`kill_members`]).
 pub(super) fn members_of(e: &Entry) -> Vec<i32> {
-    let Some(procs) = e.cgroup_procs() else {
+    let Some(procs) = e.cgroup.as_ref().map(|c| Path::new(c).join("cgroup.procs")) else {
         return members(e.init_pid);
     };
     // a cgroup below the jail's (made by the jail) lists its processes elsewhere
@@ -198,6 +198,14 @@ pub(super) fn members_of(e: &Entry) -> Vec<i32> {
         .filter(|&pid| pid != e.init_pid && matches!(sys::proc_start_time(pid), Some((_, false))))
         .filter(|&pid| id.holds(pid))
         .collect()
+}
+
+/// The jail's init and [`processes`].
+pub fn all_processes(key: Key<'_>) -> Result<Vec<i32>, JailError> {
+    let (init, _) = init_of(key)?;
+    let mut out = vec![init];
+    out.extend(members(init));
+    Ok(out)
 }
 
 /// One scan of /proc for the live members of the jail whose init is `init`: its pid

@@ -30,6 +30,10 @@ pub struct Entry {
     /// The jail's devices cgroup (v1) directory, when the host has that controller.
     #[serde(default)]
     pub cgroup: Option<String>,
+    /// The jail's resource-limit cgroups (`jailctl/NAME`), found by its name when it
+    /// was made: its init joined them, and every process entering it joins them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit_cgroups: Vec<String>,
 }
 
 impl Entry {
@@ -66,10 +70,13 @@ impl Entry {
         Ok(confinement(&policy))
     }
 
-    pub(super) fn cgroup_procs(&self) -> Option<PathBuf> {
+    /// The `cgroup.procs` files a process entering the jail writes itself to.
+    pub(super) fn cgroup_procs(&self) -> Vec<PathBuf> {
         self.cgroup
-            .as_ref()
+            .iter()
+            .chain(&self.limit_cgroups)
             .map(|c| Path::new(c).join("cgroup.procs"))
+            .collect()
     }
 
     /// Remove the jail's devices cgroup once its processes are gone.

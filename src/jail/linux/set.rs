@@ -200,6 +200,11 @@ pub(super) fn create(
         .as_ref()
         .map(|c| cstr(&c.join("cgroup.procs").display().to_string(), "cgroup"))
         .transpose()?;
+    let limit_cgroups = sys::limits::existing_dirs(&name);
+    let limit_procs = limit_cgroups
+        .iter()
+        .map(|c| cstr(&c.join("cgroup.procs").display().to_string(), "cgroup"))
+        .collect::<Result<Vec<_>, _>>()?;
     let cfg = sys::InitConfig {
         confine: confinement(&policy),
         userns: match policy.userns {
@@ -208,6 +213,7 @@ pub(super) fn create(
             crate::jail::confine::UserNs::Mapped { base } => sys::UserNsMode::Mapped { base },
         },
         cgroup_procs,
+        limit_procs,
         path: cstr(&path, "path")?,
         hostname: hostname
             .as_deref()
@@ -245,6 +251,10 @@ pub(super) fn create(
         init_start,
         dying: false,
         cgroup: cgroup.as_ref().map(|c| c.display().to_string()),
+        limit_cgroups: limit_cgroups
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect(),
     };
     // On any error from here on, dropping `handle` uncommitted makes the init exit.
     if let Err(e) = reg.write(&entry) {
@@ -254,7 +264,7 @@ pub(super) fn create(
     }
     if flags.contains(Flags::ATTACH) {
         let attached = entry.confinement().and_then(|c| {
-            sys::attach(handle.pid, init_start, &c, entry.cgroup_procs().as_deref())
+            sys::attach(handle.pid, init_start, &c, &entry.cgroup_procs())
                 .map_err(|e| JailError::os(format!("jail \"{name}\": attach"), e))
         });
         if let Err(e) = attached {
@@ -362,7 +372,7 @@ pub(super) fn update(
     }
     if flags.contains(Flags::ATTACH) {
         let c = e.confinement()?;
-        sys::attach(e.init_pid, e.init_start, &c, e.cgroup_procs().as_deref())
+        sys::attach(e.init_pid, e.init_start, &c, &e.cgroup_procs())
             .map_err(|err| JailError::os(format!("jail \"{label}\": attach"), err))?;
     }
     Ok(e.jid)

@@ -4,6 +4,7 @@
 //! jail (`restart`, `exec`, `console`, `runtime`).
 
 pub mod hooks;
+pub mod limits;
 pub mod mounts;
 pub mod net;
 mod net_apply;

@@ -135,6 +135,7 @@ impl Manager {
     /// end, unless network objects are still recorded in it ([`Manager::undo_network`]
     /// failed): they stay for the next stop, start or destroy.
     pub(crate) fn unmount_recorded(&self, uuid: &str) -> Result<()> {
+        self.release_limits(uuid)?;
         let mut st = self.read_state(uuid);
         while let Some(m) = st.mounts.pop() {
             if let Err(e) = self.host.unmount(&m) {

@@ -15,7 +15,7 @@ use crate::manager::{Jail, Manager};
 use crate::sys::OS;
 
 /// The steps of start, in order.
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 12] = [
     "keep the jails' folder private",
     "mount the root",
     "exec_prestart",
@@ -23,6 +23,7 @@ pub const STEPS: [&str; 11] = [
     "devfs, fdescfs, procfs",
     "resolv.conf",
     "create the jail",
+    "resource limits",
     "network",
     "exec_start",
     "exec_poststart",
@@ -57,7 +58,9 @@ impl Start<'_> {
         self.fstab()?;
         self.filesystems()?;
         self.resolver()?;
+        self.m.prepare_limits(self.j, &mut self.st)?;
         let jid = self.create()?;
+        self.m.apply_limits(self.j, jid, &mut self.st)?;
         self.network()?;
         self.m.hook(&c, "exec_start", Where::Jail, &c.hooks.start)?;
         self.m

@@ -153,8 +153,6 @@ pub const NOT_YET_ON_FREEBSD: &[&str] = &[
     "mount_linprocfs",
     "jail_zfs",
     "jail_zfs_dataset",
-    "rlimits",
-    "cpuset",
 ];
 
 /// What setting a property does on an OS.
@@ -170,10 +168,11 @@ pub enum Effect {
 /// manual page's lists.
 pub fn effect(p: &Prop, os: crate::sys::Os) -> Effect {
     let applied = match os {
-        crate::sys::Os::Linux => p.linux,
-        crate::sys::Os::FreeBsd => {
-            p.source != Source::Rctl && !NOT_YET_ON_FREEBSD.contains(&p.name)
+        crate::sys::Os::Linux if p.source == Source::Rctl => {
+            crate::sys::limits::linux_enforces(p.name)
         }
+        crate::sys::Os::Linux => p.linux,
+        crate::sys::Os::FreeBsd => !NOT_YET_ON_FREEBSD.contains(&p.name),
     };
     if applied {
         Effect::Enforced
@@ -215,7 +214,11 @@ mod tests {
             assert!(lookup(name).is_ok(), "{name}");
         }
         let e = |n: &str, os| effect(lookup(n).unwrap(), os);
-        assert_eq!(e("memoryuse", Os::FreeBsd), Effect::StoredOnly);
+        // issue 14: rctl properties are applied (Linux: those with an equivalent)
+        assert_eq!(e("memoryuse", Os::FreeBsd), Effect::Enforced);
+        assert_eq!(e("memoryuse", Os::Linux), Effect::Enforced);
+        assert_eq!(e("wallclock", Os::Linux), Effect::StoredOnly);
+        assert_eq!(e("cpuset", Os::Linux), Effect::Enforced);
         assert_eq!(e("interfaces", Os::FreeBsd), Effect::StoredOnly);
         assert_eq!(e("allow_mount_zfs", Os::FreeBsd), Effect::Enforced);
         assert_eq!(e("allow_mount_zfs", Os::Linux), Effect::StoredOnly);

@@ -631,7 +631,7 @@ pub static PROPS: &[Prop] = &[
         "off",
         Local,
         false,
-        false,
+        true,
         "enforce the resource limits below"
     ),
     prop!(
@@ -639,8 +639,8 @@ pub static PROPS: &[Prop] = &[
         Kind::Cpuset,
         "off",
         Source::Cpuset,
-        true,
         false,
+        true,
         "CPUs of the jail"
     ),
     rctl!("memoryuse", "8G:log"),

@@ -53,7 +53,8 @@ fn expected(k: Kind) -> String {
         Ip6OrNone => "none or an IPv6 address".into(),
         Size => "none or a size such as 512M, 15G".into(),
         Kind::Rctl => format!(
-            "off or limit:action (action: {}, or sigNAME)",
+            "off or AMOUNT:ACTION, AMOUNT {}, ACTION {} or sigNAME (not throttle: rctl(8) allows it only for I/O rates)",
+            crate::sys::limits::AMOUNT_FORMS,
             RCTL_ACTIONS.join(", ")
         ),
         Kind::Cpuset => "off or a CPU list such as 0,2-3".into(),
@@ -119,7 +120,7 @@ fn rctl_ok(s: &str) -> bool {
     let Some((limit, action)) = s.split_once(':') else {
         return false;
     };
-    size_ok(limit)
+    crate::sys::limits::parse_amount(limit).is_some()
         && (RCTL_ACTIONS.contains(&action)
             || (action.starts_with("sig")
                 && action.len() > 3

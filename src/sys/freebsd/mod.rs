@@ -14,8 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 
 mod flags;
 mod kparam;
+pub mod rctl;
 pub use flags::clear_undeletable_flags;
 pub use kparam::{boot_id, RUN_DIR};
+pub use rctl as limits;
 
 /// `struct jailparam` of `<jail.h>`.
 #[repr(C)]

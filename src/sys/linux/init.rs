@@ -190,6 +190,13 @@ pub fn spawn_jail_init(cfg: &InitConfig) -> Result<InitHandle, (String, io::Erro
                 }
                 libc::close(fd);
             }
+            for cg in &cfg.limit_procs {
+                let fd = libc::open(cg.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    fail(3, "join the jail's resource-limit cgroups");
+                }
+                libc::close(fd);
+            }
             // The user namespace is made by a short-lived child whose maps we write
             // from here (the host's user namespace); the init joins it at the end of
             // its setup, through this descriptor.

@@ -4,6 +4,10 @@
 //! other threads (a test harness, say). From the fork to its exit it therefore uses
 //! only raw system calls on buffers prepared before the fork: no allocation, no locks.
 
+pub mod cgroup;
+pub mod cgroup_fs;
+pub mod cgroup_read;
+pub use cgroup_fs as limits;
 mod init;
 mod init_loop;
 mod init_setup;
@@ -47,6 +51,10 @@ pub struct InitConfig {
     pub userns: UserNsMode,
     /// `cgroup.procs` of the jail's devices cgroup (v1), joined before the namespaces.
     pub cgroup_procs: Option<CString>,
+    /// `cgroup.procs` of the jail's resource-limit cgroups (`jailctl/NAME`, one per
+    /// hierarchy), joined before the namespaces too: every jail process is in them
+    /// from the start and the jail's cgroup namespace is rooted there.
+    pub limit_procs: Vec<CString>,
 }
 
 /// The user namespace of a jail, as the system calls need it.

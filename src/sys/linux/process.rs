@@ -2,6 +2,7 @@
 //! its names.
 
 use super::*;
+use std::path::PathBuf;
 
 /// Start time (clock ticks since boot) of a process, and whether it is a zombie.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
@@ -67,7 +68,7 @@ pub fn attach(
     pid: i32,
     start: u64,
     confine: &Confinement,
-    cgroup_procs: Option<&Path>,
+    cgroup_procs: &[PathBuf],
 ) -> io::Result<()> {
     // First of all: nothing of ours may become readable through /proc in the jail,
     // and no descriptor from the host survives an exec inside it.
@@ -91,11 +92,15 @@ pub fn attach(
     if proc_start_time(pid).map(|t| t.0) != Some(start) {
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
     }
-    if let Some(cg) = cgroup_procs {
+    // the init's resource limits, taken on only at the end, once inside: the jail can
+    // lower them, so no host code of ours runs under them before that
+    let rlimits = super::cgroup_fs::rlimits_of(pid);
+    // its devices cgroup and resource-limit cgroups, as recorded at its creation
+    for cg in cgroup_procs {
         std::fs::write(cg, b"0").map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("joining the devices cgroup {}: {e}", cg.display()),
+                format!("joining the jail's cgroup {}: {e}", cg.display()),
             )
         })?;
     }
@@ -125,6 +130,7 @@ pub fn attach(
     }
     drop(fds);
     drop(root);
+    super::cgroup_fs::lower_rlimits(&rlimits)?;
     // SAFETY: confine_raw makes raw system calls on `confine`'s prepared programs.
     unsafe { confine_raw(confine, 0) }.map_err(|step| {
         let e = io::Error::last_os_error();
