@@ -769,6 +769,8 @@ fn detached_daemon_writes_pidfile_and_returns_once_ready() {
         .arg(&pidf)
         .arg("-f")
         .arg(&sock)
+        .arg("-s")
+        .arg(sb.dir.path().join("state/probes.json"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -90,6 +90,10 @@ pub struct ProbeSpec {
     /// Commands of this probe running at once (`-m N`); the daemon's default if absent.
     #[serde(default)]
     pub max_running: Option<u32>,
+    /// `-w`: a jail that does not exist (yet) is waited for, without limit; the probe
+    /// is armed when it appears and re-armed each time it is created again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait: bool,
 }
 
 /// A token bucket: at most `count` commands at once, refilled at `count` per `secs`
@@ -403,6 +407,7 @@ mod tests {
             title: Some("T".into()),
             rate: None,
             max_running: None,
+            wait: false,
         }
     }
 

@@ -22,6 +22,7 @@ fn supervisor(respawn: Respawn) -> Supervisor {
             title: Some("t".into()),
             rate: None,
             max_running: None,
+            wait: false,
         },
         jail: "www".into(),
         arm: Arm {
@@ -30,6 +31,7 @@ fn supervisor(respawn: Respawn) -> Supervisor {
             uid: None,
             gid: None,
         },
+        wait: false,
     }
 }
 
@@ -48,7 +50,7 @@ fn control() -> (
 async fn run_to_end(fake: &Arc<Fake>, respawn: Respawn, first: Life) -> End {
     let (mut ctl, _cancel, _shutdown) = control();
     let probe = fake.probe(first);
-    run(fake, supervisor(respawn), probe, &mut ctl).await
+    run(fake, supervisor(respawn), Some(probe), &mut ctl).await
 }
 
 /// Run a supervisor on its own task; the test holds its cancel and shutdown ends.
@@ -64,7 +66,8 @@ fn spawn_run(
     let (mut ctl, cancel, shutdown) = control();
     let probe = fake.probe(first);
     let f = fake.clone();
-    let task = tokio::spawn(async move { run(&f, supervisor(respawn), probe, &mut ctl).await });
+    let task =
+        tokio::spawn(async move { run(&f, supervisor(respawn), Some(probe), &mut ctl).await });
     (task, cancel, shutdown)
 }
 
