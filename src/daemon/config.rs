@@ -232,9 +232,11 @@ fn set(e: &mut Entry, key: &str, v: Value) -> Result<(), String> {
                 "once" => Respawn::Never,
                 "after-command" | "-r" => Respawn::AfterCommand,
                 "immediately" | "-R" => Respawn::Immediately,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "{other:?}: expected \"once\", \"after-command\" (-r) or \"immediately\" (-R)"
-                )),
+                ))
+                }
             })
         }
         "uid" => {
