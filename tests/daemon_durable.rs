@@ -320,6 +320,17 @@ fn check_names_every_bad_line() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 probe declared"));
+    // commands run as root: a file others may write is refused
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = Command::new(JAILDAEMON)
+        .arg("-n")
+        .arg("-C")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("writable by others"));
     // a daemon refuses to start on a bad file, naming the lines
     let mut d = daemon();
     let o = d

@@ -48,7 +48,15 @@ impl ProbeRegistry {
                 .values()
                 .map(|e| SavedProbe {
                     id: e.info.id,
-                    spec: e.spec.clone(),
+                    // a client's probe is kept by its jail's name (a jid does not
+                    // survive the jail's restart); a declared one as declared
+                    spec: match e.declared {
+                        true => e.spec.clone(),
+                        false => ProbeSpec {
+                            jail: e.info.jail.clone(),
+                            ..e.spec.clone()
+                        },
+                    },
                     declared: e.declared,
                     triggers: e.info.triggers,
                     last_trigger: e.info.last_trigger,

@@ -334,3 +334,47 @@ fn backoff_grows_from_the_minimum_and_is_capped() {
     assert_eq!(next_backoff(BACKOFF_MAX, quick), BACKOFF_MAX);
     assert_eq!(next_backoff(BACKOFF_MAX, SHORT_LIFE), Duration::ZERO);
 }
+
+#[tokio::test]
+async fn a_waiting_probe_waits_past_the_grace_and_follows_its_jail() {
+    let mut lookups: VecDeque<Option<i32>> = std::iter::repeat_n(None, 150).collect();
+    // the jail appears (jid 9); the probe dies with it; it comes back as jid 11
+    lookups.extend([Some(9), None, None]);
+    let fake = Fake::new(Script {
+        lives: [Life::Dies(SECOND, KILLED), Life::Trigger(SECOND)].into(),
+        lookups,
+        jail: Some(11),
+        commands_end_at_once: true,
+        ..Script::default()
+    });
+    let (mut ctl, _cancel, _shutdown) = control();
+    let mut sup = supervisor(Respawn::Never);
+    sup.wait = true;
+    let end = run(&fake, sup, None, &mut ctl).await;
+    assert!(matches!(end, End::Done), "{end:?}");
+    let log = fake.log();
+    let spawns: Vec<_> = log.iter().filter(|e| matches!(e, Ev::Spawn(_))).collect();
+    assert_eq!(spawns, [&Ev::Spawn(9), &Ev::Spawn(11)]);
+    assert!(
+        log.contains(&Ev::Sleep(WAIT_POLL)),
+        "no slow poll past the grace"
+    );
+    let waited: Duration = fake.sleeps().iter().sum();
+    assert!(waited > JAIL_RETURN_GRACE, "{waited:?}");
+    assert_eq!(log.iter().filter(|e| **e == Ev::Command(11)).count(), 1);
+}
+
+#[tokio::test]
+async fn a_waiting_probe_killed_in_a_jail_that_stays_is_lost() {
+    let fake = Fake::new(Script {
+        jail: Some(JID),
+        ..Script::default()
+    });
+    let (mut ctl, _cancel, _shutdown) = control();
+    let mut sup = supervisor(Respawn::AfterCommand);
+    sup.wait = true;
+    let probe = fake.probe(Life::Dies(SECOND, KILLED));
+    let end = run(&fake, sup, Some(probe), &mut ctl).await;
+    assert!(matches!(end, End::Lost(KILLED)), "{end:?}");
+    assert!(!fake.log().iter().any(|e| matches!(e, Ev::Spawn(_))));
+}
