@@ -478,3 +478,25 @@ run_rc_command() {
     assert_eq!(probe(&d.probes(), "RC_A").unwrap()["pid"], a_pid);
     d.stop();
 }
+
+#[test]
+fn a_single_shot_that_fired_is_not_armed_again_after_kill_9() {
+    let mut d = daemon();
+    start(&mut d, &[]);
+    d.sb.create("www", &[]);
+    d.register(&["-c", "sleep 3", "-j", "www", "-t", "SHOT_S"]);
+    d.register(&["-c", "true", "-j", "www", "-t", "SHOT_IDLE"]);
+    assert!(d.trigger("www", "SHOT_S").status.success());
+    assert!(d.sb.wait_for(5, || state(&d)["probes"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| p["triggers"] == 1))));
+    let mut c = d.child.take().unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    start(&mut d, &[]);
+    let ps = d.probes();
+    assert!(probe(&ps, "SHOT_S").is_none(), "{ps:?}");
+    assert!(probe(&ps, "SHOT_IDLE").is_some_and(|p| p["state"] == "Armed"));
+    assert!(d.pgrep("www", "SHOT_S").is_empty());
+    d.stop();
+}

@@ -133,6 +133,11 @@ impl ProbeRegistry {
                 tracing::info!(probe = p.id, jail = %p.spec.jail, "a declared probe no longer in the configuration is dropped");
                 continue;
             }
+            if p.spec.respawn == jaildaemon_proto::Respawn::Never && p.triggers > 0 {
+                // a single shot that fired (its command ran when the daemon died)
+                tracing::info!(probe = p.id, jail = %p.spec.jail, "a single-shot probe that already fired is not armed again");
+                continue;
+            }
             let me = self.clone();
             tasks.push(tokio::spawn(async move {
                 let origin = Origin {
