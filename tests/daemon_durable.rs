@@ -500,3 +500,154 @@ fn a_single_shot_that_fired_is_not_armed_again_after_kill_9() {
     assert!(d.pgrep("www", "SHOT_S").is_empty());
     d.stop();
 }
+
+/// A daemon on state file `state` that must refuse to start: its stderr.
+fn refused_on(d: &Daemon, state: &Path) -> String {
+    let o = Command::new(JAILDAEMON)
+        .args(["-D", "-F", "-p"])
+        .arg(d.file("x.pid"))
+        .arg("-f")
+        .arg(d.file("x.sock"))
+        .arg("-s")
+        .arg(state)
+        .env("JAILDAEMON_REGISTRY", &d.sb.registry)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&state.display().to_string()), "{err}");
+    err
+}
+
+#[test]
+fn a_state_file_that_is_not_the_daemons_own_is_refused() {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    let d = daemon();
+    d.sb.create("www", &[]);
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    let nobody = 65534;
+    let fired = d.file("PLANTED_RAN");
+    let plant = format!(
+        "{{\"version\":1,\"probes\":[{{\"id\":42,\"spec\":{{\"command\":\"touch {}\",\"jail\":\"www\",\"respawn\":\"AfterCommand\",\"uid\":null,\"gid\":null,\"title\":\"PLANT_T\",\"rate\":null,\"max_running\":null,\"wait\":true}},\"declared\":false,\"triggers\":0,\"last_trigger\":null,\"coalesced\":0,\"process\":null}}]}}",
+        fired.display()
+    );
+    // a sticky world-writable directory with a file planted by nobody
+    let sticky = d.file("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    mode(&sticky, 0o1777).unwrap();
+    let planted = sticky.join("probes.json");
+    std::fs::write(&planted, &plant).unwrap();
+    chown(&planted, Some(nobody), Some(nobody)).unwrap();
+    mode(&planted, 0o600).unwrap();
+    let err = refused_on(&d, &planted);
+    assert!(err.contains("writable by group or others"), "{err}");
+    // a private directory: a symbolic link, a file of nobody, a file others can
+    // read, a file with a second link are each refused, naming the file
+    let private = d.file("private");
+    std::fs::create_dir(&private).unwrap();
+    mode(&private, 0o700).unwrap();
+    let real = private.join("real.json");
+    std::fs::write(&real, &plant).unwrap();
+    mode(&real, 0o600).unwrap();
+    let link = private.join("link.json");
+    symlink(&planted, &link).unwrap();
+    assert!(refused_on(&d, &link).contains("symbolic link"));
+    chown(&real, Some(nobody), Some(nobody)).unwrap();
+    assert!(refused_on(&d, &real).contains("owned by uid 65534"));
+    chown(&real, Some(0), Some(0)).unwrap();
+    mode(&real, 0o644).unwrap();
+    assert!(refused_on(&d, &real).contains("mode 644"));
+    mode(&real, 0o600).unwrap();
+    std::fs::hard_link(&real, private.join("second")).unwrap();
+    assert!(refused_on(&d, &real).contains("2 links"));
+    assert!(!fired.exists());
+    assert!(d.pgrep("www", "PLANT_T").is_empty());
+}
+
+#[test]
+fn kill_9_during_a_restore_loses_no_registration() {
+    let mut d = daemon();
+    start(&mut d, &[]);
+    d.sb.create("www", &[]);
+    let n = 80;
+    for i in 0..n {
+        d.register(&["-c", "true", "-j", "www", "-r", "-t", &format!("MANY{i}Z")]);
+    }
+    let ids = |s: &serde_json::Value| -> Vec<u64> {
+        let mut v: Vec<u64> = s["probes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["id"].as_u64()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut want: Vec<u64> = d
+        .probes()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), n);
+    assert!(
+        d.sb.wait_for(5, || ids(&state(&d)) == want),
+        "{}",
+        state(&d)
+    );
+    let mut c = d.child.take().unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    // restarts killed (-9) at several moments of their restore
+    for ms in [50, 200, 400, 700, 1000, 1500] {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&d.log)
+            .unwrap();
+        let mut c = d.daemon_cmd(&["-D", "-F"]).stderr(log).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        c.kill().unwrap();
+        c.wait().unwrap();
+        assert_eq!(ids(&state(&d)), want, "after a kill at {ms} ms");
+    }
+    start(&mut d, &[]);
+    assert!(
+        d.sb.wait_for(30, || {
+            let ps = d.probes();
+            ps.len() == n && ps.iter().all(|p| p["state"] == "Armed")
+        }),
+        "{:?}",
+        d.probes()
+    );
+    let mut got: Vec<u64> = d
+        .probes()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(d.sb.wait_for(5, || ids(&state(&d)) == want));
+    d.stop();
+}
+
+#[test]
+fn a_waiting_probe_names_its_jail_not_a_jid() {
+    let mut d = daemon();
+    start(&mut d, &[]);
+    let o = d.util(&["-c", "true", "-j", "1", "-w", "-t", "NUM_T"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("by name, not by jid"), "{err}");
+    assert!(d.probes().is_empty());
+    let conf = d.file("num.conf");
+    std::fs::write(&conf, conf_entry("7", "NUM_T", "true")).unwrap();
+    let o = Command::new(JAILDAEMON)
+        .arg("-n")
+        .arg("-C")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("line 2") && err.contains("is a jid"), "{err}");
+    d.stop();
+}

@@ -65,44 +65,19 @@ impl std::fmt::Display for ConfigError {
 /// (the default path); otherwise it is an error.
 pub fn load(path: &Path, missing_ok: bool) -> Result<Vec<Declared>, Vec<ConfigError>> {
     let whole = |message: String| vec![ConfigError { line: 0, message }];
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(whole(format!("{}: {e}", path.display()))),
+    let refuse = |why: String| whole(format!("{why}: refusing to read commands from it"));
+    // opened once, never through a link, checked on the opened file, read from it
+    let file = match super::trusted::open(path, super::trusted::CONFIG) {
+        Ok(Some(f)) => f,
+        Ok(None) if missing_ok => return Ok(vec![]),
+        Ok(None) => return Err(whole(format!("{}: no such file", path.display()))),
+        Err(why) => return Err(refuse(why)),
     };
-    if let Some(why) = unsafe_file(path, &meta) {
-        return Err(whole(why));
-    }
-    let data = crate::sys::unix::read_regular_file(path, MAX_CONFIG)
-        .map_err(|e| whole(format!("{}: {e}", path.display())))?;
+    // its directory writable by root only, and every directory above it root's
+    super::trusted::check_dirs(path, true).map_err(refuse)?;
+    let data = super::trusted::read_all(path, file, MAX_CONFIG).map_err(refuse)?;
     let text = String::from_utf8(data).map_err(|e| whole(format!("not UTF-8: {e}")))?;
     parse(&text)
-}
-
-/// Why a configuration file may not be trusted: it names host commands run as
-/// root, so it and its directory must be writable by root (or the daemon's user) only.
-fn unsafe_file(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let me = crate::sys::unix::geteuid();
-    if meta.uid() != 0 && meta.uid() != me {
-        return Some(format!(
-            "{} is owned by uid {}, not by root: refusing to read commands from it",
-            path.display(),
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Some(format!(
-            "{} is writable by others (mode {:o}): refusing to read commands from it",
-            path.display(),
-            meta.mode() & 0o7777
-        ));
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    super::pidfile::unsafe_dir(dir)
 }
 
 #[derive(Default)]
@@ -247,7 +222,13 @@ fn set(e: &mut Entry, key: &str, v: Value) -> Result<(), String> {
     match key {
         "jail" => {
             dup(e.jail.is_some())?;
-            e.jail = Some(s(v)?)
+            let j = s(v)?;
+            if super::registry::is_jid(&j) {
+                return Err(format!(
+                    "jail {j:?} is a jid: a declared probe names its jail by name (jids are reused)"
+                ));
+            }
+            e.jail = Some(j)
         }
         "title" => {
             dup(e.title.is_some())?;

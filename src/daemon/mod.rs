@@ -20,6 +20,7 @@ pub mod command;
 pub mod config;
 pub mod durable;
 pub mod handler;
+pub mod jailwatch;
 pub mod pidfile;
 pub mod reaper;
 pub mod registry;
@@ -27,6 +28,7 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod supervisor;
+pub mod trusted;
 
 use std::fs;
 use std::io::Write;
@@ -115,6 +117,7 @@ pub fn probe_capacity(nofile: u64) -> usize {
 /// What start-up read before the runtime: the state file (locked) and the declared probes.
 pub(crate) struct Durable {
     pub state: Arc<state::StateFile>,
+    pub saved: state::SavedState,
     pub declared: Vec<jaildaemon_proto::ProbeSpec>,
 }
 
@@ -157,8 +160,7 @@ async fn main_loop(
         }
     });
     registry.persist_to(durable.state.clone());
-    let saved = durable.state.load();
-    registry.restore(saved, &durable.declared).await;
+    registry.restore(durable.saved, &durable.declared).await;
     registry.apply_config(durable.declared).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, registry.clone(), stop_rx));
@@ -166,14 +168,30 @@ async fn main_loop(
         let _ = r.write_all(b"R");
     }
     tracing::info!(pid = std::process::id(), socket = %opts.socket.display(), pidfile = %opts.pidfile.display(), "jaildaemon ready");
+    // reloads run off the signal loop (SIGTERM is never held up by one); SIGHUPs
+    // during a reload are coalesced into one more
+    let hup = Arc::new(tokio::sync::Notify::new());
+    let reloader = {
+        let (hup, o, r) = (hup.clone(), opts.clone(), registry.clone());
+        tokio::spawn(async move {
+            loop {
+                hup.notified().await;
+                reload(&o, &r).await;
+            }
+        })
+    };
     let why = loop {
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
-            _ = sighup.recv() => reload(opts, &registry).await,
+            _ = sighup.recv() => {
+                tracing::info!(config = %opts.config.display(), "SIGHUP: reloading the configuration");
+                hup.notify_one();
+            }
         }
     };
     tracing::info!(signal = why, "shutting down: terminating every probe");
+    reloader.abort();
     let _ = stop_tx.send(true);
     registry.shutdown().await;
     let _ = server.await;
@@ -184,7 +202,6 @@ async fn main_loop(
 /// SIGHUP: read the configuration again and apply it; a file with errors changes
 /// nothing.
 async fn reload(opts: &Options, registry: &Arc<registry::ProbeRegistry>) {
-    tracing::info!(config = %opts.config.display(), "SIGHUP: reloading the configuration");
     let o = opts.clone();
     match tokio::task::spawn_blocking(move || load_config(&o)).await {
         Ok(Ok(declared)) => registry.apply_config(declared).await,

@@ -86,6 +86,14 @@ pub struct Origin {
     pub triggers: u64,
     pub last_trigger: Option<u64>,
     pub coalesced: u64,
+    /// Registered waiting, without trying to arm it now (a retry after a failed
+    /// setup): its supervisor arms it when it can.
+    pub defer: bool,
+}
+
+/// Whether `jail` is a jid: a waiting registration names its jail (jids are reused).
+pub fn is_jid(jail: &str) -> bool {
+    !jail.is_empty() && jail.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub struct ProbeRegistry {
@@ -102,6 +110,8 @@ pub struct ProbeRegistry {
     pub(super) persist: super::durable::Persist,
     shutdown_tx: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The shared look at the jails for waiting probes.
+    pub(super) jails: super::jailwatch::JailWatch,
 }
 
 fn now_unix() -> u64 {
@@ -129,6 +139,7 @@ impl ProbeRegistry {
             persist: super::durable::Persist::default(),
             shutdown_tx,
             tasks: Mutex::new(Vec::new()),
+            jails: super::jailwatch::JailWatch::default(),
         })
     }
 
@@ -256,10 +267,23 @@ impl ProbeRegistry {
         if self.count() >= self.capacity {
             return Err(RegistryError::Full(self.capacity));
         }
-        let wait = spec.wait || origin.restored;
-        let found = match supervisor::lookup(&spec.jail).await {
+        if (spec.wait || origin.declared) && is_jid(&spec.jail) {
+            return Err(RegistryError::Invalid(format!(
+                "jail {}: a probe that waits for its jail names it by name, not by jid (jids are reused)",
+                spec.jail
+            )));
+        }
+        // restored, declared or deferred: a missing jail is waited for (at first)
+        let wait_first = spec.wait || origin.restored || origin.declared || origin.defer;
+        let looked = match origin.defer {
+            true => Err(jail::JailError::NotFound {
+                jail: spec.jail.clone(),
+            }),
+            false => supervisor::lookup(&spec.jail).await,
+        };
+        let found = match looked {
             Ok(j) => Some(j),
-            Err(jail::JailError::NotFound { .. }) if wait => None,
+            Err(jail::JailError::NotFound { .. }) if wait_first => None,
             Err(jail::JailError::NotFound { .. }) => {
                 return Err(RegistryError::NoSuchJail(spec.jail.clone()))
             }
@@ -348,7 +372,8 @@ impl ProbeRegistry {
                     e.info.title == title && (e.info.jail == jail_name || e.spec.jail == jail_name)
                 })
                 .map(|e| e.info.id);
-            if other.is_none() {
+            let late = *self.shutdown_tx.borrow();
+            if other.is_none() && !late {
                 probes.insert(
                     id,
                     Entry {
@@ -360,13 +385,19 @@ impl ProbeRegistry {
                     },
                 );
             }
-            other
+            match late {
+                true => Some(None),
+                false => other.map(Some),
+            }
         };
         if let Some(other) = raced {
             if let Some(mut p) = probe {
                 let _ = p.process.kill();
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut p.exit).await;
             }
+            let Some(other) = other else {
+                return Err(RegistryError::ShuttingDown);
+            };
             return Err(RegistryError::DuplicateTitle {
                 jail: jail_name,
                 title,
@@ -402,12 +433,14 @@ impl ProbeRegistry {
             spawner: self.spawner.clone(),
             commands,
         };
+        let wait = spec.wait;
         let sup = Supervisor {
             id,
             spec,
             jail: jail_name.clone(),
             arm,
             wait,
+            wait_first,
         };
         let mut ctl = Control {
             cancel: cancel_rx,

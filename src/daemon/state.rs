@@ -3,7 +3,9 @@
 //! on every change, so that a new daemon finds the probes of the one before it.
 //!
 //! The directory is created 0700 and must belong to root (or the daemon's user) and
-//! not be writable by others; the file is 0600. A lock file beside it
+//! not be writable by group or others (no sticky exception); the file is opened
+//! without following a link and must be the daemon's own regular file, one link,
+//! mode 0600 or tighter: otherwise the daemon refuses to start. A lock file beside it
 //! (`probes.json.lock`) is held for the daemon's life: two daemons never share one
 //! state file. A state file that does not parse is renamed `.bad` and the daemon
 //! starts empty (logged as an error). Pids from the file are never trusted alone: a
@@ -16,7 +18,6 @@ use std::path::{Path, PathBuf};
 use jaildaemon_proto::ProbeSpec;
 use serde::{Deserialize, Serialize};
 
-use super::pidfile;
 use crate::sys::unix as sys;
 
 /// Default state file (FreeBSD).
@@ -65,6 +66,10 @@ pub struct SavedProbe {
 #[serde(deny_unknown_fields)]
 pub struct SavedState {
     pub version: u32,
+    /// The boot the processes' identities belong to: on another boot they are gone
+    /// (pids and start times repeat), never killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
     pub probes: Vec<SavedProbe>,
 }
 
@@ -86,6 +91,9 @@ pub struct StateFile {
     path: PathBuf,
     dir: PathBuf,
     _lock: fs::File,
+    /// One write at a time (the temporary file's name is shared); true once the
+    /// last write is done.
+    writing: std::sync::Mutex<bool>,
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -119,7 +127,7 @@ impl StateFile {
                 .create(&dir)
                 .map_err(io_err)?;
         }
-        if let Some(why) = pidfile::unsafe_dir(&dir) {
+        if let Some(why) = super::trusted::strict_dir(&dir) {
             return Err(StateError::Unsafe {
                 path: path.to_path_buf(),
                 why,
@@ -146,6 +154,7 @@ impl StateFile {
             path: path.to_path_buf(),
             dir,
             _lock: lock,
+            writing: std::sync::Mutex::new(false),
         })
     }
 
@@ -154,17 +163,32 @@ impl StateFile {
     }
 
     /// The saved state; a missing file is an empty state, one that does not parse is
-    /// renamed `.bad` (an error is logged) and the state is empty.
-    pub fn load(&self) -> SavedState {
-        let data = match sys::read_regular_file(&self.path, MAX_STATE) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return SavedState::default(),
-            Err(e) => return self.set_aside(&e.to_string()),
+    /// renamed `.bad` (an error is logged) and the state is empty. A file that is not
+    /// the daemon's own (a link, another owner, readable by others, two links) is an
+    /// error: the daemon does not start on it.
+    pub fn load(&self) -> Result<SavedState, StateError> {
+        let data = match super::trusted::read(&self.path, super::trusted::STATE, MAX_STATE) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(SavedState::default()),
+            Err(why) => {
+                return Err(StateError::Unsafe {
+                    path: self.path.clone(),
+                    why: format!("{why}; refusing to start on it"),
+                })
+            }
         };
-        match parse(&data) {
+        let mut s = match parse(&data) {
             Ok(s) => s,
-            Err(why) => self.set_aside(&why),
+            Err(why) => return Ok(self.set_aside(&why)),
+        };
+        let now = crate::sys::os::boot_id();
+        if s.boot.is_none() || s.boot != now {
+            // another boot (or unknown): no process of the file can be alive
+            for p in &mut s.probes {
+                p.process = None;
+            }
         }
+        Ok(s)
     }
 
     fn set_aside(&self, why: &str) -> SavedState {
@@ -176,7 +200,24 @@ impl StateFile {
 
     /// Write the state: temporary file, fsync, rename.
     pub fn save(&self, state: &SavedState) -> std::io::Result<()> {
-        let data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+        let done = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            return Ok(());
+        }
+        self.write(state)
+    }
+
+    /// The last write: after any write in flight, and no write after it.
+    pub fn save_last(&self, state: &SavedState) -> std::io::Result<()> {
+        let mut done = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        *done = true;
+        self.write(state)
+    }
+
+    fn write(&self, state: &SavedState) -> std::io::Result<()> {
+        let mut state = state.clone();
+        state.boot = crate::sys::os::boot_id();
+        let data = serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?;
         let dir = fs::File::open(&self.dir)?;
         let name = self.path.file_name().expect("checked at open");
         sys::replace_in_dir(&dir.into(), name, &data, 0o600)
@@ -191,6 +232,15 @@ pub fn parse(data: &[u8]) -> Result<SavedState, String> {
             "version {} (this daemon reads version {STATE_VERSION})",
             s.version
         ));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for p in &s.probes {
+        if p.id == 0 || p.id >= 1 << 53 {
+            return Err(format!("probe id {} is out of range (1 to 2^53-1)", p.id));
+        }
+        if !ids.insert(p.id) {
+            return Err(format!("probe id {} appears twice", p.id));
+        }
     }
     Ok(s)
 }
@@ -211,9 +261,10 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o700);
         assert!(matches!(StateFile::open(&p), Err(StateError::InUse { .. })));
-        assert_eq!(f.load(), SavedState::default());
+        assert_eq!(f.load().unwrap(), SavedState::default());
         let st = SavedState {
             version: STATE_VERSION,
+            boot: crate::sys::os::boot_id(),
             probes: vec![SavedProbe {
                 id: 7,
                 spec: ProbeSpec {
@@ -243,9 +294,25 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert_eq!(f.load(), st);
+        assert_eq!(f.load().unwrap(), st);
+        // another boot: the identities are dropped
+        let mut other = st.clone();
+        other.boot = Some("another-boot".into());
+        f.save(&other).unwrap();
+        let txt = fs::read_to_string(&p).unwrap().replace(
+            &format!("{:?}", st.boot.clone().unwrap_or_default()),
+            "\"another-boot\"",
+        );
+        fs::write(&p, txt).unwrap();
+        assert!(f.load().unwrap().probes[0].process.is_none());
+        // duplicate ids
+        let mut dup = st.clone();
+        dup.probes.push(dup.probes[0].clone());
+        assert!(parse(&serde_json::to_vec(&dup).unwrap())
+            .unwrap_err()
+            .contains("appears twice"));
         fs::write(&p, b"{not json").unwrap();
-        assert_eq!(f.load(), SavedState::default());
+        assert_eq!(f.load().unwrap(), SavedState::default());
         assert!(!p.exists());
         assert_eq!(
             fs::read(d.path().join("sub/probes.json.bad")).unwrap(),

@@ -118,9 +118,13 @@ pub struct Supervisor {
     /// The jail's name, as found at registration: a respawn looks it up again.
     pub jail: String,
     pub arm: Arm,
-    /// `-w` (or restored from the state file): a missing jail is waited for without
-    /// limit, and a probe killed with its jail is re-armed when the jail returns.
+    /// `-w`: a missing jail is waited for without limit, and a probe killed with its
+    /// jail is re-armed when the jail returns.
     pub wait: bool,
+    /// The first arming (of a probe registered waiting: `-w`, declared, restored, or
+    /// retried after a failed setup) waits for the jail without limit and retries
+    /// failed setups; after it, [`Self::wait`] alone rules.
+    pub wait_first: bool,
 }
 
 /// How the daemon talks to a supervisor.
@@ -151,17 +155,21 @@ pub async fn run<H: ProbeHost>(
         Some(p) => p,
         None => {
             host.note(Note::WaitingForJail);
+            let wait = sup.wait;
+            sup.wait |= sup.wait_first;
             let armed = tokio::select! {
                 r = rearm(host, &mut sup, Duration::ZERO) => r,
                 ack = ctl.cancel.recv() => return End::Removed(ack),
                 _ = ctl.shutdown.changed() => return End::Shutdown,
             };
+            sup.wait = wait;
             match armed {
                 Ok(p) => p,
                 Err(end) => return end,
             }
         }
     };
+    sup.wait_first = false;
     let mut armed_at = host.now();
     let mut backoff = Duration::ZERO;
     loop {
@@ -288,7 +296,11 @@ async fn rearm<H: ProbeHost>(
                     Err(e) => {
                         failures += 1;
                         tracing::warn!(probe = id, jail = %name, error = %e, failures, "respawning the probe failed");
-                        if failures >= RESPAWN_TRIES {
+                        if failures >= RESPAWN_TRIES && sup.wait_first && sup.wait {
+                            // a first arming that waits: retried, not dropped
+                            failures = 0;
+                            host.sleep(WAIT_POLL).await;
+                        } else if failures >= RESPAWN_TRIES {
                             tracing::warn!(probe = id, jail = %name, "probe dropped after 3 failed respawns");
                             return Err(End::RespawnFailed);
                         }
@@ -441,7 +453,7 @@ impl ProbeHost for Live {
     }
 
     async fn jail_lookup(&self, name: &str) -> Option<i32> {
-        lookup(name).await.ok().map(|j| j.jid)
+        self.registry.jails.jid(name).await
     }
 
     fn now(&self) -> Instant {

@@ -32,6 +32,7 @@ fn supervisor(respawn: Respawn) -> Supervisor {
             gid: None,
         },
         wait: false,
+        wait_first: false,
     }
 }
 
