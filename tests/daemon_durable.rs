@@ -651,3 +651,70 @@ fn a_waiting_probe_names_its_jail_not_a_jid() {
     assert!(err.contains("line 2") && err.contains("is a jid"), "{err}");
     d.stop();
 }
+
+fn hup(d: &Daemon) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid()),
+        nix::sys::signal::SIGHUP,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_reload_replaces_a_changed_probe_and_never_holds_up_sigterm() {
+    let mut d = daemon();
+    let out = d.file("fired");
+    let conf = d.file("jaildaemon.conf");
+    d.sb.create("www", &[]);
+    std::fs::write(&conf, conf_entry("www", "CHG_T", "true")).unwrap();
+    start(&mut d, &["-C", conf.to_str().unwrap()]);
+    let old = probe(&d.probes(), "CHG_T").unwrap().clone();
+    assert_eq!(old["state"], "Armed");
+    // the command changes, and 40 new probes: the changed one is replaced (same
+    // title, a new registration), the new ones armed
+    let cmd = format!("echo changed >> {}", out.display());
+    let mut text = conf_entry("www", "CHG_T", &cmd);
+    for i in 0..40 {
+        text += &conf_entry("www", &format!("BULK{i}Z"), "true");
+    }
+    std::fs::write(&conf, &text).unwrap();
+    hup(&d);
+    assert!(
+        d.sb.wait_for(20, || {
+            let ps = d.probes();
+            ps.len() == 41
+                && ps.iter().all(|p| p["state"] == "Armed")
+                && probe(&ps, "CHG_T").is_some_and(|p| p["id"] != old["id"])
+        }),
+        "{:?}\n{}",
+        d.probes(),
+        d.log_text()
+    );
+    assert_eq!(d.pgrep("www", "CHG_T").len(), 1);
+    assert!(d.trigger("www", "CHG_T").status.success());
+    assert!(d.sb.wait_for(10, || lines(&out) == ["changed"]));
+    // a big reload, then SIGTERM at once: the daemon stops without waiting for it
+    for i in 0..150 {
+        text += &conf_entry("www", &format!("MORE{i}Z"), "true");
+    }
+    std::fs::write(&conf, &text).unwrap();
+    hup(&d);
+    std::thread::sleep(Duration::from_millis(100));
+    let t = std::time::Instant::now();
+    assert!(d.stop().success());
+    let took = t.elapsed();
+    let log = d.log_text();
+    let at = |s: &str| log.rfind(s);
+    assert!(at("shutting down").is_some(), "{log}");
+    assert_eq!(
+        log.matches("configuration applied").count(),
+        2,
+        "the second reload must not finish before the shutdown ({took:?}):\n{log}"
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(
+        d.sb.wait_for(10, || d.pgrep("www", "MORE").is_empty()
+            && d.pgrep("www", "BULK").is_empty()),
+        "probes left behind"
+    );
+}

@@ -291,7 +291,15 @@ impl ProbeRegistry {
                 }
             }
         }
-        tracing::info!(kept, removed, added, "configuration applied");
+        match self.shutting_down() {
+            true => tracing::info!(
+                kept,
+                removed,
+                added,
+                "configuration not applied in full: shutting down"
+            ),
+            false => tracing::info!(kept, removed, added, "configuration applied"),
+        }
     }
 }
 

@@ -191,9 +191,9 @@ async fn main_loop(
         }
     };
     tracing::info!(signal = why, "shutting down: terminating every probe");
-    reloader.abort();
     let _ = stop_tx.send(true);
     registry.shutdown().await;
+    reloader.abort();
     let _ = server.await;
     reaper.reap();
     Ok(())

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -112,6 +112,18 @@ pub struct ProbeRegistry {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The shared look at the jails for waiting probes.
     pub(super) jails: super::jailwatch::JailWatch,
+    /// Registrations in progress (shutdown waits for them: one that ends after the
+    /// shutdown began kills its own probe).
+    registering: Arc<AtomicUsize>,
+}
+
+/// Counts a registration in progress while alive.
+struct InProgress(Arc<AtomicUsize>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn now_unix() -> u64 {
@@ -140,6 +152,7 @@ impl ProbeRegistry {
             shutdown_tx,
             tasks: Mutex::new(Vec::new()),
             jails: super::jailwatch::JailWatch::default(),
+            registering: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -261,6 +274,8 @@ impl ProbeRegistry {
         origin: Origin,
     ) -> Result<Registered, RegistryError> {
         spec.validate().map_err(RegistryError::Invalid)?;
+        self.registering.fetch_add(1, Ordering::SeqCst);
+        let _in_progress = InProgress(self.registering.clone());
         if *self.shutdown_tx.borrow() {
             return Err(RegistryError::ShuttingDown);
         }
@@ -481,6 +496,11 @@ impl ProbeRegistry {
         }
     }
 
+    /// Whether the shutdown began.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown_tx.borrow()
+    }
+
     /// Start the probe spawner ahead of the first registration.
     pub fn start_spawner(&self) {
         supervisor::start_spawner(&self.reaper, &self.spawner);
@@ -496,6 +516,13 @@ impl ProbeRegistry {
     pub async fn shutdown(&self) {
         self.save_final();
         let _ = self.shutdown_tx.send(true);
+        // registrations under way (a reload's) end now: each kills its own probe
+        let _ = tokio::time::timeout(Duration::from_secs(15), async {
+            while self.registering.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;

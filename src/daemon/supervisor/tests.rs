@@ -379,3 +379,32 @@ async fn a_waiting_probe_killed_in_a_jail_that_stays_is_lost() {
     assert!(matches!(end, End::Lost(KILLED)), "{end:?}");
     assert!(!fake.log().iter().any(|e| matches!(e, Ev::Spawn(_))));
 }
+
+#[tokio::test]
+async fn a_restored_probe_waits_and_retries_at_first_then_has_the_grace_again() {
+    // restored without -w: its jail is missing past the grace, then its setups fail
+    // four times (retried, not dropped); once armed and fired, a jail that stays
+    // gone ends it after the grace, as without -w
+    let mut lookups: VecDeque<Option<i32>> = std::iter::repeat_n(None, 150).collect();
+    lookups.extend(std::iter::repeat_n(Some(9), 5));
+    let fake = Fake::new(Script {
+        lives: [Life::Trigger(SECOND)].into(),
+        spawn_fails: [true, true, true, true, false].into(),
+        lookups,
+        jail: None,
+        commands_end_at_once: true,
+    });
+    let (mut ctl, _cancel, _shutdown) = control();
+    let mut sup = supervisor(Respawn::Immediately);
+    sup.wait_first = true;
+    let end = run(&fake, sup, None, &mut ctl).await;
+    assert!(matches!(end, End::JailGone), "{end:?}");
+    let log = fake.log();
+    let failed = log
+        .iter()
+        .filter(|e| matches!(e, Ev::SpawnFailed(9)))
+        .count();
+    assert_eq!(failed, 4);
+    assert_eq!(log.iter().filter(|e| **e == Ev::Spawn(9)).count(), 1);
+    assert_eq!(log.iter().filter(|e| **e == Ev::Command(9)).count(), 1);
+}
