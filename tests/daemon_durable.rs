@@ -718,3 +718,57 @@ fn a_reload_replaces_a_changed_probe_and_never_holds_up_sigterm() {
         "probes left behind"
     );
 }
+
+#[test]
+fn state_writes_are_coalesced_and_the_last_change_is_written() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut d = daemon();
+    start(&mut d, &[]);
+    d.sb.create("www", &[]);
+    let titles: Vec<String> = (0..20).map(|i| format!("CO{i}Z")).collect();
+    for t in &titles {
+        d.register(&["-c", "true", "-j", "www", "-r", "-t", t]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // every write replaces the file (a new inode): watch them while 20 probes fire
+    let (path, stop) = (state_path(&d), Arc::new(AtomicBool::new(false)));
+    let watcher = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(m) = std::fs::metadata(&path) {
+                    seen.insert(m.ino());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen.len()
+        })
+    };
+    let t = std::time::Instant::now();
+    for t in &titles {
+        assert!(d.trigger("www", t).status.success());
+    }
+    assert!(d.sb.wait_for(20, || d
+        .probes()
+        .iter()
+        .all(|p| p["triggers"] == 1 && p["state"] == "Armed")));
+    // the last change reaches the file
+    assert!(
+        d.sb.wait_for(5, || state(&d)["probes"].as_array().is_some_and(|a| a
+            .iter()
+            .all(|p| p["triggers"] == 1 && p["process"]["pid"].is_i64()))),
+        "{}",
+        state(&d)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let writes = watcher.join().unwrap();
+    let took = t.elapsed();
+    // 40 changes (20 triggers, 20 respawns): at most one write per 200 ms
+    let most = (took.as_millis() / 200) as usize + 2;
+    assert!(writes <= most, "{writes} writes in {took:?}");
+    d.stop();
+}
