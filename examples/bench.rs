@@ -112,6 +112,7 @@ fn parallel_registrations(sock: &Path, n: usize) {
                     title: Some(format!("BENCH_PAR_{i}")),
                     rate: None,
                     max_running: None,
+                    wait: false,
                 };
                 let r = jaildaemon::daemon::client::request(
                     &sock,
@@ -200,6 +201,8 @@ fn main() {
         .arg(dir.join("jd.pid"))
         .arg("-f")
         .arg(&sock)
+        .arg("-s")
+        .arg(dir.join("state/probes.json"))
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null())
         .spawn()
@@ -255,6 +258,7 @@ fn main() {
         title: Some("BENCH_WARMUP".into()),
         rate: None,
         max_running: None,
+        wait: false,
     };
     let _ = jaildaemon::daemon::client::request(
         &sock,
@@ -280,6 +284,7 @@ fn main() {
                 title: Some(format!("BENCH_PROBE_{next}")),
                 rate: None,
                 max_running: None,
+                wait: false,
             };
             match jaildaemon::daemon::client::request(
                 &sock,

@@ -30,7 +30,7 @@ jid=$("$bin/jailctl" jail create name=demo path="$work/root" host.hostname=demo.
 "$bin/jailctl" jail list
 
 echo "== the daemon"
-"$bin/jaildaemon" -D -p "$pidf" -f "$sock"
+"$bin/jaildaemon" -D -p "$pidf" -f "$sock" -s "$work/state/probes.json"
 echo "jaildaemon running, pid $(cat "$pidf")"
 
 echo "== a probe in jail demo (jid $jid)"

@@ -553,17 +553,19 @@ fn restarting_the_jail_by_name_re_arms_the_probe() {
 }
 
 #[test]
-fn two_probes_with_one_title_each_run_once() {
+fn a_second_probe_with_one_title_is_refused_and_the_first_runs_once() {
+    // issue 17: titles are unique in a jail, so `pkill -f TITLE` fires one probe
     let d = setup();
     d.register(&["-c", &out_cmd(&d, "twin", "a"), "-j", "www", "-t", "TWIN"]);
-    d.register(&["-c", &out_cmd(&d, "twin", "b"), "-j", "www", "-t", "TWIN"]);
-    assert_eq!(d.pgrep("www", "TWIN").len(), 2);
+    let o = d.util(&["-c", &out_cmd(&d, "twin", "b"), "-j", "www", "-t", "TWIN"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already has a probe titled TWIN"));
+    assert_eq!(d.pgrep("www", "TWIN").len(), 1);
     d.trigger("www", "TWIN");
-    assert!(d.sb.wait_for(5, || lines(&d, "twin") == 2));
+    assert!(d.sb.wait_for(5, || lines(&d, "twin") == 1));
     std::thread::sleep(Duration::from_millis(300));
-    let mut l: Vec<String> = d.read("twin").lines().map(String::from).collect();
-    l.sort();
-    assert_eq!(l, vec!["a", "b"]);
+    let l: Vec<String> = d.read("twin").lines().map(String::from).collect();
+    assert_eq!(l, vec!["a"]);
 }
 
 #[test]
@@ -579,7 +581,8 @@ fn sighup_to_the_daemon_triggers_nothing() {
     assert!(d.ping(), "the daemon died of SIGHUP");
     assert_eq!(d.read("hup"), "");
     assert_eq!(d.pgrep("www", "HUP_D").len(), 1);
-    assert!(d.log_text().contains("SIGHUP to the daemon ignored"));
+    // issue 17: SIGHUP reloads the configuration, and still runs no command
+    assert!(d.log_text().contains("SIGHUP: reloading the configuration"));
     // a terminal hangup inside the jail: a shell on a pty whose master goes away
     let mut term = Command::new("script")
         .args([
@@ -769,6 +772,8 @@ fn detached_daemon_writes_pidfile_and_returns_once_ready() {
         .arg(&pidf)
         .arg("-f")
         .arg(&sock)
+        .arg("-s")
+        .arg(sb.dir.path().join("state/probes.json"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -432,6 +432,7 @@ fn spec(jail: &str, title: &str) -> ProbeSpec {
         title: Some(title.into()),
         rate: None,
         max_running: None,
+        wait: false,
     }
 }
 

@@ -21,7 +21,10 @@
 //! # Semantics
 //! * `Ping` -> `Pong`: anyone may ask; used to detect a running daemon.
 //! * `Register` -> `Registered` once the probe runs in the jail, or `Error` with the
-//!   reason (no such jail, attach failed, bad uid ...). Root only.
+//!   reason (no such jail, attach failed, bad uid, a title the jail already has ...).
+//!   Root only. With `wait` (`-w`) a jail that does not exist is waited for and the
+//!   answer comes at once (`jid` and `pid` 0). `wait` is sent only when set, so an
+//!   older daemon still reads every other request.
 //! * `List { after }` -> `Probes { probes, next }`: the probes with ids above `after`,
 //!   as many as fit in one frame; `next` is the `after` of the next page, `None` on the
 //!   last one. Root only.
@@ -90,6 +93,10 @@ pub struct ProbeSpec {
     /// Commands of this probe running at once (`-m N`); the daemon's default if absent.
     #[serde(default)]
     pub max_running: Option<u32>,
+    /// `-w`: a jail that does not exist (yet) is waited for, without limit; the probe
+    /// is armed when it appears and re-armed each time it is created again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait: bool,
 }
 
 /// A token bucket: at most `count` commands at once, refilled at `count` per `secs`
@@ -403,6 +410,7 @@ mod tests {
             title: Some("T".into()),
             rate: None,
             max_running: None,
+            wait: false,
         }
     }
 

@@ -1,9 +1,12 @@
 //! `jaildaemon` command line, option for option as jaildaemon(1):
 //!
 //! ```text
-//! jaildaemon -D [-F] [-p pidfile] [-f ipcsockpath]
-//! jaildaemon -c command -j jail [-rR] [-u uid] [-g gid] [-t proctitle] [-L count/secs] [-m max]
-//!            [-f ipcsockpath]                (-L, -m new: rate limit, commands at once)
+//! jaildaemon -D [-F] [-p pidfile] [-f ipcsockpath] [-s statefile] [-C config]
+//!                                            (-s, -C new: state file, declared probes)
+//! jaildaemon -c command -j jail [-rRw] [-u uid] [-g gid] [-t proctitle] [-L count/secs] [-m max]
+//!            [-f ipcsockpath]                (-L, -m, -w new: rate limit, commands at once,
+//!                                             wait for the jail)
+//! jaildaemon -n [-C config]                  (new: check the configuration file)
 //! jaildaemon -l [-J] [-f ipcsockpath]        (new: list probes)
 //! jaildaemon -k id [-f ipcsockpath]          (new: remove a probe)
 //! ```
@@ -16,9 +19,11 @@ use jaildaemon_proto::{ProbeInfo, ProbeSpec, Request, Respawn, Response};
 
 use crate::daemon::{self, client};
 
-pub const USAGE: &str = "usage: jaildaemon -D [-F] [-p pidfile] [-f ipcsockpath]
-       jaildaemon -c command -j jail [-rR] [-u uid] [-g gid] [-t proctitle]
+pub const USAGE: &str =
+    "usage: jaildaemon -D [-F] [-p pidfile] [-f ipcsockpath] [-s statefile] [-C config]
+       jaildaemon -c command -j jail [-rRw] [-u uid] [-g gid] [-t proctitle]
                   [-L count/seconds] [-m max_running] [-f ipcsockpath]
+       jaildaemon -n [-C config]
        jaildaemon -l [-J] [-f ipcsockpath]
        jaildaemon -k id [-f ipcsockpath]";
 
@@ -27,22 +32,35 @@ pub const EX_USAGE: u8 = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    Daemon { foreground: bool, pidfile: PathBuf },
+    Daemon {
+        foreground: bool,
+        pidfile: PathBuf,
+    },
     Register(ProbeSpec),
-    List { json: bool },
-    Remove { id: u64 },
+    List {
+        json: bool,
+    },
+    Remove {
+        id: u64,
+    },
+    /// `-n`: check the configuration file and exit.
+    Check,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     pub mode: Mode,
     pub socket: PathBuf,
+    /// `-s`: the daemon's state file.
+    pub state: PathBuf,
+    /// `-C`: the configuration file, when given.
+    pub config: Option<PathBuf>,
 }
 
 /// Options taking an argument.
-const WITH_ARG: &[char] = &['p', 'f', 'c', 'j', 'u', 'g', 't', 'k', 'L', 'm'];
+const WITH_ARG: &[char] = &['p', 'f', 'c', 'j', 'u', 'g', 't', 'k', 'L', 'm', 's', 'C'];
 /// Options without one.
-const FLAGS: &[char] = &['D', 'F', 'r', 'R', 'l', 'J', 'h'];
+const FLAGS: &[char] = &['D', 'F', 'r', 'R', 'l', 'J', 'h', 'w', 'n'];
 
 /// getopt(3)-style parsing: clustered flags (`-rR`), attached or separate arguments
 /// (`-ffile`, `-f file`), `--` ends the options; no operands are accepted.
@@ -96,7 +114,11 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
         return Err(String::new());
     }
     let socket = PathBuf::from(last('f').unwrap_or_else(|| daemon::DEFAULT_SOCKET.into()));
-    let modes: Vec<char> = ['D', 'c', 'l', 'k']
+    let state = last('s')
+        .map(PathBuf::from)
+        .unwrap_or_else(daemon::state::default_path);
+    let config = last('C').map(PathBuf::from);
+    let modes: Vec<char> = ['D', 'c', 'l', 'k', 'n']
         .into_iter()
         .filter(|m| has(*m))
         .collect();
@@ -139,11 +161,13 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
                         format!("-m {v}: the number of commands running at once must be a number")
                     })?),
                 },
+                wait: has('w'),
             };
             spec.validate()?;
             Mode::Register(spec)
         }
         ['l'] => Mode::List { json: has('J') },
+        ['n'] => Mode::Check,
         ['k'] => {
             let v = last('k').unwrap_or_default();
             Mode::Remove {
@@ -153,9 +177,14 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
             }
         }
         [] => return Err("one of -D or -c must be given".into()),
-        _ => return Err("only one of -D, -c, -l and -k may be given".into()),
+        _ => return Err("only one of -D, -c, -l, -k and -n may be given".into()),
     };
-    Ok(Invocation { mode, socket })
+    Ok(Invocation {
+        mode,
+        socket,
+        state,
+        config,
+    })
 }
 
 /// Entry point used by the binary.
@@ -186,6 +215,9 @@ pub fn main() -> ExitCode {
                 socket: inv.socket,
                 pidfile,
                 foreground,
+                state: inv.state,
+                config_given: inv.config.is_some(),
+                config: inv.config.unwrap_or_else(daemon::config::default_path),
             };
             match daemon::run(&opts) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -199,9 +231,32 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Mode::Check => check(inv.config),
         mode => {
             crate::logging::to_stderr("warn");
             utility(mode, &inv.socket)
+        }
+    }
+}
+
+/// `jaildaemon -n`: check the configuration file (every error with its line).
+fn check(config: Option<PathBuf>) -> ExitCode {
+    let path = config.clone().unwrap_or_else(daemon::config::default_path);
+    match daemon::config::load(&path, false) {
+        Ok(d) => {
+            println!(
+                "jaildaemon: {}: {} probe{} declared; the file is valid",
+                path.display(),
+                d.len(),
+                if d.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("jaildaemon: {}: {e}", path.display());
+            }
+            ExitCode::from(1)
         }
     }
 }
@@ -230,7 +285,7 @@ fn utility(mode: Mode, socket: &std::path::Path) -> ExitCode {
             };
         }
         Mode::Remove { id } => (Request::Remove { id: *id }, Duration::from_secs(30)),
-        Mode::Daemon { .. } => unreachable!(),
+        Mode::Daemon { .. } | Mode::Check => unreachable!(),
     };
     let resp = match client::request(socket, &req, timeout) {
         Ok(r) => r,

@@ -54,6 +54,10 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
             })
         }
     }
+    // The declared probes and the state file (locked: one daemon per state file).
+    let declared = super::load_config(opts)?;
+    let state = std::sync::Arc::new(super::state::StateFile::open(&opts.state)?);
+    let saved = state.load()?;
     let sock_err = |source| DaemonError::Socket {
         path: opts.socket.clone(),
         source,
@@ -133,7 +137,19 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         capacity,
         "descriptor limit raised to the hard limit"
     );
-    let res = rt.block_on(main_loop(listener, &mut ready, opts, capacity, nofile_soft));
+    let durable = super::Durable {
+        state,
+        saved,
+        declared,
+    };
+    let res = rt.block_on(main_loop(
+        listener,
+        &mut ready,
+        opts,
+        capacity,
+        nofile_soft,
+        durable,
+    ));
     if let Err(e) = &res {
         fail(&mut ready, e);
     }

@@ -33,6 +33,13 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Pause between two looks for the jail (or two respawn attempts).
 pub const REARM_POLL: Duration = Duration::from_millis(250);
+/// Pause between two looks for the jail of a `-w` probe past [`JAIL_RETURN_GRACE`]:
+/// polling (one jail lookup a second each) works alike on both systems and costs
+/// little next to the setup of a probe.
+pub const WAIT_POLL: Duration = Duration::from_secs(1);
+/// How long a `-w` probe that ended without a trigger waits to see its jail go away
+/// (stopped or removed): if it does, the probe waits for the jail to come back.
+pub const JAIL_LEAVE_GRACE: Duration = Duration::from_secs(3);
 /// Failed respawns in a row after which the probe is dropped.
 pub const RESPAWN_TRIES: u32 = 3;
 
@@ -111,6 +118,13 @@ pub struct Supervisor {
     /// The jail's name, as found at registration: a respawn looks it up again.
     pub jail: String,
     pub arm: Arm,
+    /// `-w`: a missing jail is waited for without limit, and a probe killed with its
+    /// jail is re-armed when the jail returns.
+    pub wait: bool,
+    /// The first arming (of a probe registered waiting: `-w`, declared, restored, or
+    /// retried after a failed setup) waits for the jail without limit and retries
+    /// failed setups; after it, [`Self::wait`] alone rules.
+    pub wait_first: bool,
 }
 
 /// How the daemon talks to a supervisor.
@@ -128,14 +142,34 @@ pub fn next_backoff(previous: Duration, lived: Duration) -> Duration {
     }
 }
 
-/// Run the state machine of one probe (already armed as `probe`) until it ends.
+/// Run the state machine of one probe (armed as `probe`, or waiting for its jail)
+/// until it ends.
 pub async fn run<H: ProbeHost>(
     host: &H,
     mut sup: Supervisor,
-    mut probe: H::Probe,
+    probe: Option<H::Probe>,
     ctl: &mut Control,
 ) -> End {
     let id = sup.id;
+    let mut probe = match probe {
+        Some(p) => p,
+        None => {
+            host.note(Note::WaitingForJail);
+            let wait = sup.wait;
+            sup.wait |= sup.wait_first;
+            let armed = tokio::select! {
+                r = rearm(host, &mut sup, Duration::ZERO) => r,
+                ack = ctl.cancel.recv() => return End::Removed(ack),
+                _ = ctl.shutdown.changed() => return End::Shutdown,
+            };
+            sup.wait = wait;
+            match armed {
+                Ok(p) => p,
+                Err(end) => return end,
+            }
+        }
+    };
+    sup.wait_first = false;
     let mut armed_at = host.now();
     let mut backoff = Duration::ZERO;
     loop {
@@ -150,6 +184,22 @@ pub async fn run<H: ProbeHost>(
                 return End::Shutdown;
             }
         };
+        if status != ExitStatus::Code(TRIGGER_EXIT) && sup.wait && jail_left(host, &sup).await {
+            tracing::info!(probe = id, jail = %sup.jail, %status, "the probe ended with its jail; waiting for the jail to come back");
+            let rearmed = tokio::select! {
+                r = rearm(host, &mut sup, Duration::ZERO) => r,
+                ack = ctl.cancel.recv() => return End::Removed(ack),
+                _ = ctl.shutdown.changed() => return End::Shutdown,
+            };
+            match rearmed {
+                Ok(p) => {
+                    probe = p;
+                    armed_at = host.now();
+                    continue;
+                }
+                Err(end) => return end,
+            }
+        }
         if status != ExitStatus::Code(TRIGGER_EXIT) {
             tracing::warn!(probe = id, pid = host.probe_pid(&probe), %status, jail = %sup.spec.jail, "probe lost (not a trigger): no command runs, no respawn");
             return End::Lost(status);
@@ -195,6 +245,21 @@ pub async fn run<H: ProbeHost>(
     }
 }
 
+/// Whether the probe's jail is gone (or was replaced), looking for up to
+/// [`JAIL_LEAVE_GRACE`].
+async fn jail_left<H: ProbeHost>(host: &H, sup: &Supervisor) -> bool {
+    let deadline = host.now() + JAIL_LEAVE_GRACE;
+    loop {
+        if host.jail_lookup(&sup.jail).await != Some(sup.arm.jid) {
+            return true;
+        }
+        if host.now() >= deadline {
+            return false;
+        }
+        host.sleep(REARM_POLL).await;
+    }
+}
+
 /// Find the jail again by name (it may have been recreated with a new jid) and spawn
 /// a new probe in it.
 async fn rearm<H: ProbeHost>(
@@ -231,7 +296,11 @@ async fn rearm<H: ProbeHost>(
                     Err(e) => {
                         failures += 1;
                         tracing::warn!(probe = id, jail = %name, error = %e, failures, "respawning the probe failed");
-                        if failures >= RESPAWN_TRIES {
+                        if failures >= RESPAWN_TRIES && sup.wait_first && sup.wait {
+                            // a first arming that waits: retried, not dropped
+                            failures = 0;
+                            host.sleep(WAIT_POLL).await;
+                        } else if failures >= RESPAWN_TRIES {
                             tracing::warn!(probe = id, jail = %name, "probe dropped after 3 failed respawns");
                             return Err(End::RespawnFailed);
                         }
@@ -239,6 +308,15 @@ async fn rearm<H: ProbeHost>(
                 }
             }
             None => host.note(Note::WaitingForJail),
+        }
+        if sup.wait {
+            let poll = if host.now() >= deadline {
+                WAIT_POLL
+            } else {
+                REARM_POLL
+            };
+            host.sleep(poll).await;
+            continue;
         }
         if host.now() >= deadline {
             tracing::warn!(probe = id, jail = %name, grace_s = JAIL_RETURN_GRACE.as_secs(), "probe dropped: its jail is gone and did not come back");
@@ -375,7 +453,7 @@ impl ProbeHost for Live {
     }
 
     async fn jail_lookup(&self, name: &str) -> Option<i32> {
-        lookup(name).await.ok().map(|j| j.jid)
+        self.registry.jails.jid(name).await
     }
 
     fn now(&self) -> Instant {

@@ -263,6 +263,8 @@ impl Daemon {
             .arg(&self.pidfile)
             .arg("-f")
             .arg(&self.socket)
+            .arg("-s")
+            .arg(self.sb.dir.path().join("state/probes.json"))
             .env("JAILDAEMON_REGISTRY", &self.sb.registry)
             .env("RUST_LOG", "debug");
         c

@@ -22,6 +22,7 @@ fn supervisor(respawn: Respawn) -> Supervisor {
             title: Some("t".into()),
             rate: None,
             max_running: None,
+            wait: false,
         },
         jail: "www".into(),
         arm: Arm {
@@ -30,6 +31,8 @@ fn supervisor(respawn: Respawn) -> Supervisor {
             uid: None,
             gid: None,
         },
+        wait: false,
+        wait_first: false,
     }
 }
 
@@ -48,7 +51,7 @@ fn control() -> (
 async fn run_to_end(fake: &Arc<Fake>, respawn: Respawn, first: Life) -> End {
     let (mut ctl, _cancel, _shutdown) = control();
     let probe = fake.probe(first);
-    run(fake, supervisor(respawn), probe, &mut ctl).await
+    run(fake, supervisor(respawn), Some(probe), &mut ctl).await
 }
 
 /// Run a supervisor on its own task; the test holds its cancel and shutdown ends.
@@ -64,7 +67,8 @@ fn spawn_run(
     let (mut ctl, cancel, shutdown) = control();
     let probe = fake.probe(first);
     let f = fake.clone();
-    let task = tokio::spawn(async move { run(&f, supervisor(respawn), probe, &mut ctl).await });
+    let task =
+        tokio::spawn(async move { run(&f, supervisor(respawn), Some(probe), &mut ctl).await });
     (task, cancel, shutdown)
 }
 
@@ -330,4 +334,77 @@ fn backoff_grows_from_the_minimum_and_is_capped() {
     assert_eq!(next_backoff(BACKOFF_MIN, quick), 2 * BACKOFF_MIN);
     assert_eq!(next_backoff(BACKOFF_MAX, quick), BACKOFF_MAX);
     assert_eq!(next_backoff(BACKOFF_MAX, SHORT_LIFE), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_waiting_probe_waits_past_the_grace_and_follows_its_jail() {
+    let mut lookups: VecDeque<Option<i32>> = std::iter::repeat_n(None, 150).collect();
+    // the jail appears (jid 9); the probe dies with it; it comes back as jid 11
+    lookups.extend([Some(9), None, None]);
+    let fake = Fake::new(Script {
+        lives: [Life::Dies(SECOND, KILLED), Life::Trigger(SECOND)].into(),
+        lookups,
+        jail: Some(11),
+        commands_end_at_once: true,
+        ..Script::default()
+    });
+    let (mut ctl, _cancel, _shutdown) = control();
+    let mut sup = supervisor(Respawn::Never);
+    sup.wait = true;
+    let end = run(&fake, sup, None, &mut ctl).await;
+    assert!(matches!(end, End::Done), "{end:?}");
+    let log = fake.log();
+    let spawns: Vec<_> = log.iter().filter(|e| matches!(e, Ev::Spawn(_))).collect();
+    assert_eq!(spawns, [&Ev::Spawn(9), &Ev::Spawn(11)]);
+    assert!(
+        log.contains(&Ev::Sleep(WAIT_POLL)),
+        "no slow poll past the grace"
+    );
+    let waited: Duration = fake.sleeps().iter().sum();
+    assert!(waited > JAIL_RETURN_GRACE, "{waited:?}");
+    assert_eq!(log.iter().filter(|e| **e == Ev::Command(11)).count(), 1);
+}
+
+#[tokio::test]
+async fn a_waiting_probe_killed_in_a_jail_that_stays_is_lost() {
+    let fake = Fake::new(Script {
+        jail: Some(JID),
+        ..Script::default()
+    });
+    let (mut ctl, _cancel, _shutdown) = control();
+    let mut sup = supervisor(Respawn::AfterCommand);
+    sup.wait = true;
+    let probe = fake.probe(Life::Dies(SECOND, KILLED));
+    let end = run(&fake, sup, Some(probe), &mut ctl).await;
+    assert!(matches!(end, End::Lost(KILLED)), "{end:?}");
+    assert!(!fake.log().iter().any(|e| matches!(e, Ev::Spawn(_))));
+}
+
+#[tokio::test]
+async fn a_restored_probe_waits_and_retries_at_first_then_has_the_grace_again() {
+    // restored without -w: its jail is missing past the grace, then its setups fail
+    // four times (retried, not dropped); once armed and fired, a jail that stays
+    // gone ends it after the grace, as without -w
+    let mut lookups: VecDeque<Option<i32>> = std::iter::repeat_n(None, 150).collect();
+    lookups.extend(std::iter::repeat_n(Some(9), 5));
+    let fake = Fake::new(Script {
+        lives: [Life::Trigger(SECOND)].into(),
+        spawn_fails: [true, true, true, true, false].into(),
+        lookups,
+        jail: None,
+        commands_end_at_once: true,
+    });
+    let (mut ctl, _cancel, _shutdown) = control();
+    let mut sup = supervisor(Respawn::Immediately);
+    sup.wait_first = true;
+    let end = run(&fake, sup, None, &mut ctl).await;
+    assert!(matches!(end, End::JailGone), "{end:?}");
+    let log = fake.log();
+    let failed = log
+        .iter()
+        .filter(|e| matches!(e, Ev::SpawnFailed(9)))
+        .count();
+    assert_eq!(failed, 4);
+    assert_eq!(log.iter().filter(|e| **e == Ev::Spawn(9)).count(), 1);
+    assert_eq!(log.iter().filter(|e| **e == Ev::Command(9)).count(), 1);
 }

@@ -8,11 +8,13 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::raw::c_int;
 
 mod fds;
+mod identity;
 mod process;
 mod signals;
 mod spawn_io;
 
 pub use fds::*;
+pub use identity::*;
 pub use process::*;
 pub use signals::*;
 pub use spawn_io::*;
