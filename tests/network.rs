@@ -600,3 +600,111 @@ fn unique_macs_and_no_removal_by_name_alone() {
     assert_eq!(links(), before);
     drop(e);
 }
+
+/// A dnsmasq the test started, killed when dropped.
+struct Dnsmasq(std::process::Child);
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_dhcp_jail_gets_its_lease_and_fails_cleanly_without_a_server() {
+    let _g = serial();
+    assert!(
+        sh("command -v dnsmasq").0,
+        "dnsmasq is missing: apt-get install -y dnsmasq-base"
+    );
+    let id = std::process::id() % 100000;
+    let (ns, br, v, vp) = (
+        format!("jdd{id}"),
+        format!("jbd{id}"),
+        format!("jdv{id}"),
+        format!("jdvp{id}"),
+    );
+    let _made = Made {
+        links: vec![v.clone(), br.clone()],
+        netns: vec![ns.clone()],
+    };
+    // the server's side: a namespace of the test at 198.18.4.1, on the test's bridge
+    must(&format!("ip netns add {ns}"));
+    must(&format!(
+        "ip link add {br} type bridge && ip link set {br} up && \
+         ip link add {v} type veth peer name {vp} && ip link set {v} master {br} up && \
+         ip link set {vp} netns {ns} && ip -n {ns} addr add 198.18.4.1/24 dev {vp} && \
+         ip -n {ns} link set {vp} up"
+    ));
+    let leases = tempfile_path(&format!("jd-leases-{id}"));
+    let server = || {
+        Dnsmasq(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "dnsmasq", "--keep-in-foreground"])
+                .args(["--conf-file=/dev/null", "--port=0", "--user=root"])
+                .arg(format!("--interface={vp}"))
+                .args(["--bind-interfaces", "--no-hosts", "--no-resolv"])
+                .arg("--dhcp-range=198.18.4.50,198.18.4.99,255.255.255.0,1h")
+                .arg("--dhcp-option=3,198.18.4.1")
+                .arg(format!("--dhcp-leasefile={}", leases.display()))
+                .arg(format!("--pid-file={}.pid", leases.display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("dnsmasq runs"),
+        )
+    };
+    let before = links();
+    let e = Env::setup(Kind::Dir, &SETUP);
+    e.fetch();
+    let d = e.create(&[
+        "tag=d1",
+        "vnet=on",
+        &format!("interfaces=vnet0:{br}"),
+        "ip4_addr=vnet0|DHCP",
+        // the client's packet sockets
+        "allow_raw_sockets=1",
+    ]);
+    {
+        let _srv = server();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        e.ok(&["start", "d1"]);
+        let a = jail_ip(&e, "d1", "-o -4 addr show dev vnet0");
+        assert!(a.contains("inet 198.18.4."), "no lease on vnet0:\n{a}");
+        let r = jail_ip(&e, "d1", "route show");
+        assert!(r.contains("default via 198.18.4.1"), "{r}");
+        let rt = e.ok(&["runtime", "d1"]);
+        assert!(
+            rt.lines().any(|l| l.starts_with("net.vnet0=198.18.4.")),
+            "{rt}"
+        );
+        // the host reaches the jail from the server's side
+        let addr = a.split("inet ").nth(1).unwrap().split('/').next().unwrap();
+        must(&format!(
+            "ip netns exec {ns} {} ping -c1 -W3 {addr}",
+            busybox()
+        ));
+        e.ok(&["stop", "d1"]);
+        assert_eq!(links(), before, "stop left or took interfaces");
+    }
+    // no server: start fails within the bound, naming DHCP, and leaves nothing
+    let (o, took) = e.timed(&["start", "d1"]);
+    let err = common::manager_env::text(&o.stderr);
+    assert!(!o.status.success(), "started without a DHCP server");
+    assert!(err.contains("DHCP") && err.contains("network"), "{err}");
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    assert_eq!(
+        links(),
+        before,
+        "a failed DHCP start left interfaces: {err}"
+    );
+    let row = e.row(&d).expect("d1 is listed");
+    assert_eq!(row[3].as_str(), "down", "{row:?}");
+    let _ = std::fs::remove_file(&leases);
+    let _ = std::fs::remove_file(format!("{}.pid", leases.display()));
+}
+
+fn tempfile_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(name)
+}
