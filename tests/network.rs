@@ -708,3 +708,77 @@ fn a_dhcp_jail_gets_its_lease_and_fails_cleanly_without_a_server() {
 fn tempfile_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(name)
 }
+
+/// The basics on both backends (the directory one, then ZFS): a shared-IP jail sees
+/// only its own address and is reachable at it; two VNET jails on a bridge of the
+/// test reach the host side and each other; stop leaves the host's links as before.
+#[test]
+fn shared_ip_and_vnet_basics_on_both_backends() {
+    let _g = serial();
+    let bb = busybox();
+    let id = std::process::id() % 100000;
+    let (ns, up, up_peer, br) = (
+        format!("jbn{id}"),
+        format!("jbu{id}"),
+        format!("jbup{id}"),
+        format!("jbb{id}"),
+    );
+    let _made = Made {
+        links: vec![up.clone(), br.clone()],
+        netns: vec![ns.clone()],
+    };
+    must(&format!("ip netns add {ns}"));
+    must(&format!(
+        "ip link add {up} type veth peer name {up_peer} && ip link set {up_peer} netns {ns} && \
+         ip -n {ns} addr add 198.18.5.1/24 dev {up_peer} && ip -n {ns} link set {up_peer} up && \
+         ip link set {up} up && \
+         ip link add {br} type bridge && ip addr add 198.18.6.1/24 dev {br} && ip link set {br} up"
+    ));
+    let before = links();
+    manager_env::both(&SETUP, |e| {
+        e.fetch();
+        e.create(&[
+            "tag=b1",
+            &format!("ip4_addr={up}|198.18.5.10/24"),
+            "defaultrouter=198.18.5.1",
+        ]);
+        e.ok(&["start", "b1"]);
+        let a = jail_ip(e, "b1", "-o addr show");
+        let inet: Vec<&str> = a
+            .lines()
+            .filter(|l| (l.contains(" inet ") || l.contains(" inet6 ")) && !l.contains(" fe80:"))
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .collect();
+        assert_eq!(inet, ["127.0.0.1/8", "::1/128", "198.18.5.10/24"], "{a}");
+        let r = jail_ip(e, "b1", "route show");
+        assert!(r.contains("default via 198.18.5.1"), "{r}");
+        // the previous backend's jail had this address with another MAC
+        must(&format!("ip -n {ns} neigh flush all && ip neigh flush dev {br}"));
+        must(&format!("ip netns exec {ns} {bb} ping -c1 -W3 198.18.5.10"));
+        for (t, addr) in [("b2", "198.18.6.11"), ("b3", "198.18.6.12")] {
+            e.create(&[
+                &format!("tag={t}"),
+                "vnet=on",
+                &format!("interfaces=vnet0:{br}"),
+                &format!("ip4_addr=vnet0|{addr}/24"),
+                "defaultrouter=198.18.6.1",
+                "allow_raw_sockets=1",
+            ]);
+            e.ok(&["start", t]);
+            must(&format!("{bb} ping -c1 -W3 {addr}"));
+        }
+        e.ok(&[
+            "exec",
+            "b2",
+            "/bin/busybox",
+            "ping",
+            "-c1",
+            "-W3",
+            "198.18.6.12",
+        ]);
+        for t in ["b1", "b2", "b3"] {
+            e.ok(&["stop", t]);
+        }
+        assert_eq!(links(), before, "stop left or took interfaces");
+    });
+}

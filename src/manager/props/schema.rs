@@ -96,7 +96,7 @@ pub static PROPS: &[Prop] = &[
         "off",
         Local,
         true,
-       true,
+        true,
         "configure vnet0 with DHCP"
     ),
     prop!(
