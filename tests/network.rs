@@ -753,7 +753,9 @@ fn shared_ip_and_vnet_basics_on_both_backends() {
         let r = jail_ip(e, "b1", "route show");
         assert!(r.contains("default via 198.18.5.1"), "{r}");
         // the previous backend's jail had this address with another MAC
-        must(&format!("ip -n {ns} neigh flush all && ip neigh flush dev {br}"));
+        must(&format!(
+            "ip -n {ns} neigh flush all && ip neigh flush dev {br}"
+        ));
         must(&format!("ip netns exec {ns} {bb} ping -c1 -W3 198.18.5.10"));
         for (t, addr) in [("b2", "198.18.6.11"), ("b3", "198.18.6.12")] {
             e.create(&[
@@ -781,4 +783,39 @@ fn shared_ip_and_vnet_basics_on_both_backends() {
         }
         assert_eq!(links(), before, "stop left or took interfaces");
     });
+}
+
+/// `ip4=disable` (or `ip6=disable`): on Linux a network stack of the jail's own with
+/// only lo; without it (and without addresses) the jail shares the host's.
+#[test]
+fn ip4_disable_leaves_only_lo() {
+    let _g = serial();
+    let before = links();
+    let e = Env::setup(Kind::Dir, &SETUP);
+    e.fetch();
+    e.create(&["tag=n1", "ip4=disable"]);
+    e.create(&["tag=n2", "ip4=inherit"]);
+    e.ok(&["start", "n1"]);
+    e.ok(&["start", "n2"]);
+    let l = jail_ip(&e, "n1", "-o link show");
+    let names: Vec<&str> = l.lines().filter_map(|l| l.split(": ").nth(1)).collect();
+    assert_eq!(names, ["lo"], "{l}");
+    let a = jail_ip(&e, "n1", "-o -4 addr show");
+    assert!(
+        a.lines().all(|l| l.contains(" lo ")),
+        "an address other than lo's: {a}"
+    );
+    let l2 = jail_ip(&e, "n2", "-o link show");
+    assert!(l2.lines().count() > 1, "inherit: the host's links:\n{l2}");
+    // disable with addresses is refused, naming both
+    e.create(&["tag=n3", "ip4=disable", "ip4_addr=lo|198.18.9.9/32"]);
+    let err = e.fails(&["start", "n3"]);
+    assert!(
+        err.contains("ip4=disable") && err.contains("ip4_addr"),
+        "{err}"
+    );
+    for t in ["n1", "n2"] {
+        e.ok(&["stop", t]);
+    }
+    assert_eq!(links(), before);
 }
