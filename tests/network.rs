@@ -611,6 +611,8 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// A DHCP jail's lease from a dnsmasq of the test, and a clean failure without one,
+/// on both backends (the directory one, then ZFS).
 #[test]
 fn a_dhcp_jail_gets_its_lease_and_fails_cleanly_without_a_server() {
     let _g = serial();
@@ -656,51 +658,52 @@ fn a_dhcp_jail_gets_its_lease_and_fails_cleanly_without_a_server() {
         )
     };
     let before = links();
-    let e = Env::setup(Kind::Dir, &SETUP);
-    e.fetch();
-    let d = e.create(&[
-        "tag=d1",
-        "vnet=on",
-        &format!("interfaces=vnet0:{br}"),
-        "ip4_addr=vnet0|DHCP",
-        // the client's packet sockets
-        "allow_raw_sockets=1",
-    ]);
-    {
-        let _srv = server();
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        e.ok(&["start", "d1"]);
-        let a = jail_ip(&e, "d1", "-o -4 addr show dev vnet0");
-        assert!(a.contains("inet 198.18.4."), "no lease on vnet0:\n{a}");
-        let r = jail_ip(&e, "d1", "route show");
-        assert!(r.contains("default via 198.18.4.1"), "{r}");
-        let rt = e.ok(&["runtime", "d1"]);
-        assert!(
-            rt.lines().any(|l| l.starts_with("net.vnet0=198.18.4.")),
-            "{rt}"
+    manager_env::both(&SETUP, |e| {
+        e.fetch();
+        let d = e.create(&[
+            "tag=d1",
+            "vnet=on",
+            &format!("interfaces=vnet0:{br}"),
+            "ip4_addr=vnet0|DHCP",
+            // the client's packet sockets
+            "allow_raw_sockets=1",
+        ]);
+        {
+            let _srv = server();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            e.ok(&["start", "d1"]);
+            let a = jail_ip(e, "d1", "-o -4 addr show dev vnet0");
+            assert!(a.contains("inet 198.18.4."), "no lease on vnet0:\n{a}");
+            let r = jail_ip(e, "d1", "route show");
+            assert!(r.contains("default via 198.18.4.1"), "{r}");
+            let rt = e.ok(&["runtime", "d1"]);
+            assert!(
+                rt.lines().any(|l| l.starts_with("net.vnet0=198.18.4.")),
+                "{rt}"
+            );
+            // the host reaches the jail from the server's side
+            let addr = a.split("inet ").nth(1).unwrap().split('/').next().unwrap();
+            must(&format!(
+                "ip netns exec {ns} {} ping -c1 -W3 {addr}",
+                busybox()
+            ));
+            e.ok(&["stop", "d1"]);
+            assert_eq!(links(), before, "stop left or took interfaces");
+        }
+        // no server: start fails within the bound, naming DHCP, and leaves nothing
+        let (o, took) = e.timed(&["start", "d1"]);
+        let err = common::manager_env::text(&o.stderr);
+        assert!(!o.status.success(), "started without a DHCP server");
+        assert!(err.contains("DHCP") && err.contains("network"), "{err}");
+        assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+        assert_eq!(
+            links(),
+            before,
+            "a failed DHCP start left interfaces: {err}"
         );
-        // the host reaches the jail from the server's side
-        let addr = a.split("inet ").nth(1).unwrap().split('/').next().unwrap();
-        must(&format!(
-            "ip netns exec {ns} {} ping -c1 -W3 {addr}",
-            busybox()
-        ));
-        e.ok(&["stop", "d1"]);
-        assert_eq!(links(), before, "stop left or took interfaces");
-    }
-    // no server: start fails within the bound, naming DHCP, and leaves nothing
-    let (o, took) = e.timed(&["start", "d1"]);
-    let err = common::manager_env::text(&o.stderr);
-    assert!(!o.status.success(), "started without a DHCP server");
-    assert!(err.contains("DHCP") && err.contains("network"), "{err}");
-    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
-    assert_eq!(
-        links(),
-        before,
-        "a failed DHCP start left interfaces: {err}"
-    );
-    let row = e.row(&d).expect("d1 is listed");
-    assert_eq!(row[3].as_str(), "down", "{row:?}");
+        let row = e.row(&d).expect("d1 is listed");
+        assert_eq!(row[3].as_str(), "down", "{row:?}");
+    });
     let _ = std::fs::remove_file(&leases);
     let _ = std::fs::remove_file(format!("{}.pid", leases.display()));
 }
