@@ -600,3 +600,225 @@ fn unique_macs_and_no_removal_by_name_alone() {
     assert_eq!(links(), before);
     drop(e);
 }
+
+/// A dnsmasq the test started, killed when dropped.
+struct Dnsmasq(std::process::Child);
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A DHCP jail's lease from a dnsmasq of the test, and a clean failure without one,
+/// on both backends (the directory one, then ZFS).
+#[test]
+fn a_dhcp_jail_gets_its_lease_and_fails_cleanly_without_a_server() {
+    let _g = serial();
+    assert!(
+        sh("command -v dnsmasq").0,
+        "dnsmasq is missing: apt-get install -y dnsmasq-base"
+    );
+    let id = std::process::id() % 100000;
+    let (ns, br, v, vp) = (
+        format!("jdd{id}"),
+        format!("jbd{id}"),
+        format!("jdv{id}"),
+        format!("jdvp{id}"),
+    );
+    let _made = Made {
+        links: vec![v.clone(), br.clone()],
+        netns: vec![ns.clone()],
+    };
+    // the server's side: a namespace of the test at 198.18.4.1, on the test's bridge
+    must(&format!("ip netns add {ns}"));
+    must(&format!(
+        "ip link add {br} type bridge && ip link set {br} up && \
+         ip link add {v} type veth peer name {vp} && ip link set {v} master {br} up && \
+         ip link set {vp} netns {ns} && ip -n {ns} addr add 198.18.4.1/24 dev {vp} && \
+         ip -n {ns} link set {vp} up"
+    ));
+    let leases = tempfile_path(&format!("jd-leases-{id}"));
+    let server = || {
+        Dnsmasq(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "dnsmasq", "--keep-in-foreground"])
+                .args(["--conf-file=/dev/null", "--port=0", "--user=root"])
+                .arg(format!("--interface={vp}"))
+                .args(["--bind-interfaces", "--no-hosts", "--no-resolv"])
+                .arg("--dhcp-range=198.18.4.50,198.18.4.99,255.255.255.0,1h")
+                .arg("--dhcp-option=3,198.18.4.1")
+                .arg(format!("--dhcp-leasefile={}", leases.display()))
+                .arg(format!("--pid-file={}.pid", leases.display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("dnsmasq runs"),
+        )
+    };
+    let before = links();
+    manager_env::both(&SETUP, |e| {
+        e.fetch();
+        let d = e.create(&[
+            "tag=d1",
+            "vnet=on",
+            &format!("interfaces=vnet0:{br}"),
+            "ip4_addr=vnet0|DHCP",
+            // the client's packet sockets
+            "allow_raw_sockets=1",
+        ]);
+        {
+            let _srv = server();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            e.ok(&["start", "d1"]);
+            let a = jail_ip(e, "d1", "-o -4 addr show dev vnet0");
+            assert!(a.contains("inet 198.18.4."), "no lease on vnet0:\n{a}");
+            let r = jail_ip(e, "d1", "route show");
+            assert!(r.contains("default via 198.18.4.1"), "{r}");
+            let rt = e.ok(&["runtime", "d1"]);
+            assert!(
+                rt.lines().any(|l| l.starts_with("net.vnet0=198.18.4.")),
+                "{rt}"
+            );
+            // the host reaches the jail from the server's side
+            let addr = a.split("inet ").nth(1).unwrap().split('/').next().unwrap();
+            must(&format!(
+                "ip netns exec {ns} {} ping -c1 -W3 {addr}",
+                busybox()
+            ));
+            e.ok(&["stop", "d1"]);
+            assert_eq!(links(), before, "stop left or took interfaces");
+        }
+        // no server: start fails within the bound, naming DHCP, and leaves nothing
+        let (o, took) = e.timed(&["start", "d1"]);
+        let err = common::manager_env::text(&o.stderr);
+        assert!(!o.status.success(), "started without a DHCP server");
+        assert!(err.contains("DHCP") && err.contains("network"), "{err}");
+        assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+        assert_eq!(
+            links(),
+            before,
+            "a failed DHCP start left interfaces: {err}"
+        );
+        let row = e.row(&d).expect("d1 is listed");
+        assert_eq!(row[3].as_str(), "down", "{row:?}");
+    });
+    let _ = std::fs::remove_file(&leases);
+    let _ = std::fs::remove_file(format!("{}.pid", leases.display()));
+}
+
+fn tempfile_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(name)
+}
+
+/// The basics on both backends (the directory one, then ZFS): a shared-IP jail sees
+/// only its own address and is reachable at it; two VNET jails on a bridge of the
+/// test reach the host side and each other; stop leaves the host's links as before.
+#[test]
+fn shared_ip_and_vnet_basics_on_both_backends() {
+    let _g = serial();
+    let bb = busybox();
+    let id = std::process::id() % 100000;
+    let (ns, up, up_peer, br) = (
+        format!("jbn{id}"),
+        format!("jbu{id}"),
+        format!("jbup{id}"),
+        format!("jbb{id}"),
+    );
+    let _made = Made {
+        links: vec![up.clone(), br.clone()],
+        netns: vec![ns.clone()],
+    };
+    must(&format!("ip netns add {ns}"));
+    must(&format!(
+        "ip link add {up} type veth peer name {up_peer} && ip link set {up_peer} netns {ns} && \
+         ip -n {ns} addr add 198.18.5.1/24 dev {up_peer} && ip -n {ns} link set {up_peer} up && \
+         ip link set {up} up && \
+         ip link add {br} type bridge && ip addr add 198.18.6.1/24 dev {br} && ip link set {br} up"
+    ));
+    let before = links();
+    manager_env::both(&SETUP, |e| {
+        e.fetch();
+        e.create(&[
+            "tag=b1",
+            &format!("ip4_addr={up}|198.18.5.10/24"),
+            "defaultrouter=198.18.5.1",
+        ]);
+        e.ok(&["start", "b1"]);
+        let a = jail_ip(e, "b1", "-o addr show");
+        let inet: Vec<&str> = a
+            .lines()
+            .filter(|l| (l.contains(" inet ") || l.contains(" inet6 ")) && !l.contains(" fe80:"))
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .collect();
+        assert_eq!(inet, ["127.0.0.1/8", "::1/128", "198.18.5.10/24"], "{a}");
+        let r = jail_ip(e, "b1", "route show");
+        assert!(r.contains("default via 198.18.5.1"), "{r}");
+        // the previous backend's jail had this address with another MAC
+        must(&format!(
+            "ip -n {ns} neigh flush all && ip neigh flush dev {br}"
+        ));
+        must(&format!("ip netns exec {ns} {bb} ping -c1 -W3 198.18.5.10"));
+        for (t, addr) in [("b2", "198.18.6.11"), ("b3", "198.18.6.12")] {
+            e.create(&[
+                &format!("tag={t}"),
+                "vnet=on",
+                &format!("interfaces=vnet0:{br}"),
+                &format!("ip4_addr=vnet0|{addr}/24"),
+                "defaultrouter=198.18.6.1",
+                "allow_raw_sockets=1",
+            ]);
+            e.ok(&["start", t]);
+            must(&format!("{bb} ping -c1 -W3 {addr}"));
+        }
+        e.ok(&[
+            "exec",
+            "b2",
+            "/bin/busybox",
+            "ping",
+            "-c1",
+            "-W3",
+            "198.18.6.12",
+        ]);
+        for t in ["b1", "b2", "b3"] {
+            e.ok(&["stop", t]);
+        }
+        assert_eq!(links(), before, "stop left or took interfaces");
+    });
+}
+
+/// `ip4=disable` (or `ip6=disable`): on Linux a network stack of the jail's own with
+/// only lo; without it (and without addresses) the jail shares the host's.
+#[test]
+fn ip4_disable_leaves_only_lo() {
+    let _g = serial();
+    let before = links();
+    let e = Env::setup(Kind::Dir, &SETUP);
+    e.fetch();
+    e.create(&["tag=n1", "ip4=disable"]);
+    e.create(&["tag=n2", "ip4=inherit"]);
+    e.ok(&["start", "n1"]);
+    e.ok(&["start", "n2"]);
+    let l = jail_ip(&e, "n1", "-o link show");
+    let names: Vec<&str> = l.lines().filter_map(|l| l.split(": ").nth(1)).collect();
+    assert_eq!(names, ["lo"], "{l}");
+    let a = jail_ip(&e, "n1", "-o -4 addr show");
+    assert!(
+        a.lines().all(|l| l.contains(" lo ")),
+        "an address other than lo's: {a}"
+    );
+    let l2 = jail_ip(&e, "n2", "-o link show");
+    assert!(l2.lines().count() > 1, "inherit: the host's links:\n{l2}");
+    // disable with addresses is refused, naming both
+    e.create(&["tag=n3", "ip4=disable", "ip4_addr=lo|198.18.9.9/32"]);
+    let err = e.fails(&["start", "n3"]);
+    assert!(
+        err.contains("ip4=disable") && err.contains("ip4_addr"),
+        "{err}"
+    );
+    for t in ["n1", "n2"] {
+        e.ok(&["stop", t]);
+    }
+    assert_eq!(links(), before);
+}

@@ -58,6 +58,11 @@ pub struct JailConfig {
     /// `ip4_addr` entries with an address (`[iface|]addr[/prefix]`); `none` and
     /// interface-only (`iface|`) entries are left out.
     pub ip4: Vec<String>,
+    /// `dhcp=on`: vnet0 takes a lease at start (as `ip4_addr="vnet0|DHCP"`).
+    pub dhcp: bool,
+    /// `ip4`, `ip6`: `new`, `inherit` or `disable`.
+    pub ip4_mode: String,
+    pub ip6_mode: String,
     pub ip6: Vec<String>,
     /// `interfaces` (`vnet0:bridge0,...`), `defaultrouter(6)` (`None` for `none`),
     /// `vnet_default_interface` and `vnetN_mac`, as stored: `lifecycle::net` reads them.
@@ -159,6 +164,9 @@ impl JailConfig {
             host_domainname: r.word_or_none("host_domainname"),
             vnet: r.flag("vnet")?,
             ip4: r.addrs("ip4_addr"),
+            dhcp: r.flag("dhcp")?,
+            ip4_mode: r.str("ip4"),
+            ip6_mode: r.str("ip6"),
             ip6: r.addrs("ip6_addr"),
             interfaces: r.str("interfaces"),
             defaultrouter: r.word_or_none("defaultrouter"),

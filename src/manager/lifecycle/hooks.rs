@@ -32,7 +32,7 @@ impl Manager {
             .join(format!("{uuid}-console.log"))
     }
 
-    fn open_console_log(&self, uuid: &str) -> Result<(PathBuf, File)> {
+    pub(super) fn open_console_log(&self, uuid: &str) -> Result<(PathBuf, File)> {
         let log = self.console_log(uuid);
         if let Some(d) = log.parent() {
             std::fs::create_dir_all(d).map_err(io_at(d.display()))?;

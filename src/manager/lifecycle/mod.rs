@@ -9,6 +9,7 @@ pub mod mounts;
 pub mod net;
 mod net_apply;
 pub mod net_cmds;
+mod net_dhcp;
 pub mod params;
 pub mod start;
 pub mod stop;

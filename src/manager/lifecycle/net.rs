@@ -284,7 +284,12 @@ pub fn macs(c: &JailConfig, n: u32) -> Result<(String, String)> {
 /// addresses and without `vnet`.
 pub fn plan(c: &JailConfig, os: Os) -> Result<Vec<Step>> {
     let mut addrs = Vec::new();
-    for e in &c.ip4 {
+    super::net_dhcp::dhcp_ifaces(c, os)?; // `[IFACE|]DHCP`: a lease after the plan
+    for e in c
+        .ip4
+        .iter()
+        .filter(|e| super::net_dhcp::dhcp_entry(e).is_none())
+    {
         addrs.push(parse_addr(e, false)?);
     }
     for e in &c.ip6 {

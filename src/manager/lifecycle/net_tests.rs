@@ -259,3 +259,41 @@ vnet0: flags=8863<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> metric 0 mtu 1500
         ]
     );
 }
+
+#[test]
+fn dhcp_entries_are_planned_apart_and_checked() {
+    use crate::manager::lifecycle::net_dhcp::dhcp_ifaces;
+    let base = [
+        ("vnet", "on"),
+        ("interfaces", "vnet0:br0,vnet1:br1"),
+        ("allow_raw_sockets", "1"),
+    ];
+    let mut p = base.to_vec();
+    p.push(("ip4_addr", "vnet0|DHCP,vnet1|198.18.0.5/24"));
+    let c = cfg(&p);
+    assert_eq!(dhcp_ifaces(&c, Os::Linux).unwrap(), vec!["vnet0"]);
+    let steps = plan(&c, Os::Linux).unwrap();
+    let addrs: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s, Step::JailAddr { .. }))
+        .collect();
+    assert_eq!(addrs.len(), 1, "only vnet1's static address: {steps:?}");
+    // dhcp=on means vnet0
+    let mut p = base.to_vec();
+    p.push(("dhcp", "on"));
+    assert_eq!(dhcp_ifaces(&cfg(&p), Os::FreeBsd).unwrap(), vec!["vnet0"]);
+    // not a vnet jail; an interface not in `interfaces`; no packet sockets (Linux)
+    let e = plan(&cfg(&[("ip4_addr", "em0|DHCP")]), Os::Linux).unwrap_err();
+    assert!(e.to_string().contains("needs vnet=on"), "{e}");
+    let mut p = base.to_vec();
+    p.push(("ip4_addr", "vnet2|DHCP"));
+    assert!(plan(&cfg(&p), Os::Linux).is_err());
+    let c = cfg(&[
+        ("vnet", "on"),
+        ("interfaces", "vnet0:br0"),
+        ("ip4_addr", "vnet0|DHCP"),
+    ]);
+    let e = plan(&c, Os::Linux).unwrap_err();
+    assert!(e.to_string().contains("allow_raw_sockets=1"), "{e}");
+    assert!(plan(&c, Os::FreeBsd).is_ok());
+}

@@ -45,8 +45,17 @@ pub fn assignments(c: &JailConfig, kname: &str, root: &Path, os: Os) -> Vec<Stri
         }
         // Linux: a network stack of the jail's own, which the host configures (see
         // lifecycle::net)
-        if os == Os::Linux && !(c.ip4.is_empty() && c.ip6.is_empty()) {
+        // ip4/ip6=disable: no addresses at all (Linux: a stack with only lo)
+        let disable = c.ip4_mode == "disable" || c.ip6_mode == "disable";
+        if os == Os::Linux && (disable || !(c.ip4.is_empty() && c.ip6.is_empty())) {
             a.push("ip4=new".into());
+        }
+        if os == Os::FreeBsd {
+            for (p, mode) in [("ip4", &c.ip4_mode), ("ip6", &c.ip6_mode)] {
+                if mode == "disable" {
+                    a.push(format!("{p}=disable"));
+                }
+            }
         }
     }
     // FreeBSD gets its allow.* permissions (a file system's only when true); Linux
@@ -70,6 +79,14 @@ pub fn assignments(c: &JailConfig, kname: &str, root: &Path, os: Os) -> Vec<Stri
 
 /// The typed parameters for `jail_set`.
 pub fn jail_params(c: &JailConfig, kname: &str, root: &Path, os: Os) -> Result<Vec<JailParam>> {
+    for (p, mode, addrs) in [("ip4", &c.ip4_mode, &c.ip4), ("ip6", &c.ip6_mode, &c.ip6)] {
+        if mode == "disable" && !addrs.is_empty() {
+            return Err(crate::manager::error::invalid(format!(
+                "{p}=disable but {p}_addr is set; accepted: {p}=new with addresses, \
+                 or {p}=disable with {p}_addr=none"
+            )));
+        }
+    }
     Ok(jail::parse_assignments(&assignments(c, kname, root, os))?)
 }
 
@@ -145,6 +162,14 @@ mod tests {
         assert!(has(&a, "ip4.addr=em0|10.0.0.5/24"), "{a:?}");
         assert!(!a.iter().any(|x| x.starts_with("ip6.addr")));
         assert!(has(&a, "host.domainname=example.org"));
+        let c = cfg(&[("ip4", "disable")]);
+        let a = assignments(&c, "j", Path::new("/r"), Os::Linux);
+        assert!(has(&a, "ip4=new"), "{a:?}");
+        let a = assignments(&c, "j", Path::new("/r"), Os::FreeBsd);
+        assert!(has(&a, "ip4=disable"), "{a:?}");
+        assert!(jail_params(&c, "j", Path::new("/r"), Os::Linux).is_ok());
+        let c = cfg(&[("ip6", "disable"), ("ip6_addr", "em0|2001:db8::5")]);
+        assert!(jail_params(&c, "j", Path::new("/r"), Os::Linux).is_err());
         let c = cfg(&[("vnet", "on"), ("ip4_addr", "10.0.0.5")]);
         let a = assignments(&c, "n", Path::new("/r"), Os::FreeBsd);
         assert!(has(&a, "vnet=new"));

@@ -159,6 +159,10 @@ impl Start<'_> {
         let (c, kname) = (self.c.clone(), self.j.kname());
         self.m
             .network(&c, &kname, &self.j.uuid, &mut self.st)
+            .map_err(|e| self.step_err("network", e))?;
+        // DHCP leases, taken by the jail's own client (nothing on the host to undo)
+        self.m
+            .dhcp(&c, &kname, &self.root)
             .map_err(|e| self.step_err("network", e))
     }
 

@@ -283,6 +283,10 @@ mod tests {
         assert_eq!(validate("priority", "5").unwrap(), "5");
         assert!(validate("ip4_addr", "em0|198.18.0.10/24,198.18.0.11").is_ok());
         assert!(validate("ip4_addr", "198.18.0.300").is_err());
+        assert!(validate("ip4_addr", "vnet0|DHCP").is_ok());
+        assert!(validate("ip4_addr", "vnet0|dhcp,vnet1|198.18.0.5/24").is_ok());
+        assert!(validate("ip4_addr", "vnet0|DHCP/24").is_err());
+        assert!(validate("ip6_addr", "vnet0|DHCP").is_err());
         assert!(validate("ip4_addr", "em0|198.18.0.1/33").is_err());
         assert!(validate("ip6_addr", "em0|2001:db8::1/64").is_ok());
         assert!(validate("ip6_addr", "2001:db8::zz").is_err());

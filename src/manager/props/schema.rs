@@ -96,7 +96,7 @@ pub static PROPS: &[Prop] = &[
         "off",
         Local,
         true,
-        false,
+        true,
         "configure vnet0 with DHCP"
     ),
     prop!(
@@ -150,7 +150,7 @@ pub static PROPS: &[Prop] = &[
         "new",
         Jail,
         true,
-        false,
+        true,
         "IPv4 restriction"
     ),
     prop!(
@@ -177,7 +177,7 @@ pub static PROPS: &[Prop] = &[
         "new",
         Jail,
         true,
-        false,
+        true,
         "IPv6 restriction"
     ),
     prop!(

@@ -47,7 +47,7 @@ fn expected(k: Kind) -> String {
         Int { min, max } => format!("an integer from {min} to {max}"),
         Str => "a string".into(),
         Word(ws) => format!("one of {}", ws.join(", ")),
-        Ip4List => "none or [interface|]IPv4[/prefix],... ".trim().into(),
+        Ip4List => "none or [interface|]IPv4[/prefix] or interface|DHCP,...".into(),
         Ip6List => "none or [interface|]IPv6[/prefix],...".into(),
         Ip4OrNone => "none or an IPv4 address".into(),
         Ip6OrNone => "none or an IPv6 address".into(),
@@ -92,6 +92,9 @@ fn ip_entry<T: std::str::FromStr>(s: &str, max_prefix: u32) -> bool {
     };
     if a == "AUTOIP4" && max_prefix == 32 {
         return true;
+    }
+    if a.eq_ignore_ascii_case("DHCP") && max_prefix == 32 && prefix.is_none() {
+        return true; // iocage's "vnet0|DHCP": a lease at start
     }
     a.parse::<T>().is_ok()
         && prefix
