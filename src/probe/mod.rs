@@ -177,25 +177,35 @@ pub struct Spawned {
 /// `params`, and take the probe over. `spawn` starts the command and returns the
 /// helper as its reaper tracks it (registered before it can be reaped; a signal
 /// through it never reaches the pid once reaped). Blocks at most [`SETUP_TIMEOUT`].
-/// The daemon uses this on FreeBSD; on Linux it goes through the [`Spawner`].
-pub fn spawn(
-    exe: &Path,
-    params: &ProbeParams,
-    spawn: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
-) -> Result<Spawned, ProbeError> {
+/// Our own binary as a helper (`HELPER_ENV=mode`), named `arg0` with `room` empty
+/// arguments after it (space for a title written later), holding nothing of the
+/// caller: an empty environment but what the jail layer needs, `/`, /dev/null on 0–2,
+/// and `fd` as descriptor 3.
+fn helper_command(exe: &Path, arg0: &str, mode: &str, fd: &OwnedFd, room: usize) -> Command {
     use std::os::unix::process::CommandExt;
-    let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
     let mut cmd = Command::new(exe);
-    cmd.arg0(&params.title)
+    cmd.arg0(arg0)
+        .args(std::iter::repeat_n("", room))
         .env_clear()
-        .env(HELPER_ENV, "1")
+        .env(HELPER_ENV, mode)
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // Whatever the jail layer needs to find its jails (never named here).
     cmd.envs(crate::jail::child_env());
-    sys::command_pass_fd(&mut cmd, theirs.as_raw_fd(), 3);
+    sys::command_pass_fd(&mut cmd, fd.as_raw_fd(), 3);
+    cmd
+}
+
+/// The daemon uses this on FreeBSD; on Linux it goes through the [`Spawner`].
+pub fn spawn(
+    exe: &Path,
+    params: &ProbeParams,
+    spawn: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
+) -> Result<Spawned, ProbeError> {
+    let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
+    let mut cmd = helper_command(exe, &params.title, "1", &theirs, 0);
     let helper = spawn(&mut cmd).map_err(ProbeError::Spawn)?;
     drop(cmd);
     drop(theirs);

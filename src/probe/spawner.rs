@@ -1,7 +1,7 @@
 //! The probe spawner (Linux): one small single-threaded process that forks, without
 //! exec, a worker per probe; each worker is the helper of [`super::helper`].
 //!
-//! The daemon starts it by executing its own binary ([`HELPER_ENV`] =
+//! The daemon starts it by executing its own binary ([`super::HELPER_ENV`] =
 //! [`SPAWNER_MODE`], an empty environment but for what the jail layer needs, its
 //! request socket on descriptor 3, 0-2 on /dev/null), and again whenever it finds it
 //! gone. Being executed, it holds no memory of the daemon; it never sees a probe's
@@ -41,14 +41,14 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::SPAWNER_MODE;
 use super::{
     helper, receive, send_params, ProbeError, ProbeParams, SetupPermit, SetupSlots, Spawned,
-    HELPER_ENV, SETUP_TIMEOUT,
+    SETUP_TIMEOUT,
 };
 use crate::sys::unix as sys;
 
@@ -242,20 +242,9 @@ impl Spawner {
         &self,
         start: impl FnOnce(&mut Command) -> std::io::Result<sys::ProcessRef>,
     ) -> Result<Conn, ProbeError> {
-        use std::os::unix::process::CommandExt;
         let (mine, theirs) = sys::seqpacket_pair().map_err(ProbeError::Spawn)?;
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg0(SPAWNER_NAME)
-            .args(std::iter::repeat_n("", ARGV_ROOM))
-            .env_clear()
-            .env(HELPER_ENV, SPAWNER_MODE)
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Whatever the jail layer needs to find its jails (never named here).
-        cmd.envs(crate::jail::child_env());
-        sys::command_pass_fd(&mut cmd, theirs.as_raw_fd(), 3);
+        let mut cmd =
+            super::helper_command(&self.exe, SPAWNER_NAME, SPAWNER_MODE, &theirs, ARGV_ROOM);
         let process = start(&mut cmd).map_err(ProbeError::Spawn)?;
         tracing::debug!(pid = process.pid, "probe spawner started");
         Ok(Conn {

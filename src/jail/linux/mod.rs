@@ -153,15 +153,7 @@ fn entry_of(key: Key<'_>) -> Result<Entry, JailError> {
 
 /// Enter the jail, confined as its own processes are (see [`super::confine`]).
 pub fn attach(key: Key<'_>) -> Result<(), JailError> {
-    let e = {
-        let reg = Registry::open()?;
-        let entries = reg.entries()?;
-        find(&entries, key, false)
-            .cloned()
-            .ok_or_else(|| JailError::NotFound {
-                jail: key.to_string(),
-            })?
-    };
+    let e = entry_of(key)?;
     let c = e.confinement()?;
     sys::attach(e.init_pid, e.init_start, &c, &e.cgroup_procs())
         .map_err(|err| JailError::os(format!("jail {key}: attach"), err))

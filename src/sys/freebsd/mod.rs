@@ -469,10 +469,9 @@ fn fsid_of(path: &Path) -> io::Result<u64> {
     }
 }
 
-/// Every mounted file system: (fsid key, mount point), from getmntinfo(3).
-fn mount_table() -> io::Result<Vec<(u64, PathBuf)>> {
-    // getfsstat(2) into our own buffer (getmntinfo(3)'s is shared by every thread),
-    // grown until the table fits.
+/// Every mounted file system, from getfsstat(2) into our own buffer (getmntinfo(3)'s
+/// is shared by every thread), grown until the table fits.
+fn fs_stats() -> io::Result<Vec<libc::statfs>> {
     let mut cap = 64usize;
     loop {
         // SAFETY: statfs is plain data; getfsstat writes at most `bufsize` bytes.
@@ -486,20 +485,27 @@ fn mount_table() -> io::Result<Vec<(u64, PathBuf)>> {
         let n = n as usize;
         if n < cap {
             buf.truncate(n);
-            return Ok(buf
-                .iter()
-                .map(|s| {
-                    // SAFETY: f_mntonname is NUL-terminated within the struct.
-                    let on = unsafe { CStr::from_ptr(s.f_mntonname.as_ptr()) };
-                    (
-                        fsid_key(s),
-                        PathBuf::from(std::ffi::OsStr::from_bytes(on.to_bytes())),
-                    )
-                })
-                .collect());
+            return Ok(buf);
         }
         cap *= 2;
     }
+}
+
+/// The bytes of a NUL-terminated name field of a `statfs`.
+fn statfs_name(b: &[libc::c_char]) -> &[u8] {
+    // SAFETY: the statfs name fields are NUL-terminated within the struct.
+    unsafe { CStr::from_ptr(b.as_ptr()) }.to_bytes()
+}
+
+/// Every mounted file system: (fsid key, mount point).
+fn mount_table() -> io::Result<Vec<(u64, PathBuf)>> {
+    Ok(fs_stats()?
+        .iter()
+        .map(|s| {
+            let on = std::ffi::OsStr::from_bytes(statfs_name(&s.f_mntonname));
+            (fsid_key(s), PathBuf::from(on))
+        })
+        .collect())
 }
 
 fn mount_point_of(id: u64) -> Option<PathBuf> {
@@ -513,36 +519,15 @@ fn mount_point_of(id: u64) -> Option<PathBuf> {
 /// Every file system of the given type (`zfs`) that root mounted: (what is mounted,
 /// where), in mount order, from getfsstat(2).
 pub fn mount_sources(fstype: &str) -> io::Result<Vec<(String, PathBuf)>> {
-    let mut cap = 64usize;
-    loop {
-        // SAFETY: statfs is plain data; getfsstat writes at most `bufsize` bytes.
-        let mut buf: Vec<libc::statfs> = vec![unsafe { std::mem::zeroed() }; cap];
-        let bytes = (cap * std::mem::size_of::<libc::statfs>()) as libc::c_long;
-        // SAFETY: as above.
-        let n = unsafe { libc::getfsstat(buf.as_mut_ptr(), bytes, libc::MNT_NOWAIT) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        if n < cap {
-            buf.truncate(n);
-            let bytes = |b: &[libc::c_char]| {
-                // SAFETY: the statfs name fields are NUL-terminated within the struct.
-                let c = unsafe { CStr::from_ptr(b.as_ptr()) };
-                c.to_bytes().to_vec()
-            };
-            return Ok(buf
-                .iter()
-                .filter(|s| bytes(&s.f_fstypename) == fstype.as_bytes() && s.f_owner == 0)
-                .map(|s| {
-                    let from = String::from_utf8_lossy(&bytes(&s.f_mntfromname)).into_owned();
-                    let on = bytes(&s.f_mntonname);
-                    (from, PathBuf::from(std::ffi::OsStr::from_bytes(&on)))
-                })
-                .collect());
-        }
-        cap *= 2;
-    }
+    Ok(fs_stats()?
+        .iter()
+        .filter(|s| statfs_name(&s.f_fstypename) == fstype.as_bytes() && s.f_owner == 0)
+        .map(|s| {
+            let from = String::from_utf8_lossy(statfs_name(&s.f_mntfromname)).into_owned();
+            let on = std::ffi::OsStr::from_bytes(statfs_name(&s.f_mntonname));
+            (from, PathBuf::from(on))
+        })
+        .collect())
 }
 
 /// Every mount point of the host, in mount order (getmntinfo(3)).
