@@ -30,26 +30,7 @@ fn table(columns: &[String], rows: &[Vec<String>], script: bool, json: bool, out
         }
         return;
     }
-    let mut w: Vec<usize> = columns.iter().map(String::len).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let _ = writeln!(out, "{}", line(columns));
-    for r in rows {
-        let _ = writeln!(out, "{}", line(r));
-    }
+    super::list::aligned(columns, rows, out);
 }
 
 pub(super) fn cap(m: &Manager, jail: &str) -> R {

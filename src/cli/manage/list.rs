@@ -90,13 +90,21 @@ pub(super) fn list(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut w: Vec<usize> = COLUMNS.iter().map(|c| c.len()).collect();
-    for (r, _) in &rows {
+    let header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+    let cells: Vec<Vec<String>> = rows.into_iter().map(|(r, _)| r).collect();
+    aligned(&header, &cells, out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print rows under `columns` as a table of left-aligned columns two spaces apart.
+pub(super) fn aligned(columns: &[String], rows: &[Vec<String>], out: &mut impl Write) {
+    let mut w: Vec<usize> = columns.iter().map(String::len).collect();
+    for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.len());
         }
     }
-    let fmt = |cells: Vec<&str>| {
+    let line = |cells: &[String]| {
         cells
             .iter()
             .enumerate()
@@ -106,9 +114,8 @@ pub(super) fn list(
             .trim_end()
             .to_string()
     };
-    let _ = writeln!(out, "{}", fmt(COLUMNS.to_vec()));
-    for (r, _) in &rows {
-        let _ = writeln!(out, "{}", fmt(r.iter().map(String::as_str).collect()));
+    let _ = writeln!(out, "{}", line(columns));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r));
     }
-    Ok(ExitCode::SUCCESS)
 }
