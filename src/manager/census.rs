@@ -182,14 +182,7 @@ impl Manager {
             // no census yet: the next use builds one from a full read
             return;
         }
-        let stamp = self
-            .backend
-            .census()
-            .ok()
-            .flatten()
-            .and_then(|all| all.into_iter().find(|(u, _)| u == uuid))
-            .and_then(|(_, s)| s)
-            .unwrap_or_default();
+        let stamp = self.backend.census_stamp(uuid).unwrap_or_default();
         c.jails.insert(
             uuid.to_string(),
             Entry {

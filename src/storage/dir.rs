@@ -142,6 +142,14 @@ impl Backend for DirBackend {
         Ok(Some(out))
     }
 
+    fn census_stamp(&self, uuid: &str) -> Option<String> {
+        if uuid.starts_with('.') || uuid.contains('/') {
+            return None;
+        }
+        let m = fs::symlink_metadata(self.jail(uuid).join(CONFIG)).ok()?;
+        config_stamp(&m, std::time::SystemTime::now())
+    }
+
     fn read_jail(&self, uuid: &str) -> Result<Option<Record>, StorageError> {
         let d = self.jail(uuid);
         if !d.is_dir() || uuid.starts_with('.') || uuid.contains('/') {

@@ -177,6 +177,16 @@ pub trait Backend: Snapshots {
     fn census(&self) -> Result<Option<Vec<(String, Option<String>)>>, StorageError> {
         Ok(None)
     }
+    /// The census stamp of one jail (as [`Backend::census`] gives it), without a
+    /// census of them all where the backend can.
+    fn census_stamp(&self, uuid: &str) -> Option<String> {
+        self.census()
+            .ok()
+            .flatten()?
+            .into_iter()
+            .find(|(u, _)| u == uuid)
+            .and_then(|(_, s)| s)
+    }
     /// Replace the stored properties of a jail with `props` (validated by the caller).
     fn write_props(
         &self,
