@@ -817,6 +817,10 @@ fn ip4_disable_leaves_only_lo() {
         err.contains("ip4=disable") && err.contains("ip4_addr"),
         "{err}"
     );
+    // and so is disable on a VNET jail, which configures its own stack
+    e.create(&["tag=n4", "ip4=disable", "vnet=on"]);
+    let err = e.fails(&["start", "n4"]);
+    assert!(err.contains("ip4=disable with vnet=on"), "{err}");
     for t in ["n1", "n2"] {
         e.ok(&["stop", t]);
     }

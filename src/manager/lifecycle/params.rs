@@ -86,6 +86,13 @@ pub fn jail_params(c: &JailConfig, kname: &str, root: &Path, os: Os) -> Result<V
                  or {p}=disable with {p}_addr=none"
             )));
         }
+        // a VNET jail configures its own stack: disable could not hold there
+        if mode == "disable" && c.vnet {
+            return Err(crate::manager::error::invalid(format!(
+                "{p}=disable with vnet=on: a VNET jail configures its own network stack; \
+                 accepted: {p}=disable with vnet=off"
+            )));
+        }
     }
     Ok(jail::parse_assignments(&assignments(c, kname, root, os))?)
 }
